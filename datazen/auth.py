@@ -1,0 +1,59 @@
+"""`Authorization: SharedKey <key>` authentication and the agent/jobs scope check."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from jobs.models import AccessKey
+
+# last_used_at is a hint for operators: refreshing it at most once a minute keeps
+# authentication free of a write per request.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+class SharedKeyAuthentication(BaseAuthentication):
+    keyword = "SharedKey"
+
+    def authenticate(self, request: Request) -> tuple[None, AccessKey]:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            raise exceptions.NotAuthenticated("Missing Authorization header (SharedKey <key>).")
+        scheme, _, raw = header.partition(" ")
+        raw = raw.strip()
+        if scheme.lower() != self.keyword.lower() or not raw or " " in raw:
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: expected 'SharedKey <key>'."
+            )
+        key = AccessKey.objects.authenticate(raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Unknown access key.")
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+            AccessKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return (None, key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class KeyScopePermission(BasePermission):
+    """The view's `api` ("agent" or "jobs") must be in the key's scope; read-only keys GET only."""
+
+    message = "This access key is not allowed to make this call."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        key: AccessKey | None = request.auth
+        if key is None:
+            raise exceptions.NotAuthenticated("Missing Authorization header (SharedKey <key>).")
+        api = view.api  # type: ignore[attr-defined]
+        if not key.allows(api, request.method or "GET"):
+            if key.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+                self.message = "This access key is read-only: only GET calls are allowed."
+            else:
+                self.message = f"This access key is not allowed to call the {api} API."
+            return False
+        return True

@@ -1,0 +1,16 @@
+"""Settings for the test suite: a throw-away data directory and a file SQLite database."""
+
+import os
+import tempfile
+
+os.environ.setdefault("GATEWAY_DATA_DIR", tempfile.mkdtemp(prefix="gateway-test-"))
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+
+from gateway.settings import *  # noqa: F403
+from gateway.settings import DATA_DIR, DATABASES
+
+# Threads (the embedded worker in tests) must see the same test database: a file, not :memory:.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,160 @@
+"""The runner that wraps every execution: claim → mark started → work → mark finished.
+
+What the work is depends on the execution's listener type (`WORK`); the work gets an
+`ExecutionContext` to log, report progress and notice a stop request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from jobs.models import (
+    Execution,
+    ExecutionStatus,
+    Job,
+    JobStatus,
+    LogEntry,
+    LogLevel,
+)
+
+logger = logging.getLogger(__name__)
+
+# What runs for each listener type; dotted paths so this module imports no engine code.
+WORK: dict[str, str] = {
+    "reader": "jobs.sync.run_reader",
+    "writer": "jobs.sync.run_writer",
+    "flow": "jobs.flows.execute.run_flow",
+}
+
+# How often a running job re-reads its stop flag from the database.
+CANCEL_POLL_SECONDS = 0.5
+
+
+class Cancelled(Exception):
+    """Raised by the work when a stop was requested; the run ends as cancelled."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ExecutionContext:
+    """What a running job uses to log, report counters and check for a stop request."""
+
+    def __init__(self, execution: Execution) -> None:
+        self.execution = execution
+        self._sequence = LogEntry.objects.filter(execution=execution).count()
+        self._cancel_checked_at = 0.0
+        self._cancelled = False
+
+    def log(self, message: str, level: int = LogLevel.INFO) -> None:
+        self._sequence += 1
+        LogEntry.objects.create(
+            execution=self.execution,
+            job_guid=self.execution.job_guid,
+            sequence=self._sequence,
+            level=level,
+            message=message,
+        )
+        logger.log(_PY_LEVELS.get(level, logging.INFO), "%s: %s", self.execution.job_key, message)
+
+    def debug(self, message: str) -> None:
+        self.log(message, LogLevel.DEBUG)
+
+    def warning(self, message: str) -> None:
+        self.log(message, LogLevel.WARNING)
+
+    def error(self, message: str) -> None:
+        self.log(message, LogLevel.ERROR)
+
+    def progress(self, **fields: Any) -> None:
+        """Save counters (record_count=…, elapsed_sql_time=…) so clients see them while it runs."""
+        for name, value in fields.items():
+            setattr(self.execution, name, value)
+        Execution.objects.filter(pk=self.execution.pk).update(**fields)
+
+    def cancelled(self) -> bool:
+        if self._cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._cancel_checked_at >= CANCEL_POLL_SECONDS:
+            self._cancel_checked_at = now
+            self._cancelled = Execution.objects.filter(
+                pk=self.execution.pk, cancel_requested=True
+            ).exists()
+        return self._cancelled
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled():
+            raise Cancelled("Stopped on request.")
+
+
+_PY_LEVELS = {
+    LogLevel.DEBUG: logging.DEBUG,
+    LogLevel.INFO: logging.INFO,
+    LogLevel.WARNING: logging.WARNING,
+    LogLevel.ERROR: logging.ERROR,
+}
+
+
+def claim(execution_id: int) -> Execution | None:
+    """Move a pending execution to running; None if another worker has it or it is done."""
+    claimed = Execution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING).update(
+        status=ExecutionStatus.RUNNING, started_at=timezone.now(), worker=worker_name()
+    )
+    if not claimed:
+        return None
+    return Execution.objects.select_related("job").get(pk=execution_id)
+
+
+def run_claimed(
+    execution: Execution, work: Callable[[ExecutionContext], None] | None = None
+) -> Execution:
+    """Run a claimed execution to its end and record how it ended."""
+    work = work or import_string(WORK[execution.listener_type])
+    context = ExecutionContext(execution)
+    status = ExecutionStatus.SUCCEEDED
+    error = ""
+    try:
+        work(context)
+    except Cancelled as exc:
+        status, error = ExecutionStatus.CANCELLED, str(exc)
+        context.warning(error)
+    except Exception as exc:  # the job failed: record the source or target system's message
+        status, error = ExecutionStatus.FAILED, _message(exc)
+        logger.exception("execution %s failed", execution.pk)
+        context.error(error)
+    finish(execution, status, error)
+    return execution
+
+
+def finish(execution: Execution, status: str, error: str = "") -> None:
+    now = timezone.now()
+    execution.status = status
+    execution.success = status == ExecutionStatus.SUCCEEDED
+    execution.error_message = error
+    execution.finished_at = now
+    with transaction.atomic():
+        Execution.objects.filter(pk=execution.pk).update(
+            status=status, success=execution.success, error_message=error, finished_at=now
+        )
+        if execution.job_id is not None:
+            Job.objects.filter(pk=execution.job_id).update(
+                status=JobStatus.READY, last_run_time=execution.started_at or now
+            )
+
+
+def _message(exc: BaseException) -> str:
+    # SQLAlchemy wraps the driver's error; its `orig` carries the source system's own words.
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    return text.strip() or exc.__class__.__name__
