@@ -79,3 +79,25 @@ def stop_job(job: Job) -> int:
         if cancelled and not running:
             Job.objects.filter(pk=job.pk).update(status=JobStatus.READY)
     return cancelled + running
+
+
+def recover_interrupted() -> list[str]:
+    """Close executions that were pending or running when the embedded gateway last stopped.
+
+    Their tasks lived in the in-memory broker and are gone; leaving them open would keep
+    their jobs marked running forever. Returns one line per execution closed.
+    """
+    interrupted = Execution.objects.filter(
+        status__in=(ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+    )
+    lines = [f"Execution {e.guid} of {e.job_key} was interrupted by a restart." for e in interrupted]
+    with transaction.atomic():
+        job_ids = list(interrupted.exclude(job=None).values_list("job_id", flat=True))
+        interrupted.update(
+            status=ExecutionStatus.FAILED,
+            success=False,
+            error_message="Interrupted: the gateway stopped while this execution was queued or running.",
+            finished_at=timezone.now(),
+        )
+        Job.objects.filter(pk__in=job_ids).update(status=JobStatus.READY)
+    return lines

@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format migrate bootstrap fleet-worker fleet-scheduler fleet-web bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+bootstrap: migrate
+	$(BIN)/python manage.py bootstrap
+
+run: bootstrap
+	$(BIN)/python manage.py run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	DJANGO_SETTINGS_MODULE=gateway.settings_test $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest
+
+# The fleet's processes, as docker-compose.yml runs them (DATABASE_URL and CELERY_BROKER_URL set).
+fleet-web: migrate
+	$(BIN)/gunicorn gateway.wsgi --bind $${GATEWAY_HOST:-127.0.0.1}:$${GATEWAY_PORT:-9559} --workers 2 --threads 8
+
+fleet-worker: $(STAMP)
+	$(BIN)/celery -A gateway worker --loglevel INFO
+
+fleet-scheduler: $(STAMP)
+	$(BIN)/python manage.py runscheduler
+
+bench: $(STAMP)
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
