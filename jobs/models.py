@@ -196,6 +196,8 @@ class Job(models.Model):
             )
         ]
         indexes = [models.Index(fields=["kind", "is_dynamic"])]
+        # view_job, change_job and delete_job guard reading, replacing and deleting a flow.
+        permissions = [("execute_job", "Can execute a job flow")]
 
     def __str__(self) -> str:
         return self.job_key
@@ -317,3 +319,35 @@ class AgentState(models.Model):
     def load(cls) -> AgentState:
         state, _ = cls.objects.get_or_create(pk=1)
         return state
+
+
+class EngineCompletion(models.TextChoices):
+    KEEP = "keep", "Keep loaded for the next run"
+    UNLOAD = "unload", "Unload after the current run"
+
+
+class FlowEngine(models.Model):
+    """A job flow compiled and loaded in an engine host, so every process can list engines.
+
+    On the fleet each Celery worker process that loads a flow writes its row; the embedded
+    gateway keeps its engines in memory and lists those.
+    """
+
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="flow_engines"
+    )
+    flow_name = models.CharField(max_length=400)
+    host = models.CharField(max_length=200, help_text="host:pid of the worker holding it")
+    loaded_at = models.DateTimeField(default=timezone.now)
+    in_use_by = models.CharField(max_length=200, blank=True)
+    run_deadline = models.DateTimeField(null=True, blank=True)
+    on_completion = models.CharField(
+        max_length=10, choices=EngineCompletion.choices, default=EngineCompletion.KEEP
+    )
+    unload_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"engine {self.pk} ({self.flow_name})"
