@@ -140,6 +140,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# DataFlux real-time flows (docs/dataflux.md). Engines are capped per flow and in total per
+# engine host (the gateway process when embedded, each Celery worker process on the fleet).
+DATAFLUX_ENGINES_PER_FLOW = env.int("DATAFLUX_ENGINES_PER_FLOW", default=4)
+DATAFLUX_ENGINES_MAX = env.int("DATAFLUX_ENGINES_MAX", default=16)
+DATAFLUX_QUEUE_SIZE = env.int("DATAFLUX_QUEUE_SIZE", default=64)
+DATAFLUX_QUEUE_WAIT_SECONDS = env.float("DATAFLUX_QUEUE_WAIT_SECONDS", default=30.0)
+DATAFLUX_MAX_RUN_SECONDS = env.float("DATAFLUX_MAX_RUN_SECONDS", default=300.0)
+DATAFLUX_MAX_CONTENT_BYTES = env.int("DATAFLUX_MAX_CONTENT_BYTES", default=4 * 1024 * 1024)
+DATAFLUX_PRELOAD = env.list("DATAFLUX_PRELOAD", default=[])
+DATAFLUX_ETAG = env.bool("DATAFLUX_ETAG", default=False)
+DATAFLUX_ETAG_SECONDS = env.int("DATAFLUX_ETAG_SECONDS", default=30 * 60)
+DATAFLUX_AUTH_CACHE_SECONDS = env.int("DATAFLUX_AUTH_CACHE_SECONDS", default=60)
+DATAFLUX_QUEUE = env.str("DATAFLUX_QUEUE", default="flows")
+GATEWAY_EXTRA_QUEUES = [DATAFLUX_QUEUE]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
