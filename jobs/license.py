@@ -1,4 +1,4 @@
-"""DataZen license text (name, company, email, `[feature;…]`, key lines) → the DataZenLicense object.
+"""DataZen license text (name, company, email, `[feature;…]`, key lines) → DataZenLicense.
 
 The gateway cannot verify the vendor's signature over the key lines, so "valid" here means
 well-formed; it enforces nothing from the license.
@@ -32,7 +32,9 @@ FEATURE_FLAGS: dict[str, str] = {
     "Heuristics": "AllowHeuristics",
 }
 # What an Enterprise license allows whatever features it lists (the document's example).
-ENTERPRISE_FLAGS = tuple(v for k, v in FEATURE_FLAGS.items() if k not in ("SyncSource", "SyncTarget"))
+ENTERPRISE_FLAGS = tuple(
+    v for k, v in FEATURE_FLAGS.items() if k not in ("SyncSource", "SyncTarget")
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FEATURES = re.compile(r"^\[(?P<body>[^\]]*)\]$")
@@ -66,7 +68,9 @@ def parse(text: str) -> License:
     if features:
         lic.features = [f.strip() for f in features.group("body").split(";") if f.strip()]
     elif parts[3]:
-        lic.errors.append("Line 4 must list the features in brackets, e.g. [SyncSource;SyncTarget].")
+        lic.errors.append(
+            "Line 4 must list the features in brackets, e.g. [SyncSource;SyncTarget]."
+        )
     key_lines = lines[4:]
     bad = [n for n, line in enumerate(key_lines, start=5) if not _KEY_LINE.match(line)]
     if bad:
