@@ -1,7 +1,7 @@
 """DataZen `CronSchedule`: Quartz cron expressions, translated once to croniter and evaluated.
 
-Quartz puts seconds first, writes `?` in the unused day field, numbers days of the week 1–7
-from Sunday and spells "last Friday" `6L`; croniter numbers them 0–6 and spells it `L5`.
+Quartz puts seconds first, writes `?` in the unused day field, numbers days of the week 1-7
+from Sunday and spells "last Friday" `6L`; croniter numbers them 0-6 and spells it `L5`.
 `to_croniter` is the one place that bridges the two.
 """
 
@@ -35,7 +35,7 @@ def is_blank(expression: str | None) -> bool:
 
 
 def _dow_number(token: str) -> int:
-    """Quartz day-of-week token (1–7 from Sunday, or a name) → croniter number (0–6)."""
+    """Quartz day-of-week token (1-7 from Sunday, or a name) → croniter number (0-6)."""
     if token.isdigit():
         value = int(token)
         if not 1 <= value <= 7:
@@ -117,8 +117,7 @@ def to_croniter(expression: str) -> str:
         raise ValueError(f"year field '{year}' is not valid Quartz syntax")
     if dom not in ("?", "*") and dow not in ("?", "*"):
         raise ValueError(
-            "Quartz does not support both a day-of-month and a day-of-week: "
-            "write ? in one of them"
+            "Quartz does not support both a day-of-month and a day-of-week: write ? in one of them"
         )
     if dom == "?" and dow == "?":
         raise ValueError("only one of day-of-month and day-of-week may be ?")
@@ -161,9 +160,9 @@ class QuartzSchedule:
         """The first fire time strictly after `moment` (an aware datetime), in UTC."""
         local = moment.astimezone(self.zone)
         try:
-            found = croniter(
-                self.croniter_expression, local, second_at_beginning=True
-            ).get_next(datetime)
+            found = croniter(self.croniter_expression, local, second_at_beginning=True).get_next(
+                datetime
+            )
         except CroniterError as exc:
             raise ValueError(
                 f"'{self.expression}' has no fire time after {moment.isoformat()}"

@@ -72,7 +72,7 @@ def name_list(value: Any) -> list[str]:
         items = list(value)
     else:
         items = [value]
-    return [str(item).strip().strip("[]\"`") for item in items if str(item).strip()]
+    return [str(item).strip().strip('[]"`') for item in items if str(item).strip()]
 
 
 def column_position(batch: Batch, reference: str | int) -> int:

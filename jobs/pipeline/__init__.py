@@ -1,0 +1,102 @@
+"""DataZen pipeline components (`PipelineDef`): row transforms run in order on each batch.
+
+`validate_pipeline(defs)` when a job is saved; `compile_pipeline(defs).apply(batch)` per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jobs.batch import Batch
+from jobs.pipeline import columns, dynamic, external, filtering, protect  # noqa: F401  (register)
+from jobs.pipeline.base import Component, PipelineError, component_class, flag, known_names
+
+__all__ = ["Pipeline", "PipelineError", "compile_pipeline", "parse_pipeline", "validate_pipeline"]
+
+_NAME_KEYS = ("Name", "name", "ComponentType", "Type")
+
+
+class Pipeline:
+    """The enabled components of a PipelineDef, in order."""
+
+    def __init__(self, steps: list[Component]) -> None:
+        self.steps = steps
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def apply(self, batch: Batch) -> Batch:
+        for step in self.steps:
+            batch = step.apply(batch)
+        return batch
+
+
+def parse_pipeline(defs: Any) -> list[dict[str, Any]]:
+    """PipelineDef as sent: a list, a JSON-encoded list (writers), one object, or None."""
+    if defs is None:
+        return []
+    if isinstance(defs, str):
+        if not defs.strip():
+            return []
+        try:
+            defs = json.loads(defs)
+        except json.JSONDecodeError as exc:
+            raise PipelineError(
+                f"PipelineDef is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        if defs is None:
+            return []
+    if isinstance(defs, dict):
+        defs = [defs]
+    if not isinstance(defs, list):
+        raise PipelineError(f"PipelineDef must be a list of components, not {type(defs).__name__}")
+    for step, entry in enumerate(defs, 1):
+        if not isinstance(entry, dict):
+            raise PipelineError(f"Pipeline step {step} is not an object")
+    return defs
+
+
+def _name(entry: dict[str, Any], step: int) -> str:
+    for key in _NAME_KEYS:
+        value = entry.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    raise PipelineError(f"Pipeline step {step} has no Name (the component type)")
+
+
+def _build(defs: Any, *, for_run: bool) -> list[Component]:
+    steps: list[Component] = []
+    for step, entry in enumerate(parse_pipeline(defs), 1):
+        name = _name(entry, step)
+        cls = component_class(name)
+        if cls is None:
+            raise PipelineError(
+                f"Pipeline step {step}: unknown component type '{name}' "
+                f"(known: {', '.join(known_names())})"
+            )
+        if flag(entry, "Disabled"):
+            continue
+        component = cls(entry, step)
+        if for_run and not cls.runnable:
+            raise PipelineError(f"Pipeline step {step} ({cls.name}): {component.refusal()}")  # type: ignore[attr-defined]
+        steps.append(component)
+    return steps
+
+
+def validate_pipeline(defs: Any) -> None:
+    """Refuse a PipelineDef the gateway could not keep or run, naming the component.
+
+    Unknown component types and bad settings of enabled ones (an invalid regular expression,
+    a schema line that is not `<type> <name>`, an unknown Enzo function) are refused.
+    DataRunSQL and DataSink are accepted so exports round-trip; running one fails the run.
+    """
+    _build(defs, for_run=False)
+
+
+def compile_pipeline(defs: Any) -> Pipeline:
+    """The runnable pipeline; raises PipelineError for anything that cannot run."""
+    return Pipeline(_build(defs, for_run=True))
