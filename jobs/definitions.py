@@ -135,6 +135,8 @@ def parse_pipeline(value: Any, where: str) -> list[dict[str, Any]]:
             ) from exc
         if value is None:
             return []
+    if isinstance(value, dict):  # one component sent on its own
+        value = [value]
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise DefinitionError(f"{where}.PipelineDef must be an array of pipeline components.")
     return value
