@@ -351,3 +351,22 @@ class FlowEngine(models.Model):
 
     def __str__(self) -> str:
         return f"engine {self.pk} ({self.flow_name})"
+
+
+class SchedulerLease(models.Model):
+    """Leadership among scheduler processes: the one holding an unexpired lease ticks.
+
+    A database row works on the embedded SQLite and on the fleet's PostgreSQL alike; taking it
+    is a conditional UPDATE, so two processes never both win (docs/schedules.md).
+    """
+
+    name = models.CharField(max_length=50, unique=True)
+    holder = models.CharField(max_length=200, help_text="host:pid:thread of the leader")
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "scheduler lease"
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
