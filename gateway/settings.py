@@ -155,6 +155,13 @@ DATAFLUX_AUTH_CACHE_SECONDS = env.int("DATAFLUX_AUTH_CACHE_SECONDS", default=60)
 DATAFLUX_QUEUE = env.str("DATAFLUX_QUEUE", default="flows")
 GATEWAY_EXTRA_QUEUES = [DATAFLUX_QUEUE]
 
+# Scheduler (docs/schedules.md): how often it looks for due jobs, and how long a leader's
+# lease lasts without renewal before another scheduler process may take over.
+GATEWAY_SCHEDULER_INTERVAL = env.float("GATEWAY_SCHEDULER_INTERVAL", default=1.0)
+GATEWAY_SCHEDULER_LEASE_SECONDS = env.float("GATEWAY_SCHEDULER_LEASE_SECONDS", default=15.0)
+# Longest chain of jobs started by triggers (A triggers B triggers C …) before one is refused.
+GATEWAY_TRIGGER_MAX_DEPTH = env.int("GATEWAY_TRIGGER_MAX_DEPTH", default=20)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
