@@ -156,7 +156,11 @@ class Scheduler:
             try:
                 execution = start_job(
                     job,
-                    options={"trigger": "schedule", "scheduled_for": due.isoformat()},
+                    options={
+                        "trigger": "schedule",
+                        "scheduled_for": due.isoformat(),
+                        "scheduler": self.holder,
+                    },
                     requested_by="scheduler",
                 )
             except JobDisabled:

@@ -51,6 +51,7 @@ def test_a_due_tick_starts_the_job_once_and_moves_to_the_next_fire_time() -> Non
     assert execution.options == {
         "trigger": "schedule",
         "scheduled_for": "2026-03-02T10:05:00+00:00",
+        "scheduler": scheduler.holder,
     }
     assert execution.requested_by == "scheduler"
     job.refresh_from_db()
