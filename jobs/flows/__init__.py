@@ -1,0 +1,1 @@
+"""DataFlux real-time job flows: the XML format, its nodes, compiled flows and the engine pool."""

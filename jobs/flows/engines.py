@@ -1,0 +1,435 @@
+"""The engine pool: flows compiled once per engine, reused, capped, queued, timed and unloaded.
+
+One pool per engine host: the gateway process on the embedded default, each Celery worker
+process on the fleet. Fleet pools mirror their engines into `FlowEngine` rows so the web
+processes can list them and ask for one to be unloaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.flows.compiler import CompiledFlow, compile_flow
+from jobs.flows.errors import EngineBusy, FlowError, FlowGone
+from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
+
+logger = logging.getLogger(__name__)
+
+# How deep flow references may nest (a flow referring to itself is caught before that).
+MAX_REFERENCE_DEPTH = 8
+
+
+def is_embedded() -> bool:
+    """Engines live in this process when the broker is the in-memory one (`make run`)."""
+    return settings.CELERY_BROKER_URL.startswith("memory://")
+
+
+@dataclass
+class Engine:
+    id: int
+    job_id: int
+    flow_name: str
+    version: Any
+    flow: CompiledFlow | None
+    loaded_at: dt.datetime
+    in_use_by: str = ""
+    deadline: float | None = None
+    on_completion: str = EngineCompletion.KEEP
+    stop_requested: bool = False
+    runs: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.in_use_by) or self.flow is None
+
+    def max_seconds_left(self) -> int | None:
+        if self.deadline is None or not self.in_use_by:
+            return None
+        return max(0, int(self.deadline - time.monotonic()))
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the API shows of an engine, wherever it lives."""
+
+    id: int
+    flow_name: str
+    loaded_at: dt.datetime
+    in_use_by: str
+    max_seconds_left: int | None
+    on_completion: str
+
+
+def version_of(job: Job) -> str:
+    return job.updated_at.isoformat() if job.updated_at else ""
+
+
+def load_referenced(name: str, line: int | None, stack: tuple[str, ...]) -> CompiledFlow:
+    """Compile a flow named in another flow's reference node, with its own references."""
+    if name in stack:
+        raise FlowError(f"flow reference cycle: {' → '.join((*stack, name))}", line)
+    if len(stack) >= MAX_REFERENCE_DEPTH:
+        raise FlowError(f"flow references nest deeper than {MAX_REFERENCE_DEPTH}", line)
+    job = Job.objects.filter(kind=JobKind.FLOW, is_dynamic=False, job_key=name).first()
+    if job is None:
+        raise FlowError(f"referenced flow {name!r} is not stored on the server", line)
+    inner = (*stack, name)
+    try:
+        return compile_flow(
+            name, job.content, lambda ref, ref_line: load_referenced(ref, ref_line, inner)
+        )
+    except FlowError as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise FlowError(f"referenced flow {name!r}{where}: {exc.message}", line) from None
+
+
+def compile_job(job: Job) -> CompiledFlow:
+    return compile_flow(
+        job.job_key,
+        job.content,
+        lambda ref, line: load_referenced(ref, line, (job.job_key,)),
+    )
+
+
+class EnginePool:
+    def __init__(
+        self,
+        *,
+        per_flow: int,
+        total: int,
+        queue_size: int,
+        wait_seconds: float,
+        mirror: bool = False,
+    ) -> None:
+        self.per_flow = max(1, per_flow)
+        self.total = max(1, total)
+        self.queue_size = max(0, queue_size)
+        self.wait_seconds = wait_seconds
+        self.mirror = mirror
+        self.engines: dict[int, Engine] = {}
+        self.compiles = 0
+        self._cond = threading.Condition()
+        self._waiting = 0
+        self._ids = itertools.count(1)
+        self._gone: set[int] = set()
+
+    # -- running ---------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self, job: Job, user: str, max_seconds: float | None) -> Iterator[Engine]:
+        """An engine with the job's flow loaded, for one run by `user`."""
+        engine = self._acquire(job, user)
+        engine.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self._mirror_use(engine)
+        try:
+            yield engine
+        finally:
+            self._release(engine)
+
+    def _acquire(self, job: Job, user: str) -> Engine:
+        version = version_of(job)
+        waited_since: float | None = None
+        with self._cond:
+            while True:
+                if job.pk in self._gone:
+                    raise FlowGone(f"The job flow {job.job_key!r} was deleted.")
+                mine = [e for e in self.engines.values() if e.job_id == job.pk]
+                for engine in mine:
+                    if not engine.busy and engine.version != version:
+                        self._drop(engine)
+                idle = [e for e in mine if not e.busy and e.version == version]
+                if idle:
+                    engine = max(idle, key=lambda e: e.last_used)
+                    engine.in_use_by = user or "anonymous"
+                    return engine
+                mine = [e for e in self.engines.values() if e.job_id == job.pk]
+                if len(mine) < self.per_flow:
+                    if len(self.engines) >= self.total:
+                        self._evict_idle()
+                    if len(self.engines) < self.total:
+                        placeholder = self._new_engine(job, version, user)
+                        break
+                if waited_since is None:
+                    if self._waiting >= self.queue_size:
+                        raise EngineBusy(
+                            f"All engines for {job.job_key!r} are busy and the queue is full "
+                            f"({self.queue_size} requests waiting); try again later."
+                        )
+                    waited_since = time.monotonic()
+                left = self.wait_seconds - (time.monotonic() - waited_since)
+                if left <= 0:
+                    raise EngineBusy(
+                        f"No engine for {job.job_key!r} became free within "
+                        f"{self.wait_seconds:g} seconds; try again later."
+                    )
+                self._waiting += 1
+                try:
+                    self._cond.wait(left)
+                finally:
+                    self._waiting -= 1
+        # Compiling happens outside the lock: other flows' requests go on meanwhile.
+        try:
+            placeholder.flow = compile_job(job)
+        except BaseException:
+            with self._cond:
+                self.engines.pop(placeholder.id, None)
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self.compiles += 1
+        self._mirror_load(placeholder)
+        return placeholder
+
+    def _new_engine(self, job: Job, version: str, user: str) -> Engine:
+        engine = Engine(
+            id=next(self._ids),
+            job_id=job.pk,
+            flow_name=job.job_key,
+            version=version,
+            flow=None,
+            loaded_at=timezone.now(),
+            in_use_by=user or "anonymous",
+        )
+        self.engines[engine.id] = engine
+        return engine
+
+    def _evict_idle(self) -> None:
+        idle = [e for e in self.engines.values() if not e.busy]
+        if idle:
+            self._drop(min(idle, key=lambda e: e.last_used))
+
+    def _drop(self, engine: Engine) -> None:
+        self.engines.pop(engine.id, None)
+        self._mirror_unload(engine)
+
+    def _release(self, engine: Engine) -> None:
+        with self._cond:
+            engine.runs += 1
+            engine.in_use_by = ""
+            engine.deadline = None
+            engine.last_used = time.monotonic()
+            unload = (
+                engine.stop_requested
+                or engine.on_completion == EngineCompletion.UNLOAD
+                or engine.job_id in self._gone
+                or self._mirror_unload_requested(engine)
+            )
+            if unload:
+                self._drop(engine)
+            else:
+                self._mirror_use(engine)
+            self._cond.notify_all()
+
+    # -- managing --------------------------------------------------------------------------
+
+    def preload(self, job: Job) -> Engine:
+        """Load the job's flow into an idle engine now, so the first request does not compile."""
+        with self.lease(job, "", None) as engine:
+            pass
+        return engine
+
+    def unload(self, engine_id: int) -> bool:
+        """Unload an engine; one that is running is stopped and unloaded when it returns."""
+        with self._cond:
+            engine = self.engines.get(engine_id)
+            if engine is None:
+                return False
+            if engine.busy:
+                engine.stop_requested = True
+            else:
+                self._drop(engine)
+            self._cond.notify_all()
+            return True
+
+    def set_on_completion(self, engine_id: int, value: str) -> bool:
+        with self._cond:
+            engine = self.engines.get(engine_id)
+            if engine is None:
+                return False
+            engine.on_completion = value
+        if self.mirror:
+            FlowEngine.objects.filter(pk=engine_id).update(on_completion=value)
+        return True
+
+    def forget_job(self, job_id: int) -> None:
+        """The flow was deleted: idle engines go now, running ones when they finish."""
+        with self._cond:
+            self._gone.add(job_id)
+            for engine in list(self.engines.values()):
+                if engine.job_id == job_id and not engine.busy:
+                    self._drop(engine)
+            self._cond.notify_all()
+
+    def infos(self, flow_name: str | None = None) -> list[EngineInfo]:
+        with self._cond:
+            engines = sorted(self.engines.values(), key=lambda e: e.id)
+        return [
+            EngineInfo(
+                e.id, e.flow_name, e.loaded_at, e.in_use_by, e.max_seconds_left(), e.on_completion
+            )
+            for e in engines
+            if e.flow is not None and (flow_name is None or e.flow_name == flow_name)
+        ]
+
+    def clear(self) -> None:
+        with self._cond:
+            for engine in list(self.engines.values()):
+                self._drop(engine)
+            self._gone.clear()
+            self.compiles = 0
+            self._cond.notify_all()
+
+    # -- the fleet's mirror in FlowEngine rows ---------------------------------------------
+
+    def _mirror_load(self, engine: Engine) -> None:
+        if not self.mirror:
+            return
+        from jobs.runner import worker_name
+
+        row = FlowEngine.objects.create(
+            job_id=engine.job_id,
+            flow_name=engine.flow_name,
+            host=worker_name(),
+            loaded_at=engine.loaded_at,
+            in_use_by=engine.in_use_by,
+        )
+        with self._cond:
+            # The row's id is the engine's id everywhere, so the web can address it.
+            self.engines.pop(engine.id, None)
+            engine.id = row.pk
+            self.engines[engine.id] = engine
+
+    def _mirror_use(self, engine: Engine) -> None:
+        if not self.mirror:
+            return
+        deadline = None
+        if engine.deadline is not None:
+            deadline = timezone.now() + dt.timedelta(seconds=engine.deadline - time.monotonic())
+        FlowEngine.objects.filter(pk=engine.id).update(
+            in_use_by=engine.in_use_by, run_deadline=deadline
+        )
+
+    def _mirror_unload(self, engine: Engine) -> None:
+        if self.mirror:
+            FlowEngine.objects.filter(pk=engine.id).delete()
+
+    def _mirror_unload_requested(self, engine: Engine) -> bool:
+        if not self.mirror:
+            return False
+        row = FlowEngine.objects.filter(pk=engine.id).values("unload_requested", "on_completion")
+        state = row.first()
+        return state is None or state["unload_requested"] or state["on_completion"] == "unload"
+
+
+_pool: EnginePool | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> EnginePool:
+    """This process's engine pool, built from the settings on first use."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = EnginePool(
+                    per_flow=settings.DATAFLUX_ENGINES_PER_FLOW,
+                    total=settings.DATAFLUX_ENGINES_MAX,
+                    queue_size=settings.DATAFLUX_QUEUE_SIZE,
+                    wait_seconds=settings.DATAFLUX_QUEUE_WAIT_SECONDS,
+                    mirror=not is_embedded(),
+                )
+    return _pool
+
+
+def reset_pool() -> None:
+    """Forget this process's pool; the next use builds one from the current settings."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.clear()
+        _pool = None
+
+
+# -- what the API layer calls, the same in both modes --------------------------------------
+
+
+def list_engines(flow_name: str | None = None) -> list[EngineInfo]:
+    if is_embedded():
+        return pool().infos(flow_name)
+    rows = FlowEngine.objects.all()
+    if flow_name is not None:
+        rows = rows.filter(flow_name=flow_name)
+    now = timezone.now()
+    return [
+        EngineInfo(
+            row.pk,
+            row.flow_name,
+            row.loaded_at,
+            row.in_use_by,
+            max(0, int((row.run_deadline - now).total_seconds()))
+            if row.run_deadline and row.in_use_by
+            else None,
+            row.on_completion,
+        )
+        for row in rows
+        if not row.unload_requested
+    ]
+
+
+def get_engine(engine_id: int) -> EngineInfo | None:
+    return next((e for e in list_engines() if e.id == engine_id), None)
+
+
+def unload_engine(engine_id: int) -> bool:
+    if is_embedded():
+        return pool().unload(engine_id)
+    row = FlowEngine.objects.filter(pk=engine_id).first()
+    if row is None:
+        return False
+    if row.in_use_by:
+        FlowEngine.objects.filter(pk=engine_id).update(unload_requested=True)
+    else:
+        row.delete()
+    return True
+
+
+def set_on_completion(engine_id: int, value: str) -> bool:
+    if is_embedded():
+        return pool().set_on_completion(engine_id, value)
+    return bool(FlowEngine.objects.filter(pk=engine_id).update(on_completion=value))
+
+
+def forget_flow(job_id: int) -> None:
+    pool().forget_job(job_id)
+    if not is_embedded():
+        FlowEngine.objects.filter(job_id=job_id, in_use_by="").delete()
+        FlowEngine.objects.filter(job_id=job_id).update(on_completion=EngineCompletion.UNLOAD)
+
+
+def preload_configured_flows() -> list[str]:
+    """Load the flows named in DATAFLUX_PRELOAD into this process's pool; returns what loaded."""
+    loaded: list[str] = []
+    for name in settings.DATAFLUX_PRELOAD:
+        job = Job.objects.filter(kind=JobKind.FLOW, is_dynamic=False, job_key=name).first()
+        if job is None:
+            logger.warning("DATAFLUX_PRELOAD names %r, which is not a stored flow", name)
+            continue
+        try:
+            pool().preload(job)
+        except (FlowError, EngineBusy) as exc:
+            logger.warning("could not preload flow %r: %s", name, exc)
+            continue
+        loaded.append(name)
+    return loaded

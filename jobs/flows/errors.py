@@ -1,0 +1,32 @@
+"""What can go wrong with a flow, each with what a DataFlux client is told."""
+
+from __future__ import annotations
+
+
+class FlowError(Exception):
+    """The flow itself is invalid or failed while running; names the line when it is known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.message = message
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line else message)
+
+
+class InputError(ValueError):
+    """The execute request's inputs do not fit the flow: a bad type, a missing input, a bad row."""
+
+
+class EngineBusy(Exception):
+    """Every engine allowed is in use and the wait queue is full or waited too long."""
+
+
+class RunTimeout(Exception):
+    """The run went past its maximum time and was stopped."""
+
+
+class EngineStopped(Exception):
+    """The engine was unloaded (DELETE /engines/{id}) while it ran."""
+
+
+class FlowGone(Exception):
+    """The flow was deleted while the request waited for an engine."""

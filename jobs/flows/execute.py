@@ -1,0 +1,265 @@
+"""Executing a flow for a request: in this process (embedded) or on a worker (the fleet).
+
+Either way the run is an `Execution` with `LogEntry` rows. Embedded runs are recorded in one
+transaction when they end, which keeps a real-time call to a couple of writes; fleet runs go
+through the runner like any other job (`WORK["flow"]` is `run_flow` below).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.flows.engines import is_embedded, pool
+from jobs.flows.errors import (
+    EngineBusy,
+    EngineStopped,
+    FlowError,
+    FlowGone,
+    InputError,
+    RunTimeout,
+)
+from jobs.models import (
+    Execution,
+    ExecutionStatus,
+    FlowEngine,
+    Job,
+    JobKind,
+    LogEntry,
+    LogLevel,
+)
+from jobs.runner import CANCEL_POLL_SECONDS, ExecutionContext, worker_name
+
+# How the fleet path tells the web which error a worker met (kept in Execution.result).
+ERROR_KINDS: dict[type[Exception], str] = {
+    InputError: "input",
+    FlowError: "flow",
+    EngineBusy: "busy",
+    RunTimeout: "timeout",
+    EngineStopped: "stopped",
+    FlowGone: "gone",
+}
+_KIND_ERRORS = {kind: cls for cls, kind in ERROR_KINDS.items()}
+
+
+@dataclass
+class FlowResult:
+    outputs: dict[str, Any] | None
+    execution_id: int
+
+
+def max_seconds(requested: float | None) -> float | None:
+    """The run's time limit: the request's, capped by DATAFLUX_MAX_RUN_SECONDS (0 = none)."""
+    ceiling = settings.DATAFLUX_MAX_RUN_SECONDS or None
+    if requested is None or requested <= 0:
+        return ceiling
+    return min(requested, ceiling) if ceiling else requested
+
+
+def execute(
+    job: Job, inputs: dict[str, Any] | None, *, user: str, limit: float | None = None
+) -> FlowResult:
+    """Run the flow over `inputs`; raises the errors in jobs.flows.errors for the API to answer."""
+    seconds = max_seconds(limit)
+    if is_embedded():
+        return _execute_here(job, inputs, user, seconds)
+    return _execute_on_fleet(job, inputs, user, seconds)
+
+
+def _execute_here(
+    job: Job, inputs: dict[str, Any] | None, user: str, seconds: float | None
+) -> FlowResult:
+    started = timezone.now()
+    logs: list[tuple[int, str]] = []
+    outputs: dict[str, Any] | None = None
+    error: Exception | None = None
+    try:
+        with pool().lease(job, user, seconds) as engine:
+            first = engine.runs == 0
+            logs.append(
+                (
+                    LogLevel.INFO,
+                    f"Flow {job.job_key} loaded into engine {engine.id} "
+                    f"(compiled in {engine.flow.compile_seconds * 1000:.1f} ms)"
+                    if first
+                    else f"Flow {job.job_key} runs on engine {engine.id} (run {engine.runs + 1})",
+                )
+            )
+            try:
+                outputs = engine.flow.run(
+                    inputs,
+                    deadline=engine.deadline,
+                    log=lambda message: logs.append((LogLevel.INFO, message)),
+                    cancelled=lambda: engine.stop_requested,
+                )
+            except RunTimeout:
+                if engine.stop_requested:
+                    raise EngineStopped(
+                        f"Engine {engine.id} was unloaded while it ran the flow."
+                    ) from None
+                raise RunTimeout(
+                    f"The run of {job.job_key!r} went past its maximum of {seconds:g} seconds "
+                    "and was stopped."
+                ) from None
+            if engine.stop_requested:
+                raise EngineStopped(f"Engine {engine.id} was unloaded while it ran the flow.")
+    except (FlowError, InputError, RunTimeout, EngineBusy, EngineStopped, FlowGone) as exc:
+        error = exc
+        logs.append((LogLevel.ERROR, str(error)))
+    execution = _record(job, user, started, logs, outputs, error)
+    if error is not None:
+        raise error
+    return FlowResult(outputs, execution.pk)
+
+
+def _record(
+    job: Job,
+    user: str,
+    started: Any,
+    logs: list[tuple[int, str]],
+    outputs: dict[str, Any] | None,
+    error: Exception | None,
+) -> Execution:
+    finished = timezone.now()
+    rows = _count_rows(outputs)
+    with transaction.atomic():
+        execution = Execution.objects.create(
+            job_id=job.pk if error is None or not isinstance(error, FlowGone) else None,
+            job_guid=job.guid,
+            job_key=job.job_key,
+            listener_type=JobKind.FLOW,
+            status=ExecutionStatus.FAILED if error else ExecutionStatus.SUCCEEDED,
+            success=error is None,
+            error_message=str(error) if error else "",
+            record_count=rows,
+            requested_by=user,
+            worker=worker_name(),
+            result={"outputs": outputs} if outputs is not None else None,
+            created_on=started,
+            started_at=started,
+            finished_at=finished,
+        )
+        LogEntry.objects.bulk_create(
+            LogEntry(
+                execution=execution,
+                job_guid=job.guid,
+                sequence=number,
+                level=level,
+                message=message,
+                created_at=finished,
+            )
+            for number, (level, message) in enumerate(logs, 1)
+        )
+    return execution
+
+
+def _count_rows(outputs: dict[str, Any] | None) -> int:
+    if not outputs:
+        return 0
+    return sum(len(v.get("data", [])) for v in outputs.values() if isinstance(v, dict))
+
+
+# -- the fleet ----------------------------------------------------------------------------
+
+POLL_START_SECONDS = 0.002
+POLL_MAX_SECONDS = 0.05
+
+
+def _execute_on_fleet(
+    job: Job, inputs: dict[str, Any] | None, user: str, seconds: float | None
+) -> FlowResult:
+    from jobs.services import new_execution
+    from jobs.tasks import run_execution
+
+    execution = new_execution(
+        job, options={"inputs": inputs or {}, "max_seconds": seconds}, requested_by=user
+    )
+    transaction.on_commit(
+        lambda: run_execution.apply_async((execution.pk,), queue=settings.DATAFLUX_QUEUE)
+    )
+    # Wait as long as a queued request may wait for an engine plus the run's own limit.
+    budget = settings.DATAFLUX_QUEUE_WAIT_SECONDS + (seconds or 3600) + 5
+    give_up = time.monotonic() + budget
+    pause = POLL_START_SECONDS
+    while True:
+        row = (
+            Execution.objects.filter(pk=execution.pk)
+            .values("status", "result", "error_message")
+            .first()
+        )
+        if row and row["status"] in (
+            ExecutionStatus.SUCCEEDED,
+            ExecutionStatus.FAILED,
+            ExecutionStatus.CANCELLED,
+        ):
+            break
+        if time.monotonic() > give_up:
+            Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
+            raise RunTimeout(f"No worker finished the run of {job.job_key!r} in {budget:g} s.")
+        time.sleep(pause)
+        pause = min(pause * 1.5, POLL_MAX_SECONDS)
+    result = row["result"] or {}
+    if row["status"] == ExecutionStatus.SUCCEEDED:
+        return FlowResult(result.get("outputs"), execution.pk)
+    failure = result.get("error") or {}
+    cls = _KIND_ERRORS.get(failure.get("kind", ""), FlowError)
+    message = failure.get("message") or row["error_message"] or "The run failed."
+    raise cls(message)
+
+
+_preloaded = False
+
+
+def run_flow(context: ExecutionContext) -> None:
+    """The runner's work for a flow execution on a worker: options carry the inputs."""
+    global _preloaded
+    execution = context.execution
+    if not _preloaded:
+        _preloaded = True
+        from jobs.flows.engines import preload_configured_flows
+
+        preload_configured_flows()
+    job = execution.job
+    try:
+        if job is None:
+            raise FlowGone(f"The job flow {execution.job_key!r} was deleted.")
+        options = execution.options or {}
+        user = execution.requested_by
+        with pool().lease(job, user, options.get("max_seconds")) as engine:
+            context.log(
+                f"Flow {job.job_key} on engine {engine.id} (run {engine.runs + 1})", LogLevel.INFO
+            )
+
+            checked = [time.monotonic()]
+
+            def cancelled() -> bool:
+                if engine.stop_requested or context.cancelled():
+                    return True
+                # An unload asked from a web process shows in the engine's row; poll it rarely.
+                if time.monotonic() - checked[0] < CANCEL_POLL_SECONDS:
+                    return False
+                checked[0] = time.monotonic()
+                engine.stop_requested = FlowEngine.objects.filter(
+                    pk=engine.id, unload_requested=True
+                ).exists()
+                return engine.stop_requested
+
+            outputs = engine.flow.run(
+                options.get("inputs"),
+                deadline=engine.deadline,
+                log=context.log,
+                cancelled=cancelled,
+            )
+        context.progress(
+            result={"outputs": outputs} if outputs is not None else None,
+            record_count=_count_rows(outputs),
+        )
+    except tuple(ERROR_KINDS) as exc:
+        kind = ERROR_KINDS[next(cls for cls in ERROR_KINDS if isinstance(exc, cls))]
+        context.progress(result={"error": {"kind": kind, "message": str(exc)}})
+        raise
