@@ -151,6 +151,7 @@ def finish(execution: Execution, status: str, error: str = "") -> None:
             Job.objects.filter(pk=execution.job_id).update(
                 status=JobStatus.READY, last_run_time=execution.started_at or now
             )
+    import_string("jobs.triggers.fire_after")(execution)  # JobTriggers start what follows
 
 
 def _message(exc: BaseException) -> str:
