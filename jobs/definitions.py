@@ -292,10 +292,15 @@ def _link_direct(reader: dict[str, Any], writer: dict[str, Any]) -> None:
             f"JobReader.JsonData.DirectWriter '{named}' does not match "
             f"JobWriter.JobKey '{writer['JobKey']}'."
         )
+    _name_direct_writer(reader, writer["JobKey"])
+
+
+def _name_direct_writer(reader: dict[str, Any], writer_key: str) -> None:
+    json_data = reader.get("JsonData")
     if isinstance(json_data, dict):
-        json_data["DirectWriter"] = writer["JobKey"]
+        json_data["DirectWriter"] = writer_key
     else:
-        reader["JsonData"] = {"DirectWriter": writer["JobKey"]}
+        reader["JsonData"] = {"DirectWriter": writer_key}
 
 
 def _unlink_direct(reader: dict[str, Any]) -> None:
@@ -392,7 +397,10 @@ def update_job(body: Any) -> list[Job]:
             if not writer_def.get("Guid") and reader.direct_writer_id is not None:
                 writer_def["Guid"] = reader.direct_writer.guid  # type: ignore[union-attr]
             _link_direct(reader_def, writer_def)
-        elif reader.direct_writer_id is None:
+        elif reader.direct_writer is not None:
+            # A direct job updated through its reader alone keeps its writer.
+            _name_direct_writer(reader_def, reader.direct_writer.job_key)
+        else:
             _unlink_direct(reader_def)
         _check_free(reader_def["JobKey"], None, exclude=[reader.pk])
         _update_fields(reader, reader_def)

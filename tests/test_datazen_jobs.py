@@ -192,6 +192,20 @@ def test_put_job_keeps_maintained_values_and_can_rename(datazen) -> None:
     assert Job.objects.count() == 2
 
 
+def test_put_reader_alone_keeps_the_direct_writer(datazen) -> None:
+    # given
+    reader = post_job(datazen, direct_job("FILMS"))
+    body = {"JobReader": datazen.get(f"/jobs/info?guid={reader.guid}").json()[0]["JobReader"]}
+    body["JobReader"]["JsonData"] = None
+    # when
+    response = datazen.put("/job", body, format="json")
+    # then
+    assert response.status_code == 200
+    package = datazen.get(f"/jobs/info?guid={reader.guid}").json()[0]
+    assert package["IsDirectMode"] is True
+    assert package["JobReader"]["JsonData"] == {"DirectWriter": "__FILMS"}
+
+
 def test_put_job_unknown_guid_is_404_and_changes_nothing(datazen) -> None:
     # given
     post_job(datazen, DOC_POST_JOB)
