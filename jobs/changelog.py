@@ -1,0 +1,274 @@
+"""The change-log file format (`{JobKey}_{ExecutionId}.eds`): write, read and stream it.
+
+See docs/changelog.md. A JSON header describes the columns, types and keys; frames of upserts
+or deletes follow, each a zlib-compressed restricted pickle of row tuples; a trailer closes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import json
+import os
+import pickle
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, BinaryIO
+
+from jobs.batch import Column
+
+MAGIC = b"DZEDS\x01\n"
+FORMAT_VERSION = 1
+UPSERT = b"U"
+DELETE = b"D"
+END = b"E"
+_FRAME = struct.Struct(">cII")  # op, row count, payload length
+_TRAILER = struct.Struct(">QQ")  # total upserts, total deletes
+_LENGTH = struct.Struct(">I")
+COMPRESSION_LEVEL = 1  # the log is written once and read once: speed over size
+
+_NAME = re.compile(r"^(?P<key>.+)_(?P<id>\d+)\.eds$")
+
+
+class ChangeLogError(ValueError):
+    """The file is not a complete change log of this format."""
+
+
+class PathOutsideDataDir(ValueError):
+    """A job's Path would lead outside the gateway's data directory."""
+
+
+@dataclass(frozen=True)
+class Header:
+    job_key: str
+    execution_id: str
+    columns: list[Column]
+    keys: list[str]
+    created: str = ""
+
+    def to_json(self) -> bytes:
+        body = {
+            "format": FORMAT_VERSION,
+            "job_key": self.job_key,
+            "execution_id": self.execution_id,
+            "created": self.created,
+            "columns": [asdict(column) for column in self.columns],
+            "keys": self.keys,
+            "compression": "zlib",
+            "encoding": "pickle5-restricted",
+        }
+        return json.dumps(body).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Header:
+        body = json.loads(raw)
+        if body.get("format") != FORMAT_VERSION:
+            raise ChangeLogError(f"Unsupported change log format {body.get('format')!r}.")
+        return cls(
+            job_key=body["job_key"],
+            execution_id=body["execution_id"],
+            columns=[Column(**column) for column in body["columns"]],
+            keys=list(body["keys"]),
+            created=body.get("created", ""),
+        )
+
+
+# Only these classes may be rebuilt from a frame: the value types the engine moves. Anything
+# else in a file (a crafted `os.system` reference) is refused before it is called.
+_ALLOWED = {
+    ("decimal", "Decimal"): decimal.Decimal,
+    ("datetime", "date"): dt.date,
+    ("datetime", "datetime"): dt.datetime,
+    ("datetime", "time"): dt.time,
+    ("datetime", "timedelta"): dt.timedelta,
+    ("datetime", "timezone"): dt.timezone,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _ALLOWED.get((module, name))
+        if allowed is None:
+            raise ChangeLogError(
+                f"Change log refers to {module}.{name}, which is not a value type."
+            )
+        return allowed
+
+
+def loads(payload: bytes) -> Any:
+    """Unpickle values written by this module, refusing anything but plain value types."""
+    return _RestrictedUnpickler(io.BytesIO(payload)).load()
+
+
+def dumps(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=5)
+
+
+class ChangeLogWriter:
+    """Streams frames to `<final>.part`; `commit()` makes the file durable and gives it its name."""
+
+    def __init__(self, path: Path, header: Header) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".part")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: BinaryIO = open(self.partial, "wb")  # noqa: SIM115 - closed in commit/abort
+        self.upserts = 0
+        self.deletes = 0
+        raw = header.to_json()
+        self._file.write(MAGIC + _LENGTH.pack(len(raw)) + raw)
+
+    def write_upserts(self, rows: list[tuple]) -> None:
+        if rows:
+            self._frame(UPSERT, rows)
+            self.upserts += len(rows)
+
+    def write_deletes(self, keys: list[tuple]) -> None:
+        if keys:
+            self._frame(DELETE, keys)
+            self.deletes += len(keys)
+
+    def _frame(self, op: bytes, rows: list[tuple]) -> None:
+        payload = zlib.compress(dumps(rows), COMPRESSION_LEVEL)
+        self._file.write(_FRAME.pack(op, len(rows), len(payload)))
+        self._file.write(payload)
+
+    @property
+    def changes(self) -> int:
+        return self.upserts + self.deletes
+
+    def commit(self) -> None:
+        """Close with the trailer, fsync, rename into place and fsync the folder."""
+        self._file.write(_FRAME.pack(END, 0, _TRAILER.size))
+        self._file.write(_TRAILER.pack(self.upserts, self.deletes))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.partial, self.path)
+        _fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.partial.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Frame:
+    op: bytes
+    rows: list[tuple]
+
+    @property
+    def is_delete(self) -> bool:
+        return self.op == DELETE
+
+
+class ChangeLogReader:
+    """Reads a change log frame by frame; only one frame is in memory at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()/context
+        if self._file.read(len(MAGIC)) != MAGIC:
+            self._file.close()
+            raise ChangeLogError(f"{path.name} is not a change log.")
+        (length,) = _LENGTH.unpack(self._read(_LENGTH.size))
+        self.header = Header.from_json(self._read(length))
+        self.upserts = 0
+        self.deletes = 0
+
+    def _read(self, size: int) -> bytes:
+        data = self._file.read(size)
+        if len(data) != size:
+            raise ChangeLogError(f"{self.path.name} is truncated.")
+        return data
+
+    def frames(self) -> Iterator[Frame]:
+        while True:
+            op, count, length = _FRAME.unpack(self._read(_FRAME.size))
+            payload = self._read(length)
+            if op == END:
+                self.upserts, self.deletes = _TRAILER.unpack(payload)
+                return
+            if op not in (UPSERT, DELETE):
+                raise ChangeLogError(f"{self.path.name}: unknown frame {op!r}.")
+            rows = loads(zlib.decompress(payload))
+            if len(rows) != count:
+                raise ChangeLogError(f"{self.path.name}: frame holds {len(rows)}, not {count}.")
+            yield Frame(op, rows)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ChangeLogReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def log_file_name(job_key: str, execution_id: str) -> str:
+    return f"{safe_file_part(job_key)}_{execution_id}.eds"
+
+
+def safe_file_part(job_key: str) -> str:
+    # Job keys are free text; keep them readable but never a path of their own.
+    return re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "_", job_key).strip(". ") or "job"
+
+
+def pending_logs(folder: Path, job_key: str, after: str) -> list[tuple[str, Path]]:
+    """Complete change logs of `job_key` in `folder` with an ExecutionId above `after`, in order."""
+    if not folder.is_dir():
+        return []
+    prefix = safe_file_part(job_key)
+    floor = int(after) if after and after.isdigit() else 0
+    found: list[tuple[int, Path]] = []
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match and match.group("key") == prefix and int(match.group("id")) > floor:
+            found.append((int(match.group("id")), entry))
+    return [(str(execution_id), path) for execution_id, path in sorted(found)]
+
+
+def job_folder(data_dir: Path, job_path: str | None) -> Path:
+    """Where a job's change logs live: its `Path`, mapped under the data directory.
+
+    `C:\\tmp\\datasync_reader` → `<data>/drive_c/tmp/datasync_reader`; `/srv/x` → `<data>/srv/x`;
+    a relative path is relative to the data directory; `..` is refused.
+    """
+    raw = (job_path or "").strip()
+    if not raw:
+        return data_dir / "changelogs"
+    parts: list[str]
+    if re.match(r"^[A-Za-z]:", raw) or "\\" in raw:
+        windows = PureWindowsPath(raw)
+        drive = windows.drive.rstrip(":").lower()
+        parts = ([f"drive_{drive}"] if drive and len(drive) == 1 else []) + [
+            part for part in windows.parts if part not in (windows.anchor, "\\", "/")
+        ]
+        if windows.drive and len(drive) != 1:  # UNC \\server\share
+            parts = ["unc", *[p for p in re.split(r"[\\/]+", windows.drive) if p], *parts[0:]]
+    else:
+        parts = [part for part in PurePosixPath(raw).parts if part != "/"]
+    if any(part in ("..", ".") or ":" in part for part in parts):
+        raise PathOutsideDataDir(f"Path '{raw}' escapes the data directory.")
+    folder = data_dir.joinpath(*parts) if parts else data_dir / "changelogs"
+    resolved = folder.resolve()
+    if not resolved.is_relative_to(data_dir.resolve()):
+        raise PathOutsideDataDir(f"Path '{raw}' escapes the data directory.")
+    return resolved

@@ -1,0 +1,289 @@
+"""Read rows from a SQL database in batches, with server-side cursors, typed as logical columns.
+
+SQLite, PostgreSQL (psycopg 3 named cursor) and MySQL/MariaDB (PyMySQL SSCursor): memory
+stays one batch deep whatever the size of the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import Engine
+
+from jobs.batch import Batch, Column
+
+Converter = Callable[[Any], Any]
+
+# PostgreSQL type OIDs → logical types.
+_PG_TYPES = {
+    16: "boolean",
+    17: "binary",
+    20: "integer",
+    21: "integer",
+    23: "integer",
+    26: "integer",
+    700: "float",
+    701: "float",
+    1700: "decimal",
+    25: "string",
+    1043: "string",
+    1042: "string",
+    19: "string",
+    18: "string",
+    1082: "date",
+    1083: "time",
+    1114: "datetime",
+    1184: "datetimetz",
+    114: "json",
+    3802: "json",
+    2950: "string",
+}
+# MySQL field types (pymysql.constants.FIELD_TYPE) → logical types; text vs binary is
+# decided from the values (PyMySQL returns bytes for binary collations).
+_MYSQL_TYPES = {
+    0: "decimal",
+    246: "decimal",
+    1: "integer",
+    2: "integer",
+    3: "integer",
+    8: "integer",
+    9: "integer",
+    13: "integer",
+    4: "float",
+    5: "float",
+    7: "datetime",
+    12: "datetime",
+    10: "date",
+    14: "date",
+    11: "time",
+    15: "string",
+    253: "string",
+    254: "string",
+    247: "string",
+    248: "string",
+    249: "string",
+    250: "string",
+    251: "string",
+    252: "string",
+    245: "json",
+    16: "binary",
+    255: "binary",
+}
+_MYSQL_BLOBS = {249, 250, 251, 252}
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # Aware timestamps travel in UTC with a fixed offset, whatever the session's zone.
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC)
+
+
+def _mysql_time(value: dt.timedelta | None) -> Any:
+    # MySQL TIME comes back as a duration; within a day it is a time of day.
+    if value is None:
+        return None
+    if dt.timedelta(0) <= value < dt.timedelta(days=1):
+        return (dt.datetime.min + value).time()
+    return str(value)
+
+
+def _to_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _to_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _infer(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, decimal.Decimal):
+        return "decimal"
+    if isinstance(value, dt.datetime):
+        return "datetimetz" if value.tzinfo is not None else "datetime"
+    if isinstance(value, dt.date):
+        return "date"
+    if isinstance(value, dt.time):
+        return "time"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "binary"
+    if isinstance(value, dict | list):
+        return "json"
+    return "string"
+
+
+def _describe(dialect: str, description: Any) -> tuple[list[Column], list[Converter | None]]:
+    columns: list[Column] = []
+    converters: list[Converter | None] = []
+    for item in description:
+        name = item[0]
+        converter: Converter | None = None
+        if dialect == "postgresql":
+            oid = item.type_code
+            logical = _PG_TYPES.get(oid, "")
+            column = Column(name, logical or "string")
+            if logical == "decimal" and item.precision:
+                column = Column(name, "decimal", precision=item.precision, scale=item.scale or 0)
+            elif logical == "string" and item.display_size and oid != 25:
+                column = Column(name, "string", length=item.display_size)
+            elif oid == 700:
+                column = Column(name, "float", precision=24)
+            if logical == "datetimetz":
+                converter = _utc
+            elif logical == "json" or oid == 2950 or not logical:
+                converter = _to_text
+        elif dialect == "mysql":
+            code, length, scale = item[1], item[3] or 0, item[5] or 0
+            logical = _MYSQL_TYPES.get(code, "")
+            column = Column(name, logical or "string")
+            if logical == "decimal":
+                precision = max(1, length - 1 - (1 if scale else 0))
+                column = Column(name, "decimal", precision=precision, scale=scale)
+            elif code == 1 and length == 1:
+                column, converter = Column(name, "boolean"), _to_bool
+            elif logical == "string" and code not in _MYSQL_BLOBS and length:
+                column = Column(name, "string", length=max(1, length // 4))
+            elif code == 4:
+                column = Column(name, "float", precision=24)
+            if logical == "time":
+                converter = _mysql_time
+            elif not logical:
+                converter = _to_text
+        else:
+            column = Column(name, "")  # SQLite: typed from the values
+        columns.append(column)
+        converters.append(converter)
+    return columns, converters
+
+
+def _refine(
+    columns: list[Column], converters: list[Converter | None], rows: list[tuple]
+) -> list[Column]:
+    """Settle types the cursor could not tell (SQLite; MySQL text vs binary) from the values."""
+    refined: list[Column] = []
+    for position, column in enumerate(columns):
+        if column.type in ("", "string"):
+            sample = next((row[position] for row in rows if row[position] is not None), None)
+            if column.type == "" or isinstance(sample, bytes):
+                inferred = _infer(sample) if sample is not None else "string"
+                if inferred == "json":
+                    converters[position] = _to_text
+                elif inferred == "datetimetz":
+                    converters[position] = _utc
+                if inferred == "binary" and column.length:
+                    column = Column(column.name, "binary", length=column.length * 4)
+                else:
+                    column = Column(column.name, inferred, length=column.length)
+        refined.append(column)
+    return refined
+
+
+def _placeholder(dialect_paramstyle: str) -> str:
+    return "?" if dialect_paramstyle == "qmark" else "%s"
+
+
+def read_batches(
+    engine: Engine,
+    sql: str,
+    *,
+    params: tuple = (),
+    batch_size: int = 10_000,
+    limit: int | None = None,
+) -> Iterator[Batch]:
+    """Run `sql` (with `?` marks for `params`) and yield batches of at most `batch_size` rows.
+
+    Every batch carries the same column list; `limit` stops after that many rows.
+    """
+    dialect = engine.dialect.name
+    paramstyle = engine.dialect.paramstyle
+    if params:
+        if paramstyle in ("format", "pyformat"):
+            sql = sql.replace("%", "%%")
+        sql = sql.replace("\x00?\x00", _placeholder(paramstyle))
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor = _server_cursor(dialect, raw)
+        try:
+            if params:
+                cursor.execute(sql, params)
+            else:
+                cursor.execute(sql)
+            if cursor.description is None:
+                raise ValueError("SqlRead returned no result set (is it a SELECT?).")
+            columns, converters = _describe(dialect, cursor.description)
+            refined = False
+            remaining = limit
+            while True:
+                size = batch_size if remaining is None else min(batch_size, remaining)
+                if size <= 0:
+                    break
+                rows = cursor.fetchmany(size)
+                if not rows:
+                    break
+                if not refined:
+                    columns = _refine(columns, converters, rows)
+                    refined = True
+                rows = _convert(rows, converters)
+                if remaining is not None:
+                    remaining -= len(rows)
+                yield Batch(columns, rows)
+            if not refined:
+                yield Batch(_refine(columns, converters, []), [])
+        finally:
+            try:
+                cursor.close()
+            finally:
+                connection.rollback()
+
+
+def _server_cursor(dialect: str, raw: Any) -> Any:
+    if dialect == "postgresql":
+        # A named cursor keeps the result on the server; rows come in fetchmany-sized round trips.
+        return raw.cursor(name=f"dz_read_{uuid.uuid4().hex[:12]}")
+    if dialect == "mysql":
+        import pymysql.cursors
+
+        return raw.cursor(pymysql.cursors.SSCursor)
+    return raw.cursor()
+
+
+def _convert(rows: list[Any], converters: list[Converter | None]) -> list[tuple]:
+    active = [(i, fn) for i, fn in enumerate(converters) if fn is not None]
+    if not active:
+        return rows if not rows or type(rows[0]) is tuple else [tuple(row) for row in rows]
+    converted: list[tuple] = []
+    for row in rows:
+        values = list(row)
+        for i, fn in active:
+            values[i] = fn(values[i])
+        converted.append(tuple(values))
+    return converted
+
+
+def wrap_since(engine: Engine, sql: str, column: str) -> str:
+    """`sql` filtered to rows whose `column` is at or past a bound pointer (one parameter)."""
+    quoted = engine.dialect.identifier_preparer.quote(column)
+    body = sql.strip().rstrip(";")
+    return f"SELECT * FROM ({body}) dz_src WHERE dz_src.{quoted} >= \x00?\x00"
+
+
+def wrap_top(engine: Engine, sql: str, count: int) -> str:
+    """`sql` limited to `count` rows on the server."""
+    body = sql.strip().rstrip(";")
+    return f"SELECT * FROM ({body}) dz_top LIMIT {int(count)}"

@@ -1,0 +1,204 @@
+"""The per-job stage store: what the previous run sent, for synthetic change detection.
+
+One SQLite file per job under DATA_DIR/stage/. `state` holds (key, row hash) of the last
+committed run; a run fills `next` beside it and `commit()` swaps them in one transaction, so
+the store only advances once the change log is durable. `meta` keeps typed pointers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from jobs.changelog import dumps, loads
+
+# SQLite's default variable limit is 32766; stay well below it per lookup.
+LOOKUP_CHUNK = 5000
+
+
+def row_hash(row: tuple) -> int:
+    """A stable 64-bit digest of a row's values and their types (pickle is deterministic)."""
+    return int.from_bytes(
+        hashlib.blake2b(dumps(row), digest_size=8).digest(), "little", signed=True
+    )
+
+
+def encode_key(values: tuple) -> Any:
+    """The identity of a row's key in the store: the value itself for one int or text column."""
+    if len(values) == 1:
+        value = values[0]
+        # Text that starts like the tagged form is tagged too, so decoding is unambiguous.
+        if type(value) is int or (type(value) is str and not value.startswith("[[")):
+            return value
+    return json.dumps([_tag(value) for value in values], separators=(",", ":"))
+
+
+def decode_key(stored: Any, width: int) -> tuple:
+    if width == 1 and not (isinstance(stored, str) and stored.startswith("[[")):
+        return (stored,)
+    return tuple(_untag(tag, text) for tag, text in json.loads(stored))
+
+
+def _tag(value: Any) -> list[Any]:
+    # A tag per type keeps 1 and '1' (and 1.0) different keys, as they are in the source.
+    if value is None:
+        return ["n", None]
+    if isinstance(value, bool):
+        return ["B", int(value)]
+    if isinstance(value, int):
+        return ["i", str(value)]
+    if isinstance(value, float):
+        return ["f", repr(value)]
+    if isinstance(value, decimal.Decimal):
+        return ["d", str(value)]
+    if isinstance(value, dt.datetime):
+        return ["T", value.isoformat()]
+    if isinstance(value, dt.date):
+        return ["D", value.isoformat()]
+    if isinstance(value, dt.time):
+        return ["t", value.isoformat()]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ["b", bytes(value).hex()]
+    return ["s", str(value)]
+
+
+def _untag(tag: str, text: Any) -> Any:
+    match tag:
+        case "n":
+            return None
+        case "B":
+            return bool(text)
+        case "i":
+            return int(text)
+        case "f":
+            return float(text)
+        case "d":
+            return decimal.Decimal(text)
+        case "T":
+            return dt.datetime.fromisoformat(text)
+        case "D":
+            return dt.date.fromisoformat(text)
+        case "t":
+            return dt.time.fromisoformat(text)
+        case "b":
+            return bytes.fromhex(text)
+    return text
+
+
+class StageStore:
+    """Key → hash of the last committed run of one job."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.execute("PRAGMA cache_size=-65536")  # 64 MB page cache, bounded
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS state (k PRIMARY KEY, h INTEGER) WITHOUT ROWID"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS boundary (k PRIMARY KEY) WITHOUT ROWID")
+        self._started = False
+        self.full = False
+
+    # -- a run ------------------------------------------------------------------------------
+    def begin(self, *, full: bool) -> None:
+        """Start a run; `full` ignores the previous state (first run, resync, Initialize)."""
+        self.full = full or self.is_empty()
+        # A run that died before commit left `next` behind: it never counted.
+        self._db.execute("DROP TABLE IF EXISTS next")
+        self._db.execute("CREATE TABLE next (k PRIMARY KEY, h INTEGER) WITHOUT ROWID")
+        self._db.execute("BEGIN")
+        self._started = True
+
+    def is_empty(self) -> bool:
+        return self._db.execute("SELECT 1 FROM state LIMIT 1").fetchone() is None
+
+    def changed(self, keys: Sequence[Any], hashes: Sequence[int]) -> list[int]:
+        """Positions of rows that are new or differ from the last run; records them all."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO next (k, h) VALUES (?, ?)", zip(keys, hashes, strict=True)
+        )
+        if self.full:
+            return list(range(len(keys)))
+        previous: dict[Any, int] = {}
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start : start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            previous.update(
+                self._db.execute(f"SELECT k, h FROM state WHERE k IN ({marks})", chunk).fetchall()
+            )
+        get = previous.get
+        return [
+            i
+            for i, (key, digest) in enumerate(zip(keys, hashes, strict=True))
+            if get(key) != digest
+        ]
+
+    def deleted(self, batch_size: int) -> Iterator[list[Any]]:
+        """Stored keys of the last run that this run did not see, in batches."""
+        if self.full:
+            return
+        cursor = self._db.execute(
+            "SELECT s.k FROM state s WHERE NOT EXISTS (SELECT 1 FROM next n WHERE n.k = s.k)"
+        )
+        while rows := cursor.fetchmany(batch_size):
+            yield [row[0] for row in rows]
+
+    def commit(self) -> None:
+        """Make this run the one the next run compares with."""
+        self._db.execute("DROP TABLE state")
+        self._db.execute("ALTER TABLE next RENAME TO state")
+        self._db.execute("COMMIT")
+        self._started = False
+
+    def rollback(self) -> None:
+        if self._started:
+            self._db.execute("ROLLBACK")
+            self._started = False
+        self._db.execute("DROP TABLE IF EXISTS next")
+
+    # -- pointers and the timestamp boundary -------------------------------------------------
+    def get_meta(self, name: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else loads(row[0])
+
+    def set_meta(self, name: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, dumps(value))
+        )
+
+    def boundary_contains(self, keys: Sequence[Any]) -> set[Any]:
+        found: set[Any] = set()
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start : start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(f"SELECT k FROM boundary WHERE k IN ({marks})", chunk)
+            )
+        return found
+
+    def replace_boundary(self, keys: Sequence[Any], *, keep_existing: bool) -> None:
+        """The rows sent at the pointer's exact timestamp (kept across runs while it holds)."""
+        if not keep_existing:
+            self._db.execute("DELETE FROM boundary")
+        self._db.executemany("INSERT OR IGNORE INTO boundary (k) VALUES (?)", ((k,) for k in keys))
+
+    def reset(self) -> None:
+        """Forget everything (a resync of a timestamp job)."""
+        self._db.execute("DELETE FROM state")
+        self._db.execute("DELETE FROM boundary")
+        self._db.execute("DELETE FROM meta")
+
+    def close(self) -> None:
+        self._db.close()

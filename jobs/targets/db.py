@@ -1,0 +1,549 @@
+"""Apply change logs to a SQL database: native upsert and bulk path per dialect, deletes, DDL.
+
+PostgreSQL: COPY into a temporary staging table, then one INSERT … ON CONFLICT per chunk.
+MySQL/MariaDB: multi-row INSERT … ON DUPLICATE KEY UPDATE. SQLite: INSERT … ON CONFLICT
+executemany. The writer's LastExecutionId is kept in `_datazen_state` in the same transaction
+as the rows, so a crash mid-apply leaves the target as it was before that change log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Date,
+    DateTime,
+    Double,
+    Engine,
+    Float,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    Time,
+    inspect,
+)
+from sqlalchemy import Column as SAColumn
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import JSON, TypeEngine
+
+from jobs.batch import Batch, Column
+from jobs.changelog import ChangeLogReader
+
+STATE_TABLE = "_datazen_state"
+DEFAULT_BATCH_COUNT = 10_000
+
+
+@dataclass
+class WriterSettings:
+    target_object: str
+    writer_guid: str
+    keys: list[str] = field(default_factory=list)
+    propagate_delete: bool = False
+    batch_count: int = DEFAULT_BATCH_COUNT
+    exec_timeout: int = 0
+    recreate: bool = False
+    auto_recreate: bool = False
+
+
+@dataclass
+class ApplyHooks:
+    """What the writer needs from its run: cancellation, progress, log, the pipeline."""
+
+    check_cancel: Callable[[], None] = lambda: None
+    progress: Callable[[int, int], None] = lambda upserts, deletes: None
+    log: Callable[[str], None] = lambda message: None
+    transform: Callable[[Batch], Batch] = lambda batch: batch
+    # Called after each chunk is written (tests use it to kill a worker mid-apply).
+    after_chunk: Callable[[int], None] = lambda rows: None
+
+
+@dataclass
+class ApplyResult:
+    applied: bool
+    upserts: int = 0
+    deletes: int = 0
+
+
+def parse_target(name: str) -> tuple[str | None, str]:
+    """`[schema].table`, `"schema"."table"`, `` `db`.`t` `` or `schema.table` → (schema, table)."""
+    parts = re.findall(r'\[([^\]]+)\]|"((?:[^"]|"")+)"|`([^`]+)`|([^.\s]+)', name.strip())
+    names = [next(group for group in match if group) for match in parts]
+    if not names or len(names) > 3:
+        raise ValueError(f"TargetObject '{name}' is not a table name.")
+    table = names[-1]
+    schema = names[-2] if len(names) >= 2 else None
+    return schema, table
+
+
+# -- types -------------------------------------------------------------------------------------
+def sa_type(column: Column, dialect: str, is_key: bool) -> TypeEngine[Any]:
+    """The column type a created target table gets for a logical type."""
+    kind = column.type
+    if kind == "integer":
+        return BigInteger()
+    if kind == "decimal":
+        if dialect == "sqlite":
+            return Text()  # SQLite's NUMERIC would round to a double: keep the exact digits
+        if column.precision:
+            return Numeric(column.precision, column.scale or 0, asdecimal=True)
+        return mysql.DECIMAL(65, 30) if dialect == "mysql" else Numeric()
+    if kind == "float":
+        return Float(precision=24) if column.precision == 24 else Double()
+    if kind == "boolean":
+        return Boolean(create_constraint=False)
+    if kind == "date":
+        return Date()
+    if kind == "time":
+        return mysql.TIME(fsp=6) if dialect == "mysql" else Time()
+    if kind in ("datetime", "datetimetz"):
+        if dialect == "mysql":
+            return mysql.DATETIME(fsp=6)  # aware values are stored in UTC
+        if dialect == "sqlite" and kind == "datetimetz":
+            return Text()
+        return DateTime(timezone=kind == "datetimetz")
+    if kind == "binary":
+        if dialect == "mysql":
+            if is_key or (column.length and column.length <= 4096):
+                return mysql.VARBINARY(min(column.length or 255, 4096))
+            return mysql.LONGBLOB()
+        return LargeBinary()
+    if kind == "json":
+        if dialect == "postgresql":
+            return postgresql.JSON()
+        return JSON() if dialect == "mysql" and not is_key else Text()
+    # string
+    if dialect == "mysql":
+        if is_key:
+            return String(min(column.length or 255, 768))
+        if column.length and column.length <= 255:
+            return String(column.length)
+        return mysql.LONGTEXT()
+    return String(column.length) if column.length else Text()
+
+
+def _sqlite_value(kind: str) -> Callable[[Any], Any] | None:
+    if kind == "decimal":
+        return lambda v: None if v is None else str(v)
+    if kind in ("date", "time"):
+        return lambda v: v.isoformat() if isinstance(v, dt.date | dt.time) else v
+    if kind in ("datetime", "datetimetz"):
+        return lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else v
+    if kind == "float":
+        return lambda v: float(v) if isinstance(v, decimal.Decimal) else v
+    return None
+
+
+def _mysql_value(kind: str) -> Callable[[Any], Any] | None:
+    if kind in ("datetimetz", "datetime"):
+        # MySQL has no zone-aware type: aware values are stored as UTC wall time.
+        return lambda v: (
+            v.astimezone(dt.UTC).replace(tzinfo=None)
+            if isinstance(v, dt.datetime) and v.tzinfo
+            else v
+        )
+    return None
+
+
+def _converters(dialect: str, columns: list[Column]) -> list[tuple[int, Callable[[Any], Any]]]:
+    pick = {"sqlite": _sqlite_value, "mysql": _mysql_value}.get(dialect)
+    if pick is None:
+        return []
+    found = []
+    for position, column in enumerate(columns):
+        fn = pick(column.type)
+        if fn is not None:
+            found.append((position, fn))
+    return found
+
+
+def _convert(rows: list[tuple], converters: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
+    if not converters:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for position, fn in converters:
+            values[position] = fn(values[position])
+        out.append(values)
+    return out
+
+
+# -- state -------------------------------------------------------------------------------------
+def _state_table(metadata: MetaData) -> Table:
+    return Table(
+        STATE_TABLE,
+        metadata,
+        SAColumn("writer_guid", String(64), primary_key=True),
+        SAColumn("last_execution_id", String(32), nullable=False),
+        SAColumn("updated_at", String(40), nullable=False),
+    )
+
+
+def ensure_state(engine: Engine, writer_guid: str) -> None:
+    """Create the state table and this writer's row, so applies can lock it."""
+    table = _state_table(MetaData())
+    with engine.begin() as connection:
+        table.create(connection, checkfirst=True)
+    try:
+        with engine.begin() as connection:
+            exists = connection.execute(
+                table.select().where(table.c.writer_guid == writer_guid)
+            ).first()
+            if exists is None:
+                connection.execute(
+                    table.insert().values(
+                        writer_guid=writer_guid, last_execution_id="", updated_at=""
+                    )
+                )
+    except IntegrityError:
+        pass  # another worker inserted it first
+
+
+def applied_execution_id(engine: Engine, writer_guid: str) -> str:
+    """The last ExecutionId this writer committed to the target ('' when none)."""
+    table = _state_table(MetaData())
+    with engine.connect() as connection:
+        row = connection.execute(table.select().where(table.c.writer_guid == writer_guid)).first()
+    return row.last_execution_id if row is not None else ""
+
+
+# -- table -------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    table: Table
+    names: list[str]  # target column names in the batch's column order
+    upsertable: bool  # a primary key or unique index covers the keys
+
+
+def prepare_table(
+    engine: Engine,
+    settings: WriterSettings,
+    columns: list[Column],
+    keys: list[str],
+    *,
+    recreate: bool,
+    log: Callable[[str], None],
+) -> Target:
+    """Create the target table from the log's schema when missing (or recreate it)."""
+    dialect = engine.dialect.name
+    schema, name = parse_target(settings.target_object)
+    if dialect == "sqlite":
+        schema = None
+    with engine.begin() as connection:
+        inspector = inspect(connection)
+        exists = inspector.has_table(name, schema=schema)
+        if exists and not recreate and settings.auto_recreate:
+            existing = {c["name"].lower() for c in inspector.get_columns(name, schema=schema)}
+            if existing != {c.name.lower() for c in columns}:
+                log(f"Target {settings.target_object} has other columns: recreating it.")
+                recreate = True
+        if exists and recreate:
+            Table(name, MetaData(), schema=schema).drop(connection)
+            log(f"Dropped target table {settings.target_object}.")
+            exists = False
+        if not exists:
+            table = _new_table(name, schema, columns, keys, dialect)
+            table.create(connection)
+            log(f"Created target table {settings.target_object} ({len(columns)} columns).")
+            return Target(table, [c.name for c in columns], bool(keys))
+        return _existing_target(connection, name, schema, columns, keys, settings)
+
+
+def _new_table(
+    name: str, schema: str | None, columns: list[Column], keys: list[str], dialect: str
+) -> Table:
+    lowered = {k.lower() for k in keys}
+    sa_columns = [
+        SAColumn(
+            c.name,
+            sa_type(c, dialect, c.name.lower() in lowered),
+            nullable=c.name.lower() not in lowered,
+        )
+        for c in columns
+    ]
+    key_names = [c.name for c in columns if c.name.lower() in lowered]
+    extra = [PrimaryKeyConstraint(*key_names)] if key_names else []
+    return Table(name, MetaData(), *sa_columns, *extra, schema=schema)
+
+
+def _existing_target(
+    connection: Connection,
+    name: str,
+    schema: str | None,
+    columns: list[Column],
+    keys: list[str],
+    settings: WriterSettings,
+) -> Target:
+    inspector = inspect(connection)
+    existing = {c["name"].lower(): c["name"] for c in inspector.get_columns(name, schema=schema)}
+    names = []
+    for column in columns:
+        found = existing.get(column.name.lower())
+        if found is None:
+            raise ValueError(
+                f"Target table {settings.target_object} has no column '{column.name}' "
+                "(use recreate=1 or Options.AutoRecreate to rebuild it)."
+            )
+        names.append(found)
+    table = Table(name, MetaData(), *[SAColumn(n) for n in names], schema=schema)
+    wanted = {k.lower() for k in keys}
+    unique_sets = [
+        inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
+    ]
+    unique_sets += [
+        u["column_names"] for u in inspector.get_unique_constraints(name, schema=schema)
+    ]
+    unique_sets += [
+        i["column_names"] for i in inspector.get_indexes(name, schema=schema) if i.get("unique")
+    ]
+    upsertable = bool(wanted) and any(
+        {str(c).lower() for c in cols} == wanted for cols in unique_sets if cols
+    )
+    return Target(table, names, upsertable)
+
+
+# -- statements --------------------------------------------------------------------------------
+class _Statements:
+    def __init__(self, engine: Engine, target: Target, keys: list[str]) -> None:
+        self.dialect = engine.dialect.name
+        preparer = engine.dialect.identifier_preparer
+        self.table_sql = preparer.format_table(target.table)
+        self.quote = preparer.quote
+        self.mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.names = target.names
+        by_lower = {n.lower(): n for n in target.names}
+        self.keys = [by_lower.get(k.lower(), k) for k in keys]
+        self.key_positions = [target.names.index(k) for k in self.keys if k in target.names]
+        self.cols = ", ".join(self.quote(n) for n in self.names)
+        self.marks = ", ".join([self.mark] * len(self.names))
+
+    def insert(self) -> str:
+        return f"INSERT INTO {self.table_sql} ({self.cols}) VALUES ({self.marks})"
+
+    def upsert(self) -> str:
+        others = [n for n in self.names if n not in self.keys]
+        keys = ", ".join(self.quote(k) for k in self.keys)
+        if self.dialect == "mysql":
+            updates = ", ".join(f"{self.quote(n)} = VALUES({self.quote(n)})" for n in others) or (
+                f"{self.quote(self.keys[0])} = {self.quote(self.keys[0])}"
+            )
+            return f"{self.insert()} ON DUPLICATE KEY UPDATE {updates}"
+        excluded = "EXCLUDED" if self.dialect == "postgresql" else "excluded"
+        if others:
+            updates = ", ".join(f"{self.quote(n)} = {excluded}.{self.quote(n)}" for n in others)
+            action = f"DO UPDATE SET {updates}"
+        else:
+            action = "DO NOTHING"
+        return f"{self.insert()} ON CONFLICT ({keys}) {action}"
+
+    def delete(self, key_names: list[str]) -> str:
+        where = " AND ".join(f"{self.quote(k)} = {self.mark}" for k in key_names)
+        return f"DELETE FROM {self.table_sql} WHERE {where}"
+
+
+def _dedupe(rows: list[Any], positions: list[int]) -> list[Any]:
+    # One INSERT … ON CONFLICT may not touch a row twice: the last change of a key wins.
+    if len(positions) == 1:
+        p = positions[0]
+        latest = {row[p]: row for row in rows}
+    else:
+        latest = {tuple(row[p] for p in positions): row for row in rows}
+    return rows if len(latest) == len(rows) else list(latest.values())
+
+
+def _chunks(rows: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _set_timeout(connection: Connection, seconds: int) -> None:
+    if seconds <= 0:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(seconds) * 1000}")
+    elif connection.dialect.name == "mysql" and getattr(connection.dialect, "is_mariadb", False):
+        connection.exec_driver_sql(f"SET SESSION max_statement_time = {int(seconds)}")
+
+
+def _clear_timeout(connection: Connection, seconds: int) -> None:
+    if seconds > 0 and connection.dialect.name == "mysql" and connection.dialect.is_mariadb:
+        connection.exec_driver_sql("SET SESSION max_statement_time = 0")
+
+
+# -- apply -------------------------------------------------------------------------------------
+def apply_change_log(
+    engine: Engine,
+    path: Path,
+    execution_id: str,
+    settings: WriterSettings,
+    hooks: ApplyHooks,
+    *,
+    recreate: bool = False,
+) -> ApplyResult:
+    """Apply one change log in one transaction, with the writer's state row; skip if applied."""
+    with ChangeLogReader(path) as log:
+        header = log.header
+        keys = settings.keys or header.keys
+        ensure_state(engine, settings.writer_guid)
+        if _is_applied(applied_execution_id(engine, settings.writer_guid), execution_id):
+            return ApplyResult(applied=False)
+        # DDL runs before the data transaction: MySQL commits on DDL, SQLite would wait on
+        # its own write lock. The pipeline decides the columns, so ask it with no rows.
+        columns = hooks.transform(Batch(header.columns, [])).columns
+        target = prepare_table(engine, settings, columns, keys, recreate=recreate, log=hooks.log)
+        statements = _Statements(engine, target, keys)
+        by_name = {c.name.lower(): c for c in header.columns}
+        key_columns = [by_name.get(k.lower(), Column(k)) for k in header.keys]
+        state = _state_table(MetaData())
+        upserts = deletes = 0
+        begin = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        with begin.begin() as connection:
+            _set_timeout(connection, settings.exec_timeout)
+            lock = state.select().where(state.c.writer_guid == settings.writer_guid)
+            if connection.dialect.name != "sqlite":
+                lock = lock.with_for_update()  # a second worker waits here, then skips
+            row = connection.execute(lock).first()
+            if _is_applied(row.last_execution_id if row is not None else "", execution_id):
+                return ApplyResult(applied=False)
+            for frame in log.frames():
+                hooks.check_cancel()
+                if frame.is_delete:
+                    if settings.propagate_delete:
+                        deletes += _delete(connection, target, key_columns, frame.rows, settings)
+                else:
+                    batch = hooks.transform(Batch(header.columns, frame.rows))
+                    upserts += _write(connection, target, statements, batch, keys, settings, hooks)
+                hooks.progress(upserts, deletes)
+            connection.execute(
+                state.update()
+                .where(state.c.writer_guid == settings.writer_guid)
+                .values(
+                    last_execution_id=execution_id,
+                    updated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                )
+            )
+            _clear_timeout(connection, settings.exec_timeout)
+        return ApplyResult(applied=True, upserts=upserts, deletes=deletes)
+
+
+def _is_applied(done: str, execution_id: str) -> bool:
+    return bool(done) and done.isdigit() and int(done) >= int(execution_id)
+
+
+def _write(
+    connection: Connection,
+    target: Target,
+    statements: _Statements,
+    batch: Batch,
+    keys: list[str],
+    settings: WriterSettings,
+    hooks: ApplyHooks,
+) -> int:
+    rows = _convert(batch.rows, _converters(statements.dialect, batch.columns))
+    positions = statements.key_positions
+    if keys and not target.upsertable:
+        # No unique index to upsert against: delete the keys, then insert.
+        key_columns = [batch.columns[p] for p in positions]
+        _delete(
+            connection,
+            target,
+            key_columns,
+            [tuple(r[p] for p in positions) for r in rows],
+            settings,
+            converted=True,
+        )
+    if statements.dialect == "postgresql":
+        return _write_postgres(connection, target, statements, rows, keys, settings, hooks)
+    sql = statements.upsert() if keys and target.upsertable else statements.insert()
+    if keys and statements.dialect == "sqlite":
+        rows = _dedupe(rows, positions)
+    written = 0
+    for chunk in _chunks(rows, max(1, settings.batch_count)):
+        connection.exec_driver_sql(
+            sql, chunk if isinstance(chunk[0], tuple) else list(map(tuple, chunk))
+        )
+        written += len(chunk)
+        hooks.after_chunk(written)
+        hooks.check_cancel()
+    return written
+
+
+def _write_postgres(
+    connection: Connection,
+    target: Target,
+    statements: _Statements,
+    rows: list[Any],
+    keys: list[str],
+    settings: WriterSettings,
+    hooks: ApplyHooks,
+) -> int:
+    raw: Any = connection.connection.dbapi_connection
+    quote = statements.quote
+    if not (keys and target.upsertable):
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {statements.table_sql} ({statements.cols}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        hooks.after_chunk(len(rows))
+        return len(rows)
+    rows = _dedupe(rows, statements.key_positions)
+    stage = quote("dz_stage")
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
+            f"SELECT {statements.cols} FROM {statements.table_sql} WITH NO DATA"
+        )
+        upsert = statements.upsert().replace(
+            f"VALUES ({statements.marks})", f"SELECT {statements.cols} FROM {stage}"
+        )
+        written = 0
+        # COPY the whole frame (one reader batch) at once; BatchCount only splits larger ones.
+        for chunk in _chunks(rows, max(settings.batch_count, len(rows) or 1)):
+            with cursor.copy(f"COPY {stage} ({statements.cols}) FROM STDIN") as copy:
+                for row in chunk:
+                    copy.write_row(row)
+            cursor.execute(upsert)
+            cursor.execute(f"TRUNCATE {stage}")
+            written += len(chunk)
+            hooks.after_chunk(written)
+            hooks.check_cancel()
+    return written
+
+
+def _delete(
+    connection: Connection,
+    target: Target,
+    key_columns: list[Column],
+    keys: list[tuple],
+    settings: WriterSettings,
+    *,
+    converted: bool = False,
+) -> int:
+    if not keys:
+        return 0
+    by_lower = {n.lower(): n for n in target.names}
+    names = [by_lower.get(c.name.lower(), c.name) for c in key_columns]
+    statements = _Statements(connection.engine, target, names)
+    sql = statements.delete(names)
+    values = keys if converted else _convert(keys, _converters(statements.dialect, key_columns))
+    deleted = 0
+    for chunk in _chunks(values, max(1, settings.batch_count)):
+        connection.exec_driver_sql(sql, [tuple(v) for v in chunk])
+        deleted += len(chunk)
+    return deleted

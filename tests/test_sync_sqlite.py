@@ -1,0 +1,322 @@
+"""The sync engine on SQLite → SQLite: every strategy, updates and deletes, options, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from jobs.models import ExecutionStatus, Job
+from tests.syncdb import direct_job, execute, messages, rows, run, writer_execution
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def target_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'target.sqlite3'}"
+
+
+def seed_films(url: str, count: int = 50) -> None:
+    execute(
+        url, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT, rate REAL, updated INTEGER)"
+    )
+    execute(
+        url,
+        "INSERT INTO films VALUES (:id, :title, :rate, :updated)",
+        params=[
+            {"id": i, "title": f"Film {i} ✓", "rate": i / 4, "updated": 100 + i}
+            for i in range(1, count + 1)
+        ],
+    )
+
+
+def test_first_run_copies_every_row_and_logs_it(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "films_copy") == rows(sqlite_url, "films")
+    assert execution.record_count == 50
+    assert execution.records_direct_written == 50
+    assert execution.execution_id.isdigit()
+    assert execution.package_file.endswith(f"{job.job_key}_{execution.execution_id}.eds")
+    assert Path(execution.package_file).is_relative_to(Path(settings.DATA_DIR))
+    text = "\n".join(messages(execution))
+    assert "Strategy: full with upsert keys on id" in text
+    assert "50 rows read" in text
+    writer = writer_execution(execution)
+    assert writer.status == ExecutionStatus.SUCCEEDED
+    assert writer.guid == execution.guid
+    assert any("Applied" in m for m in messages(writer))
+    job.direct_writer.refresh_from_db()
+    assert job.direct_writer.last_execution_id == execution.execution_id
+
+
+def test_updates_inserts_and_deletes_are_propagated(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    run(job)
+    execute(
+        sqlite_url,
+        "UPDATE films SET title = 'changed' WHERE id IN (3, 4)",
+        "DELETE FROM films WHERE id = 7",
+        "INSERT INTO films VALUES (99, 'new', NULL, NULL)",
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert execution.record_count == 3
+    assert execution.delete_count == 1
+    assert execution.records_direct_deleted == 1
+    assert rows(target_url, "films_copy") == rows(sqlite_url, "films")
+
+
+def test_nothing_changed_writes_no_change_log(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    run(job)
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED
+    assert execution.record_count == 0
+    assert execution.package_file == ""
+    assert "No changes found: no change log written." in messages(execution)
+
+
+def test_composite_keys(sqlite_url: str, target_url: str) -> None:
+    # given
+    execute(
+        sqlite_url,
+        "CREATE TABLE lines (order_no TEXT, line INTEGER, qty INTEGER,"
+        " PRIMARY KEY (order_no, line))",
+        "INSERT INTO lines VALUES ('A', 1, 5), ('A', 2, 6), ('B', 1, 7), ('B', 2, 8)",
+    )
+    job = direct_job(
+        sqlite_url, target_url, sql="SELECT * FROM lines", target="lines", keys="order_no, line"
+    )
+    run(job)
+    execute(
+        sqlite_url,
+        "UPDATE lines SET qty = 50 WHERE order_no = 'A' AND line = 2",
+        "DELETE FROM lines WHERE order_no = 'B' AND line = 1",
+        "INSERT INTO lines VALUES ('C', 1, 1)",
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.record_count == 2 and execution.delete_count == 1
+    order = "order_no, line"
+    assert rows(target_url, "lines", order) == rows(sqlite_url, "lines", order)
+
+
+def test_without_keys_rows_are_appended(sqlite_url: str, target_url: str) -> None:
+    # given
+    execute(
+        sqlite_url,
+        "CREATE TABLE events (id INTEGER, what TEXT)",
+        "INSERT INTO events VALUES (1, 'a'), (2, 'b')",
+    )
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM events", target="events", keys="")
+    # when
+    run(job)
+    run(job)
+    # then
+    assert rows(target_url, "events") == [(1, "a"), (1, "a"), (2, "b"), (2, "b")]
+    assert "Strategy: append." in messages(Job.objects.get(pk=job.pk).executions.first())
+
+
+def test_resync_sends_everything_again(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url, 10)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    run(job)
+    execute(target_url, "UPDATE films_copy SET title = 'drifted'")
+    # when
+    execution = run(job, resync=True)
+    # then
+    assert execution.record_count == 10
+    assert rows(target_url, "films_copy") == rows(sqlite_url, "films")
+
+
+def test_testrun_reads_one_record_and_writes_nothing(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url, 10)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    # when
+    execution = run(job, testrun=True)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED
+    assert execution.records_available == 1
+    assert execution.package_file == ""
+    assert any(m.startswith("First record: {'id': 1") for m in messages(execution))
+    with pytest.raises(Exception, match="no such table"):
+        rows(target_url, "films_copy")
+
+
+def test_top_n_override_limits_the_rows_read(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url, 30)
+    job = direct_job(
+        sqlite_url,
+        target_url,
+        sql="SELECT * FROM films ORDER BY id",
+        target="films_copy",
+        json_data={"TopNOverride": 5, "BypassTopN": False},
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.records_available == 5
+    assert rows(target_url, "films_copy") == rows(sqlite_url, "films")[:5]
+
+
+def test_recreate_drops_and_rebuilds_the_target(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url, 5)
+    execute(target_url, "CREATE TABLE films_copy (id INTEGER PRIMARY KEY, other TEXT)")
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    # when
+    execution = run(job, recreate=True)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "films_copy") == rows(sqlite_url, "films")
+
+
+def test_missing_source_table_fails_with_the_source_message(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM nowhere", target="t")
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error_message == "no such table: nowhere"
+    assert job.last_ts_pointer == ""
+
+
+def test_failing_target_keeps_the_change_log_and_the_next_run_recovers(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given: the target table exists without a column the source has
+    seed_films(sqlite_url, 5)
+    execute(target_url, "CREATE TABLE films_copy (id INTEGER PRIMARY KEY, title TEXT)")
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    failed = run(job)
+    assert failed.status == ExecutionStatus.FAILED
+    assert "has no column 'rate'" in failed.error_message
+    assert rows(target_url, "films_copy") == []
+    # when: the target is fixed
+    execute(target_url, "DROP TABLE films_copy")
+    execution = run(job)
+    # then: the pending change log of the failed run is applied too
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "films_copy") == rows(sqlite_url, "films")
+
+
+def test_timestamp_strategy_with_equal_timestamps_at_the_boundary(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given
+    execute(
+        sqlite_url,
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER, ts INTEGER)",
+        "INSERT INTO orders VALUES (1, 10, 100), (2, 20, 200), (3, 30, 300)",
+    )
+    job = direct_job(
+        sqlite_url, target_url, sql="SELECT * FROM orders", target="orders", timestamp_col="ts"
+    )
+    first = run(job)
+    job.refresh_from_db()
+    assert job.last_ts_pointer == "300"
+    assert first.last_ts_pointer == "300"
+    # a row arrives later with the pointer's exact timestamp, another past it
+    execute(sqlite_url, "INSERT INTO orders VALUES (4, 40, 300), (5, 50, 301)")
+    # when
+    second = run(job)
+    # then: only rows 4 and 5 are sent (row 3 at ts 300 was already sent)
+    assert second.record_count == 2, messages(second)
+    assert rows(target_url, "orders") == rows(sqlite_url, "orders")
+    job.refresh_from_db()
+    assert job.last_ts_pointer == "301"
+    # and a third run with nothing new sends nothing
+    assert run(job).record_count == 0
+
+
+def test_timestamp_strategy_without_keys_appends_once(sqlite_url: str, target_url: str) -> None:
+    # given
+    execute(
+        sqlite_url,
+        "CREATE TABLE log (msg TEXT, ts INTEGER)",
+        "INSERT INTO log VALUES ('a', 1), ('b', 2)",
+    )
+    job = direct_job(
+        sqlite_url, target_url, sql="SELECT * FROM log", target="log", keys="", timestamp_col="ts"
+    )
+    run(job)
+    execute(sqlite_url, "INSERT INTO log VALUES ('c', 2), ('d', 3)")
+    # when
+    run(job)
+    # then: no row lost, none doubled
+    assert rows(target_url, "log", "ts, msg") == rows(sqlite_url, "log", "ts, msg")
+
+
+def test_deleted_records_sql_propagates_tombstones(sqlite_url: str, target_url: str) -> None:
+    # given
+    execute(
+        sqlite_url,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, ts INTEGER)",
+        "CREATE TABLE items_deleted (id INTEGER, ts INTEGER)",
+        "INSERT INTO items VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)",
+    )
+    job = direct_job(
+        sqlite_url,
+        target_url,
+        sql="SELECT * FROM items",
+        target="items",
+        timestamp_col="ts",
+        json_data={
+            "DeletedRecordsMethod": 1,
+            "DeletedRecordsSQL": "SELECT id, ts FROM items_deleted",
+        },
+    )
+    run(job)
+    execute(sqlite_url, "DELETE FROM items WHERE id = 2", "INSERT INTO items_deleted VALUES (2, 4)")
+    # when
+    execution = run(job)
+    # then
+    assert execution.delete_count == 1
+    assert rows(target_url, "items") == rows(sqlite_url, "items")
+    job.refresh_from_db()
+    assert job.last_ts_del_pointer == "4"
+    # a key deleted earlier and inserted again is not deleted a second time
+    execute(sqlite_url, "INSERT INTO items VALUES (2, 'back', 5)")
+    run(job)
+    assert rows(target_url, "items") == rows(sqlite_url, "items")
+
+
+def test_applied_change_logs_are_removed_unless_kept(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url, 3)
+    removed = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="a")
+    kept = direct_job(
+        sqlite_url,
+        target_url,
+        sql="SELECT * FROM films",
+        target="b",
+        json_data={"KeepChangedLogFiles": True},
+    )
+    # when
+    first, second = run(removed), run(kept)
+    # then
+    assert not Path(first.package_file).exists()
+    assert Path(second.package_file).exists()
