@@ -458,3 +458,16 @@ def test_stop_a_job_that_is_not_running_is_ok(datazen) -> None:
     reader = post_job(datazen, direct_job())
     assert datazen.post(f"/job/stop?guid={reader.guid}").status_code == 200
     assert datazen.post("/job/stop?guid=c920da3f3cac4bb99f8cde2f8b2f231c").status_code == 404
+
+
+def test_delete_direct_writer_alone_leaves_a_plain_reader(datazen) -> None:
+    # given
+    reader = post_job(datazen, direct_job("FILMS"))
+    # when
+    response = datazen.delete(f"/job?guid={reader.direct_writer.guid}")
+    # then
+    assert response.status_code == 200
+    package = datazen.get(f"/jobs/info?guid={reader.guid}").json()[0]
+    assert package["IsDirectMode"] is False and package["JobWriter"] is None
+    assert package["JobReader"]["JsonData"]["DirectWriter"] is None
+    assert Job.objects.count() == 1
