@@ -196,6 +196,7 @@ class Expression(_UsesExpressions):
             try:
                 values = compiled.evaluate(self._rows(rows, macros, state))
             except ExpressionError as exc:
+                state.check()  # an expression stopped by the run's deadline is a timeout
                 raise self.fail(f"field {target.name!r}: {exc}") from None
             position = find(fields, target.name)
             if position < 0:
@@ -231,6 +232,7 @@ class Filter(_UsesExpressions):
         try:
             keep = compiled.matches(self._rows(stream.rows, macros, state))
         except ExpressionError as exc:
+            state.check()
             raise self.fail(str(exc)) from None
         return Stream(
             stream.fields, [row for row, kept in zip(stream.rows, keep, strict=True) if kept]
