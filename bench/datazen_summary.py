@@ -28,6 +28,7 @@ def setup_django() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["GATEWAY_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-datazen-")
     os.environ["DJANGO_SETTINGS_MODULE"] = "gateway.settings"
+    os.environ.pop("DATABASE_URL", None)  # always a throw-away SQLite, never a real database
     os.environ.setdefault("GATEWAY_LOG_LEVEL", "WARNING")
     import django
     from django.core.management import call_command

@@ -27,7 +27,9 @@ def latest_executions(jobs: QuerySet[Job]) -> dict[int, Execution]:
         Execution.objects.filter(job=OuterRef("pk")).order_by("-created_on", "-id").values("id")[:1]
     )
     ids = jobs.order_by().annotate(newest_id=Subquery(newest)).values("newest_id")
-    return {e.job_id: e for e in Execution.objects.filter(id__in=ids) if e.job_id is not None}
+    # options and result are never shown here; skipping them skips decoding their JSON.
+    found = Execution.objects.filter(id__in=ids).defer("options", "result")
+    return {e.job_id: e for e in found if e.job_id is not None}
 
 
 def history(
@@ -128,6 +130,7 @@ def job_listing(jobs: QuerySet[Job]) -> tuple[list[tuple[Job, Job | None]], dict
     """
     listed = (
         jobs.select_related("direct_writer")
+        .defer("content", "direct_writer__content")
         .filter(Q(kind=JobKind.READER) | Q(direct_reader__isnull=True))
         .order_by("job_key", "id")
     )
