@@ -378,9 +378,12 @@ def _update_fields(job: Job, definition: dict[str, Any]) -> None:
     # Guid and the maintained columns stay; everything else is what the client sent now.
     definition["Guid"] = job.guid
     job.definition = definition
+    old_cron = job.cron_schedule
     for name, value in _columns(job.kind, definition).items():
         setattr(job, name, value)
-    job.next_run_at = None  # the scheduler recomputes it from the (maybe new) cron
+    if job.cron_schedule != old_cron:
+        # A new schedule starts afresh; an unchanged one keeps a missed window to catch up.
+        job.next_run_at = None
     job.save()
 
 

@@ -206,6 +206,27 @@ def test_put_reader_alone_keeps_the_direct_writer(datazen) -> None:
     assert package["JobReader"]["JsonData"] == {"DirectWriter": "__FILMS"}
 
 
+def test_put_job_resets_the_next_run_only_when_the_schedule_changes(datazen) -> None:
+    # given: a job whose run is due (missed while the agent was stopped)
+    from django.utils import timezone
+
+    reader = post_job(datazen, direct_job("FILMS", cron="0 */5 * ? * *"))
+    due = timezone.now().replace(microsecond=0)
+    Job.objects.filter(pk=reader.pk).update(next_run_at=due)
+    body = datazen.get(f"/jobs/info?guid={reader.guid}").json()[0]
+    body = {"JobReader": body["JobReader"], "JobWriter": body["JobWriter"]}
+    # when: same schedule
+    datazen.put("/job", body, format="json")
+    # then
+    reader.refresh_from_db()
+    assert reader.next_run_at == due
+    # when: another schedule
+    body["JobReader"]["CronSchedule"] = "0 0 * ? * *"
+    datazen.put("/job", body, format="json")
+    reader.refresh_from_db()
+    assert reader.next_run_at is None and reader.cron_schedule == "0 0 * ? * *"
+
+
 def test_put_job_unknown_guid_is_404_and_changes_nothing(datazen) -> None:
     # given
     post_job(datazen, DOC_POST_JOB)
