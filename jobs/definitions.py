@@ -378,9 +378,11 @@ def _update_fields(job: Job, definition: dict[str, Any]) -> None:
     # Guid and the maintained columns stay; everything else is what the client sent now.
     definition["Guid"] = job.guid
     job.definition = definition
-    old_cron = job.cron_schedule
+    old_cron, old_active = job.cron_schedule, job.active
     for name, value in _columns(job.kind, definition).items():
         setattr(job, name, value)
+    if definition.get("Active") is None:  # not sent: a PUT does not re-enable by omission
+        job.active = old_active
     if job.cron_schedule != old_cron:
         # A new schedule starts afresh; an unchanged one keeps a missed window to catch up.
         job.next_run_at = None

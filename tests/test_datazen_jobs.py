@@ -227,6 +227,22 @@ def test_put_job_resets_the_next_run_only_when_the_schedule_changes(datazen) -> 
     assert reader.next_run_at is None and reader.cron_schedule == "0 0 * ? * *"
 
 
+def test_put_job_takes_active_as_sent_and_keeps_it_when_absent(datazen) -> None:
+    # given
+    reader = post_job(datazen, DOC_POST_JOB)
+    body = copy.deepcopy(DOC_POST_JOB)
+    body["JobReader"]["Guid"] = reader.guid
+    body["JobReader"]["Active"] = False
+    # when / then
+    assert datazen.put("/job", body, format="json").status_code == 200
+    reader.refresh_from_db()
+    assert reader.active is False
+    del body["JobReader"]["Active"]
+    assert datazen.put("/job", body, format="json").status_code == 200
+    reader.refresh_from_db()
+    assert reader.active is False
+
+
 def test_put_job_unknown_guid_is_404_and_changes_nothing(datazen) -> None:
     # given
     post_job(datazen, DOC_POST_JOB)
