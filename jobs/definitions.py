@@ -427,6 +427,10 @@ def update_job(body: Any) -> list[Job]:
                 writer_def["JobKey"] = writer.job_key
             _check_free(writer_def["JobKey"], None, exclude=[writer.pk])
             _update_fields(writer, writer_def)
+            if reader is not None and reader.direct_writer_id != writer.pk:
+                # Sent with its reader, a writer of that reader becomes its direct writer.
+                reader.direct_writer = writer
+                reader.save(update_fields=["direct_writer", "updated_at"])
         else:
             # Turning a reader into a direct job: its writer is created here.
             assert reader is not None

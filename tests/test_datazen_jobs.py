@@ -243,6 +243,25 @@ def test_put_job_takes_active_as_sent_and_keeps_it_when_absent(datazen) -> None:
     assert reader.active is False
 
 
+def test_put_reader_with_its_writer_makes_a_direct_job(datazen) -> None:
+    # given: a reader and a writer posted on its own for it
+    reader = post_job(datazen, DOC_POST_JOB)
+    writer = {"JobKey": "__TEST-JOB-ALLDATABASES", "SourceJobKey": reader.job_key,
+              "ConnectionString": "pg"}  # fmt: skip
+    datazen.post("/job", {"JobWriter": writer}, format="json")
+    writer["Guid"] = Job.objects.get(kind="writer").guid
+    body = copy.deepcopy(DOC_POST_JOB)
+    body["JobReader"]["Guid"] = reader.guid
+    # when
+    response = datazen.put("/job", {**body, "JobWriter": writer}, format="json")
+    # then
+    assert response.status_code == 200, response.content
+    (package,) = datazen.get("/jobs/info").json()
+    assert package["IsDirectMode"] is True
+    assert package["JobWriter"]["Guid"] == writer["Guid"]
+    assert package["JobReader"]["JsonData"]["DirectWriter"] == "__TEST-JOB-ALLDATABASES"
+
+
 def test_put_job_unknown_guid_is_404_and_changes_nothing(datazen) -> None:
     # given
     post_job(datazen, DOC_POST_JOB)
