@@ -188,8 +188,7 @@ def _table(name: str, value: dict[str, Any], declared: list[Field]) -> Stream:
                     value = convert(value, target)
             except ConversionError as exc:
                 raise InputError(
-                    f"data table {name!r}: row {number}, field {column.name!r} "
-                    f"({target.type}) {exc}"
+                    f"data table {name!r}: row {number}, field {column.name!r}: {exc}"
                 ) from None
             if value is None and target.required:
                 raise InputError(
