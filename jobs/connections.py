@@ -57,9 +57,6 @@ def _check_database(system: str, value: str) -> str:
     from jobs.dburl import create_db_engine
 
     engine = create_db_engine(system, value)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return f"{engine.dialect.name} answers"
-    finally:
-        engine.dispose()
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return f"{engine.dialect.name} answers"
