@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +119,29 @@ def last_status(execution: Execution | None) -> dict[str, Any] | None:
         return None
     full = sync_status(execution)
     return {k: v for k, v in full.items() if k not in RUN_FIELDS}
+
+
+# `password=…;` style members and the password of a URL's user info.
+_PASSWORD_MEMBER = re.compile(r"(?i)\b(password|pwd)\s*=\s*(\{[^}]*\}|[^;]*)")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@/\s]+)(@)")
+MASK = "....."
+
+
+def mask_password(connection_string: str) -> str:
+    """A full connection string with its password hidden, as GET /job/dynamic shows it."""
+    masked = _PASSWORD_MEMBER.sub(lambda m: f"{m.group(1)}={MASK}", connection_string)
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", masked)
+
+
+def dynamic_definition(job: Job) -> dict[str, Any]:
+    """A dynamic job as GET /job/dynamic shows it: null pointers, no password in clear.
+
+    Dynamic jobs cannot be updated, so hiding the password breaks no edit-and-PUT round trip.
+    """
+    body = definition(job, empty_pointer=None)
+    if isinstance(body.get("ConnectionString"), str):
+        body["ConnectionString"] = mask_password(body["ConnectionString"])
+    return body
 
 
 def definition(job: Job, *, empty_pointer: str | None = "") -> dict[str, Any]:

@@ -151,9 +151,7 @@ class DynamicJobView(DataZenView):
             found = found.filter(guid=guid)
         elif jobkey := self.param("jobkey"):
             found = found.filter(job_key=jobkey)
-        return Response(
-            [render.definition(job, empty_pointer=None) for job in found.order_by("created_on")]
-        )
+        return Response([render.dynamic_definition(job) for job in found.order_by("created_on")])
 
     def post(self, request: Request) -> HttpResponse:
         options = definitions.run_options({k: self.param(k) for k in definitions.RUN_OPTIONS})

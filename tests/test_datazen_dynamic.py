@@ -109,6 +109,30 @@ def test_post_dynamic_options_and_full_connection_string(datazen) -> None:
     assert Job.objects.get(kind="reader").connection_key == ""  # not a key: nothing counted
 
 
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        (
+            "Data Source=localhost,9550;User Id=sa;password=s3cret",
+            "Data Source=localhost,9550;User Id=sa;password=.....",
+        ),
+        ("Server=x;PWD={a;b};Database=y", "Server=x;PWD=.....;Database=y"),
+        ("postgresql://gw:s3cret@db:5432/films", "postgresql://gw:.....@db:5432/films"),
+        ("enzo9550", "enzo9550"),
+    ],
+)
+def test_get_dynamic_hides_the_password_of_a_full_connection_string(datazen, sent, shown) -> None:
+    # given
+    body = with_guid(DOC_POST_DYNAMIC)
+    body["JobReader"]["ConnectionString"] = sent
+    datazen.post("/job/dynamic", body, format="json")
+    # when
+    (reader,) = datazen.get(f"/job/dynamic?guid={DOC_GUID}").json()
+    # then: shown as the document's example shows it; the job itself keeps it to run
+    assert reader["ConnectionString"] == shown
+    assert Job.objects.get(guid=DOC_GUID).definition["ConnectionString"] == sent
+
+
 def test_post_dynamic_bad_option_and_missing_connection(datazen) -> None:
     assert (
         datazen.post("/job/dynamic?resync=yes", DOC_POST_DYNAMIC, format="json").status_code == 400
