@@ -30,7 +30,9 @@ class EmbeddedWorker:
             without_gossip=True,
             loglevel="INFO",
         )
-        self.thread = threading.Thread(target=self.controller.start, name="celery-worker", daemon=True)
+        self.thread = threading.Thread(
+            target=self.controller.start, name="celery-worker", daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()

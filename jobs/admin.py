@@ -47,7 +47,14 @@ class ConnectionStringForm(forms.ModelForm):
 @admin.register(ConnectionString)
 class ConnectionStringAdmin(admin.ModelAdmin):
     form = ConnectionStringForm
-    list_display = ["key", "system", "connection_type", "display_name", "display_value", "updated_at"]
+    list_display = [
+        "key",
+        "system",
+        "connection_type",
+        "display_name",
+        "display_value",
+        "updated_at",
+    ]
     list_filter = ["connection_type", "system"]
     search_fields = ["key", "system", "display_name"]
     actions = ["test_connection"]
@@ -56,7 +63,9 @@ class ConnectionStringAdmin(admin.ModelAdmin):
     def test_connection(self, request: HttpRequest, queryset: QuerySet[ConnectionString]) -> None:
         for connection in queryset:
             try:
-                detail = check_connection(connection.system, connection.connection_type, connection.value)
+                detail = check_connection(
+                    connection.system, connection.connection_type, connection.value
+                )
             except Exception as exc:  # the target system's own words are what the operator needs
                 self.message_user(request, f"{connection.key}: failed: {exc}", messages.ERROR)
             else:
@@ -72,7 +81,15 @@ class AccessKeyForm(forms.ModelForm):
 @admin.register(AccessKey)
 class AccessKeyAdmin(admin.ModelAdmin):
     form = AccessKeyForm
-    list_display = ["name", "prefix", "scope", "read_only", "can_decrypt", "is_active", "last_used_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scope",
+        "read_only",
+        "can_decrypt",
+        "is_active",
+        "last_used_at",
+    ]
     list_filter = ["scope", "read_only", "can_decrypt", "is_active"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     search_fields = ["name", "prefix"]
@@ -81,7 +98,10 @@ class AccessKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        flags = {field: getattr(obj, field) for field in ("scope", "read_only", "can_decrypt", "is_active")}
+        flags = {
+            field: getattr(obj, field)
+            for field in ("scope", "read_only", "can_decrypt", "is_active")
+        }
         created, raw = AccessKey.generate(obj.name, **flags)
         obj.pk, obj.key_hash, obj.prefix = created.pk, created.key_hash, created.prefix
         obj._state.adding = False
@@ -119,7 +139,14 @@ class JobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "active", "status", "is_dynamic"]
     search_fields = ["job_key", "guid", "connection_key"]
-    readonly_fields = ["guid", "created_on", "updated_at", "last_run_time", "next_run_at", "boot_id"]
+    readonly_fields = [
+        "guid",
+        "created_on",
+        "updated_at",
+        "last_run_time",
+        "next_run_at",
+        "boot_id",
+    ]
     raw_id_fields = ["source", "direct_writer"]
     actions = ["start_now", "stop_now"]
 
@@ -166,7 +193,12 @@ class ExecutionAdmin(admin.ModelAdmin):
         "finished_at",
         "worker",
     ]
-    list_filter = ["status", "listener_type", "is_dynamic", ("job", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        "status",
+        "listener_type",
+        "is_dynamic",
+        ("job", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["guid", "job_key", "job_guid", "execution_id"]
     readonly_fields = [field.name for field in Execution._meta.fields]
     inlines = [LogEntryInline]

@@ -23,7 +23,9 @@ class ResolvedConnection:
     value: str
 
 
-def resolve(reference: str, *, default_system: str = "", default_type: str = "DB") -> ResolvedConnection:
+def resolve(
+    reference: str, *, default_system: str = "", default_type: str = "DB"
+) -> ResolvedConnection:
     """Look `reference` up as a stored key; otherwise it is itself the connection string."""
     stored = ConnectionString.objects.filter(key=reference).first()
     if stored is not None:

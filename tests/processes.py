@@ -42,7 +42,9 @@ def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
         check=False,
     )
     if result.returncode != 0:
-        raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result.stdout
 
 

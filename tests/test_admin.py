@@ -27,7 +27,9 @@ def test_connection_created_in_the_admin_is_stored_encrypted(admin_client):
         cursor.execute("SELECT encrypted_value FROM jobs_connectionstring")
         (stored,) = cursor.fetchone()
     assert "secret-warehouse" not in stored
-    assert ConnectionString.objects.get(key="warehouse").value == "sqlite:////srv/secret-warehouse.db"
+    assert (
+        ConnectionString.objects.get(key="warehouse").value == "sqlite:////srv/secret-warehouse.db"
+    )
 
 
 def test_connection_list_and_form_never_show_the_secret(admin_client):
@@ -47,8 +49,14 @@ def test_editing_without_a_new_value_keeps_the_secret(admin_client):
     conn.save()
     admin_client.post(
         f"/admin/jobs/connectionstring/{conn.pk}/change/",
-        {"key": "crm", "system": "HTTP", "connection_type": "HTTP", "display_name": "CRM",
-         "display_value": "", "value": ""},
+        {
+            "key": "crm",
+            "system": "HTTP",
+            "connection_type": "HTTP",
+            "display_name": "CRM",
+            "display_value": "",
+            "value": "",
+        },
     )
     conn.refresh_from_db()
     assert conn.display_name == "CRM" and conn.value == "https://crm.example"
@@ -92,11 +100,15 @@ def test_access_key_is_shown_once_at_creation_then_only_its_hash_is_kept(admin_c
 
 def test_execution_page_shows_its_log_entries_and_filters_by_status(admin_client):
     job = Job.objects.create(kind="reader", job_key="films")
-    done = Execution.objects.create(job=job, job_guid=job.guid, job_key="films",
-                                    listener_type="reader", status="succeeded")
-    Execution.objects.create(job=job, job_guid=job.guid, job_key="films",
-                             listener_type="reader", status="failed")
-    LogEntry.objects.create(execution=done, job_guid=job.guid, sequence=1, message="Reader starting...")
+    done = Execution.objects.create(
+        job=job, job_guid=job.guid, job_key="films", listener_type="reader", status="succeeded"
+    )
+    Execution.objects.create(
+        job=job, job_guid=job.guid, job_key="films", listener_type="reader", status="failed"
+    )
+    LogEntry.objects.create(
+        execution=done, job_guid=job.guid, sequence=1, message="Reader starting..."
+    )
     page = admin_client.get(f"/admin/jobs/execution/{done.pk}/change/").content.decode()
     assert "Reader starting..." in page
     filtered = admin_client.get("/admin/jobs/execution/?status__exact=failed")

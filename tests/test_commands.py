@@ -49,7 +49,9 @@ def test_setconnection_stores_the_value_encrypted_and_reads_it_back():
 def test_setconnection_replaces_an_existing_connection():
     run("setconnection", "files", "--system", "Local Path", "--type", "Drive", "--value", "/a")
     # when
-    out = run("setconnection", "files", "--system", "Local Path", "--type", "Drive", "--value", "/b")
+    out = run(
+        "setconnection", "files", "--system", "Local Path", "--type", "Drive", "--value", "/b"
+    )
     # then
     assert "replaced" in out
     assert ConnectionString.objects.get(key="files").value == "/b"

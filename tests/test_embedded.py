@@ -20,8 +20,9 @@ def test_run_serves_the_apis_and_the_console_and_stops_cleanly(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # when
-    with started([sys.executable, "manage.py", "run", "--port", str(port)], env,
-                 tmp_path / "run.log") as process:
+    with started(
+        [sys.executable, "manage.py", "run", "--port", str(port)], env, tmp_path / "run.log"
+    ) as process:
         wait_for_http(f"{base}/admin/login/")
         version = requests.get(f"{base}/version", headers={"Authorization": f"SharedKey {key}"})
         refused = requests.get(f"{base}/version", headers={"Authorization": "SharedKey nope"})

@@ -40,16 +40,55 @@ def test_a_job_started_over_http_runs_in_a_fleet_worker(tmp_path):
         with sqlite3.connect(source) as db:
             db.execute("CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT)")
             db.executemany("INSERT INTO films VALUES (?, ?)", [(i, f"film {i}") for i in range(50)])
-        manage(env, "setconnection", "src", "--system", "SQLite", "--type", "DB",
-               "--value", f"sqlite:///{source}")
-        manage(env, "setconnection", "dst", "--system", "SQLite", "--type", "DB",
-               "--value", f"sqlite:///{target}")
+        manage(
+            env,
+            "setconnection",
+            "src",
+            "--system",
+            "SQLite",
+            "--type",
+            "DB",
+            "--value",
+            f"sqlite:///{source}",
+        )
+        manage(
+            env,
+            "setconnection",
+            "dst",
+            "--system",
+            "SQLite",
+            "--type",
+            "DB",
+            "--value",
+            f"sqlite:///{target}",
+        )
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"SharedKey {key}"}
-        worker = [str(BIN / "celery"), "-A", "gateway", "worker", "-Q", queue, "--pool", "threads",
-                  "-c", "2", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
-        web = [str(BIN / "gunicorn"), "gateway.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+        worker = [
+            str(BIN / "celery"),
+            "-A",
+            "gateway",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "threads",
+            "-c",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+        web = [
+            str(BIN / "gunicorn"),
+            "gateway.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+        ]
         with (
             started(web, env, tmp_path / "web.log") as web_process,
             started([*worker, "-n", f"w1-{queue}@%h"], env, tmp_path / "w1.log") as w1,
@@ -59,12 +98,23 @@ def test_a_job_started_over_http_runs_in_a_fleet_worker(tmp_path):
             wait_for_http(f"{base}/version")
             # when a direct job is created and started over the DataZen API
             job = {
-                "JobReader": {"JobKey": "films", "SqlRead": "SELECT id, title FROM films",
-                              "Path": "fleet", "UpsertColumns": "id", "ConnectionString": "src",
-                              "SyncStrategy": "Full", "Active": True,
-                              "JsonData": {"DirectWriter": "__films"}},
-                "JobWriter": {"JobKey": "__films", "ConnectionString": "dst",
-                              "TargetObject": "films", "UpsertColumns": "id", "Active": True},
+                "JobReader": {
+                    "JobKey": "films",
+                    "SqlRead": "SELECT id, title FROM films",
+                    "Path": "fleet",
+                    "UpsertColumns": "id",
+                    "ConnectionString": "src",
+                    "SyncStrategy": "Full",
+                    "Active": True,
+                    "JsonData": {"DirectWriter": "__films"},
+                },
+                "JobWriter": {
+                    "JobKey": "__films",
+                    "ConnectionString": "dst",
+                    "TargetObject": "films",
+                    "UpsertColumns": "id",
+                    "Active": True,
+                },
             }
             assert requests.post(f"{base}/job", json=job, headers=auth).status_code == 200
             summary = requests.get(f"{base}/jobs/summary", headers=auth).json()

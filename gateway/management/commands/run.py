@@ -60,7 +60,10 @@ class Command(BaseCommand):
             scheduler_thread.start()
 
         server = waitress.create_server(
-            application, host=options["host"], port=options["port"], threads=settings.GATEWAY_THREADS
+            application,
+            host=options["host"],
+            port=options["port"],
+            threads=settings.GATEWAY_THREADS,
         )
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -90,14 +93,12 @@ class Command(BaseCommand):
     def _on_start(self) -> None:
         """Start-up duties of the vendor features that have them."""
         from jobs.definitions import purge_stale_dynamic_jobs
+        from jobs.flows.engines import preload_configured_flows
 
         purge_stale_dynamic_jobs()
-        try:
-            from jobs.flows.engines import preload_configured_flows
-        except ImportError:
-            return
-        preload_configured_flows()
+        for name in preload_configured_flows():
+            self.stdout.write(f"Flow engine preloaded: {name}")
 
 
 def _queues() -> list[str]:
-    return list(dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, *getattr(settings, "GATEWAY_EXTRA_QUEUES", [])]))
+    return list(dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, *settings.GATEWAY_EXTRA_QUEUES]))

@@ -18,12 +18,16 @@ class Command(BaseCommand):
         if not AccessKey.objects.exists():
             _, raw = AccessKey.generate("bootstrap", scope=AccessScope.ALL, can_decrypt=True)
             self.stdout.write(f"DataZen access key (all APIs, may decrypt): {raw}")
-            self.stdout.write(f"  try: curl -H 'Authorization: SharedKey {raw}' "
-                              f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '9559')}/version")
+            self.stdout.write(
+                f"  try: curl -H 'Authorization: SharedKey {raw}' "
+                f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '9559')}/version"
+            )
         user_model = get_user_model()
         if not user_model.objects.filter(is_superuser=True).exists():
             username = os.environ.get("GATEWAY_ADMIN_USER", "admin")
             password = os.environ.get("GATEWAY_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             user_model.objects.create_superuser(username=username, email="", password=password)
             self.stdout.write(f"Admin console user: {username} / {password}")
-            self.stdout.write("  (admin console and DataFlux HTTP Basic; change the password in /admin/)")
+            self.stdout.write(
+                "  (admin console and DataFlux HTTP Basic; change the password in /admin/)"
+            )

@@ -14,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--scope", choices=AccessScope.values, default=AccessScope.ALL)
         parser.add_argument("--read-only", action="store_true", help="GET calls only")
-        parser.add_argument("--can-decrypt", action="store_true", help="may use /connections?decrypt=1")
+        parser.add_argument(
+            "--can-decrypt", action="store_true", help="may use /connections?decrypt=1"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         key, raw = AccessKey.generate(
@@ -23,9 +25,13 @@ class Command(BaseCommand):
             read_only=options["read_only"],
             can_decrypt=options["can_decrypt"],
         )
+        flags = [
+            key.scope,
+            *(["read-only"] if key.read_only else []),
+            *(["can decrypt"] if key.can_decrypt else []),
+        ]
         self.stderr.write(
-            f"Access key '{key.name}' created (scope {key.scope}"
-            f"{', read-only' if key.read_only else ''}{', can decrypt' if key.can_decrypt else ''})."
-            " Keep it now: only its hash is stored."
+            f"Access key '{key.name}' created ({', '.join(flags)}). "
+            "Keep it now: only its hash is stored."
         )
         self.stdout.write(raw)
