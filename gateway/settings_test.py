@@ -1,13 +1,18 @@
 """Settings for the test suite: a throw-away data directory and a file SQLite database."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ.setdefault("GATEWAY_DATA_DIR", tempfile.mkdtemp(prefix="gateway-test-"))
+if "GATEWAY_DATA_DIR" not in os.environ:
+    _data_dir = tempfile.mkdtemp(prefix="gateway-test-")
+    os.environ["GATEWAY_DATA_DIR"] = _data_dir
+    atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
-from gateway.settings import *  # noqa: F403
-from gateway.settings import DATA_DIR, DATABASES
+from gateway.settings import *  # noqa: E402, F403
+from gateway.settings import DATA_DIR, DATABASES  # noqa: E402
 
 # Threads (the embedded worker in tests) must see the same test database: a file, not :memory:.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
