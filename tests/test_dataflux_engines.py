@@ -1,0 +1,283 @@
+"""Engines: compiled once and reused, listed, capped, timed, unloaded, kept or not, preloaded."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.test import override_settings
+
+from jobs.flows.definitions import flow_id, get_flow
+from jobs.flows.engines import EnginePool, pool, preload_configured_flows
+from jobs.flows.errors import EngineBusy
+from jobs.models import Execution, Job, LogEntry
+from tests.test_dataflux_support import (
+    BASE,
+    basic_client,
+    example_xml,
+    execute,
+    fresh_state,
+    make_user,
+    upload,
+)
+
+GENDER = flow_id("Determine_Gender.ddf")
+NAMES = {"dataTable": {"metadata": [{"name": "Name", "type": "string"}], "data": [["anna"]]}}
+SLOW_FLOW = """<flow>
+  <inputs><table><field name="x" type="integer"/></table></inputs>
+  <outputs><table><field name="n" type="integer"/></table></outputs>
+  <nodes><externalData/><expression>
+    <field name="n" type="integer">
+      length(replace(printf('%.*c', 200000 + x - x, 'x'), 'x', 'y'))
+    </field>
+  </expression></nodes>
+</flow>"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> None:
+    fresh_state()
+
+
+@pytest.fixture
+def client(db: None):
+    make_user("ann")
+    c = basic_client("ann")
+    upload(c, "Determine_Gender.ddf")
+    return c
+
+
+def engines(client, query: str = "") -> dict:
+    return client.get(f"{BASE}/engines{query}").json()
+
+
+def test_second_execution_reuses_the_engine(client) -> None:
+    # when
+    first = execute(client, GENDER, NAMES)
+    second = execute(client, GENDER, NAMES)
+    # then
+    assert first.json()["outputs"] == second.json()["outputs"]
+    assert pool().compiles == 1
+    assert engines(client)["count"] == 1
+    logs = [e.message for e in LogEntry.objects.order_by("execution_id", "sequence")]
+    assert "loaded into engine 1" in logs[0]
+    assert "runs on engine 1 (run 2)" in logs[1]
+
+
+def test_engine_shape_and_links(client) -> None:
+    execute(client, GENDER, NAMES)
+    body = engines(client)
+    assert (body["version"], body["name"], body["count"]) == (1, "items", 1)
+    engine = body["items"][0]
+    assert engine["id"] == 1
+    assert engine["jobFlowId"] == GENDER
+    assert engine["jobFlowName"] == "Determine_Gender.ddf"
+    assert len(engine["loadTime"]) == len("20141222T15:10:15")
+    assert "inUseBy" not in engine and "maxSecondsLeft" not in engine
+    assert [(link["rel"], link["method"], link["uri"]) for link in engine["links"]] == [
+        ("jobFlow", "GET", f"/jobFlowDefns/{GENDER}"),
+        ("self", "GET", "/engines/1"),
+        ("delete", "DELETE", "/engines/1"),
+        ("updateCompletion", "PUT", "/engines/1/onCompletion"),
+    ]
+    assert [(link["rel"], link["method"]) for link in body["links"]] == [
+        ("up", "GET"),
+        ("delete", "DELETE"),
+        ("updateCompletion", "PUT"),
+    ]
+    single = client.get(f"{BASE}/engines/1")
+    assert single["Content-Type"] == "application/vnd.sas.collection+json"
+    assert single.json()["items"] == [engine]
+    assert client.get(f"{BASE}/engines/99").status_code == 404
+
+
+def test_engines_by_name_and_per_flow(client) -> None:
+    upload(client, "waiter.dmc", "<flow/>")
+    execute(client, GENDER, NAMES)
+    execute(client, flow_id("waiter.dmc"), {})
+    assert engines(client)["count"] == 2
+    by_name = engines(client, "?name=Determine_Gender.ddf")
+    assert [e["jobFlowName"] for e in by_name["items"]] == ["Determine_Gender.ddf"]
+    assert engines(client, "?name=nothing.ddf") == {
+        "version": 1,
+        "name": "items",
+        "count": 0,
+        "items": [],
+        "links": [engines(client)["links"][0]],
+    }
+    per_flow = client.get(f"{BASE}/jobFlowDefns/{GENDER}/engines").json()
+    assert [e["jobFlowName"] for e in per_flow["items"]] == ["Determine_Gender.ddf"]
+
+
+def test_running_engine_shows_user_and_seconds_left(client) -> None:
+    job = get_flow("Determine_Gender.ddf")
+    with pool().lease(job, "sanovo", 42):
+        engine = engines(client)["items"][0]
+    assert engine["inUseBy"] == "sanovo"
+    assert 40 <= engine["maxSecondsLeft"] <= 42
+
+
+@override_settings(DATAFLUX_ENGINES_PER_FLOW=1, DATAFLUX_QUEUE_WAIT_SECONDS=0.2)
+def test_request_beyond_the_cap_waits_then_gets_a_clear_error(client) -> None:
+    # given the only engine allowed for the flow is busy
+    fresh_state()
+    job = get_flow("Determine_Gender.ddf")
+    with pool().lease(job, "someone", None):
+        started = time.monotonic()
+        # when
+        response = execute(client, GENDER, NAMES)
+    # then
+    assert time.monotonic() - started >= 0.2
+    assert response.status_code == 503
+    assert "became free within 0.2 seconds" in response.json()["message"]
+    assert execute(client, GENDER, NAMES).status_code == 200
+
+
+@override_settings(DATAFLUX_ENGINES_PER_FLOW=1, DATAFLUX_QUEUE_SIZE=0)
+def test_full_queue_is_refused_at_once(client) -> None:
+    fresh_state()
+    with pool().lease(get_flow("Determine_Gender.ddf"), "someone", None):
+        response = execute(client, GENDER, NAMES)
+    assert response.status_code == 503
+    assert "queue is full" in response.json()["message"]
+
+
+def test_queued_request_runs_when_an_engine_frees() -> None:
+    # given a pool with one engine and a job held by another run
+    capped = EnginePool(per_flow=1, total=1, queue_size=4, wait_seconds=5)
+    job = Job(pk=1, job_key="g.ddf", content=example_xml("Determine_Gender.ddf"))
+    order: list[str] = []
+    lease = capped.lease(job, "first", None)
+    lease.__enter__()
+
+    def second() -> None:
+        with capped.lease(job, "second", None) as engine:
+            order.append(f"second on {engine.id}")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.1)
+    order.append("first done")
+    # when
+    lease.__exit__(None, None, None)
+    thread.join(5)
+    # then
+    assert order == ["first done", "second on 1"]
+    assert capped.compiles == 1
+
+
+def test_total_cap_unloads_an_idle_engine_of_another_flow() -> None:
+    capped = EnginePool(per_flow=2, total=1, queue_size=0, wait_seconds=0)
+    first = Job(pk=1, job_key="a.ddf", content="<flow/>")
+    other = Job(pk=2, job_key="b.ddf", content="<flow/>")
+    with capped.lease(first, "u", None):
+        pass
+    with capped.lease(other, "u", None):
+        assert [i.flow_name for i in capped.infos()] == ["b.ddf"]
+        with pytest.raises(EngineBusy), capped.lease(first, "u", None):
+            pass
+
+
+def test_run_past_its_time_limit_is_stopped(client) -> None:
+    # given
+    upload(client, "slow.ddf", SLOW_FLOW)
+    rows = {
+        "dataTable": {
+            "metadata": [{"name": "x", "type": "integer"}],
+            "data": [[n] for n in range(4000)],
+        }
+    }
+    # when
+    started = time.monotonic()
+    response = execute(client, flow_id("slow.ddf") + "?maxSeconds=0.2", rows)
+    # then
+    assert time.monotonic() - started < 2
+    assert response.status_code == 504
+    assert "maximum of 0.2 seconds" in response.json()["message"]
+    assert Execution.objects.get().status == "failed"
+
+
+def test_delete_engine_unloads_it(client) -> None:
+    execute(client, GENDER, NAMES)
+    assert client.delete(f"{BASE}/engines/1").status_code == 204
+    assert engines(client)["count"] == 0
+    assert client.delete(f"{BASE}/engines/1").status_code == 404
+    execute(client, GENDER, NAMES)
+    assert pool().compiles == 2
+
+
+def test_delete_engine_while_running_stops_and_unloads_it(client) -> None:
+    job = get_flow("Determine_Gender.ddf")
+    with pool().lease(job, "someone", None) as engine:
+        assert client.delete(f"{BASE}/engines/{engine.id}").status_code == 204
+        assert engine.stop_requested
+    assert engines(client)["count"] == 0
+
+
+def test_on_completion_unload_drops_the_engine_after_its_run(client) -> None:
+    execute(client, GENDER, NAMES)
+    response = client.put(f"{BASE}/engines/1/onCompletion", "unload", content_type="text/plain")
+    assert response.status_code == 200
+    assert response.json()["items"][0]["onCompletion"] == "unload"
+    assert engines(client)["count"] == 1
+    execute(client, GENDER, NAMES)
+    assert engines(client)["count"] == 0
+
+
+def test_on_completion_rejects_unknown_values(client) -> None:
+    execute(client, GENDER, NAMES)
+    response = client.put(f"{BASE}/engines/1/onCompletion", "explode", content_type="text/plain")
+    assert response.status_code == 400
+    assert "keep" in response.json()["message"]
+
+
+def test_collection_level_delete_and_on_completion(client) -> None:
+    upload(client, "waiter.dmc", "<flow/>")
+    execute(client, GENDER, NAMES)
+    execute(client, flow_id("waiter.dmc"), {})
+    put = client.put(
+        f"{BASE}/engines/onCompletion?name=waiter.dmc", "unload", content_type="text/plain"
+    )
+    assert [e["onCompletion"] for e in put.json()["items"]] == ["unload"]
+    assert client.delete(f"{BASE}/engines?name=Determine_Gender.ddf").status_code == 204
+    assert [e["jobFlowName"] for e in engines(client)["items"]] == ["waiter.dmc"]
+    assert client.delete(f"{BASE}/engines").status_code == 204
+    assert engines(client)["count"] == 0
+
+
+def test_new_content_gets_a_new_engine(client) -> None:
+    execute(client, GENDER, NAMES)
+    replaced = example_xml("Determine_Gender.ddf").replace("THEN 'F'", "THEN 'W'")
+    client.put(f"{BASE}/jobFlowDefns/{GENDER}/content", replaced, content_type="text/xml")
+    response = execute(client, GENDER, NAMES)
+    assert response.json()["outputs"]["dataTable"]["data"] == [["Anna", "W"]]
+    assert pool().compiles == 2
+    assert engines(client)["count"] == 1
+
+
+def test_deleting_a_flow_lets_a_running_engine_finish(client) -> None:
+    job = get_flow("Determine_Gender.ddf")
+    with pool().lease(job, "someone", None) as engine:
+        assert client.delete(f"{BASE}/jobFlowDefns/{GENDER}").status_code == 204
+        assert engine.flow.run(NAMES)["dataTable"]["data"] == [["Anna", "F"]]
+    assert engines(client)["count"] == 0
+
+
+def test_configured_flows_are_preloaded(client) -> None:
+    with override_settings(DATAFLUX_PRELOAD=["Determine_Gender.ddf", "missing.ddf"]):
+        assert preload_configured_flows() == ["Determine_Gender.ddf"]
+    assert engines(client)["count"] == 1
+    execute(client, GENDER, NAMES)
+    assert pool().compiles == 1
+
+
+def test_engine_management_needs_permission(client) -> None:
+    execute(client, GENDER, NAMES)
+    make_user("lee", permissions=("view_job",))
+    lee = basic_client("lee")
+    assert lee.get(f"{BASE}/engines").json()["count"] == 1
+    assert lee.delete(f"{BASE}/engines/1").status_code == 403
+    put = lee.put(f"{BASE}/engines/1/onCompletion", "unload", content_type="text/plain")
+    assert put.status_code == 403
+    assert engines(client)["count"] == 1
