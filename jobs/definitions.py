@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from jobs import agent, services
+from jobs import agent, pipeline, schedule, services
 from jobs.models import Execution, Job, JobKind, JobStatus, new_guid
 
 MAX_KEY_LENGTH = 400
@@ -102,23 +101,11 @@ def direct_reader_of(job: Job) -> Job | None:
 # --- validation -----------------------------------------------------------------------------
 
 
-def _optional_validator(module: str, name: str) -> Callable[[Any], Any] | None:
-    """A teammate's validator, or None while their module is not there yet."""
-    try:
-        imported = __import__(module, fromlist=[name])
-    except ImportError:
-        return None
-    return getattr(imported, name, None)
-
-
 def validate_cron(expression: str) -> None:
-    validate = _optional_validator("jobs.schedule", "validate_cron")
-    if validate is None:  # jobs.schedule not landed yet: the scheduler will refuse it later
-        return
     try:
-        validate(expression)
+        schedule.validate_cron(expression)
     except ValueError as exc:
-        raise DefinitionError(f"CronSchedule '{expression}' is not valid: {exc}") from exc
+        raise DefinitionError(str(exc)) from exc
 
 
 def parse_pipeline(value: Any, where: str) -> list[dict[str, Any]]:
@@ -143,13 +130,11 @@ def parse_pipeline(value: Any, where: str) -> list[dict[str, Any]]:
 
 
 def validate_pipeline(value: Any, where: str) -> None:
+    """Known component types with sensible settings; the stored value stays as it was sent."""
     components = parse_pipeline(value, where)
-    validate = _optional_validator("jobs.pipeline", "validate_pipeline")
-    if validate is None or not components:  # jobs.pipeline not landed yet
-        return
     try:
-        validate(components)
-    except ValueError as exc:
+        pipeline.validate_pipeline(components)
+    except ValueError as exc:  # PipelineError names the step and the component
         raise DefinitionError(f"{where}.PipelineDef: {exc}") from exc
 
 
