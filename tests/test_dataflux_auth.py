@@ -1,0 +1,123 @@
+"""HTTP Basic on every route, remembered logins that still notice changes, and the eTag."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from dataflux.auth import issue_etag
+from jobs.flows.definitions import flow_id
+from tests.test_dataflux_support import BASE, basic_client, fresh_state, make_user, upload
+
+GENDER = flow_id("Determine_Gender.ddf")
+ROUTES = [
+    ("get", "/"),
+    ("get", ""),
+    ("get", "/jobFlowDefns"),
+    ("post", "/jobFlowDefns"),
+    ("head", f"/jobFlowDefns/{GENDER}"),
+    ("get", f"/jobFlowDefns/{GENDER}"),
+    ("delete", f"/jobFlowDefns/{GENDER}"),
+    ("post", f"/jobFlowDefns/{GENDER}"),
+    ("get", f"/jobFlowDefns/{GENDER}/content"),
+    ("put", f"/jobFlowDefns/{GENDER}/content"),
+    ("get", f"/jobFlowDefns/{GENDER}/metadata"),
+    ("get", f"/jobFlowDefns/{GENDER}/engines"),
+    ("get", "/serverInfo"),
+    ("get", "/engines"),
+    ("delete", "/engines"),
+    ("put", "/engines/onCompletion"),
+    ("get", "/engines/1"),
+    ("delete", "/engines/1"),
+    ("put", "/engines/1/onCompletion"),
+    ("get", "/somethingElse"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> None:
+    fresh_state()
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_every_route_needs_credentials(db: None, method: str, path: str) -> None:
+    make_user("ann")
+    upload(basic_client("ann"), "Determine_Gender.ddf")
+    for client in (APIClient(), basic_client("ann", "wrong")):
+        response = getattr(client, method)(f"{BASE}{path}")
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == 'Basic realm="SASDataMgmtRTDataJob"'
+        if method != "head":
+            assert response.json()["httpStatusCode"] == 401
+
+
+def test_malformed_credentials_are_401(db: None) -> None:
+    client = APIClient()
+    for header in ("Basic !!!", "Bearer abc", "Basic " + "YW5u"):
+        client.credentials(HTTP_AUTHORIZATION=header)
+        assert client.get(f"{BASE}/serverInfo").status_code == 401
+
+
+def test_remembered_login_notices_password_change_and_deactivation(db: None) -> None:
+    # given a login that has been verified once
+    user = make_user("ann")
+    client = basic_client("ann")
+    assert client.get(f"{BASE}/serverInfo").status_code == 200
+    # when the password changes
+    user.set_password("new-password")
+    user.save()
+    # then the old one stops working at once
+    assert client.get(f"{BASE}/serverInfo").status_code == 401
+    assert basic_client("ann", "new-password").get(f"{BASE}/serverInfo").status_code == 200
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert basic_client("ann", "new-password").get(f"{BASE}/serverInfo").status_code == 401
+
+
+def test_without_etag_protection_no_etag_is_needed(db: None) -> None:
+    make_user("ann")
+    assert basic_client("ann").get(f"{BASE}/jobFlowDefns").status_code == 200
+
+
+@override_settings(DATAFLUX_ETAG=True)
+def test_etag_from_the_root_is_required_on_other_calls(db: None) -> None:
+    # given
+    make_user("ann")
+    client = basic_client("ann")
+    # when
+    root = client.get(f"{BASE}/")
+    etag = root["ETag"]
+    # then
+    assert root.status_code == 200
+    assert int(etag, 16) > 0
+    missing = client.get(f"{BASE}/jobFlowDefns")
+    assert missing.status_code == 401
+    assert "eTag" in missing.json()["message"]
+    assert client.get(f"{BASE}/jobFlowDefns", HTTP_IF_MATCH=etag).status_code == 200
+    assert client.get(f"{BASE}/jobFlowDefns", HTTP_IF_MATCH=f'"{etag}"').status_code == 200
+    assert client.get(f"{BASE}/serverInfo", HTTP_ETAG=etag).status_code == 200
+    tampered = etag[:-1] + ("0" if etag[-1] != "0" else "1")
+    assert client.get(f"{BASE}/serverInfo", HTTP_IF_MATCH=tampered).status_code == 401
+
+
+@override_settings(DATAFLUX_ETAG=True)
+def test_etag_of_another_user_is_refused(db: None) -> None:
+    make_user("ann")
+    make_user("bob")
+    bobs = basic_client("bob").get(f"{BASE}/")["ETag"]
+    response = basic_client("ann").get(f"{BASE}/serverInfo", HTTP_IF_MATCH=bobs)
+    assert response.status_code == 401
+
+
+@override_settings(DATAFLUX_ETAG=True, DATAFLUX_ETAG_SECONDS=1800)
+def test_expired_etag_is_401(db: None) -> None:
+    make_user("ann")
+    old = issue_etag("ann", now=time.time() - 1801)
+    response = basic_client("ann").get(f"{BASE}/serverInfo", HTTP_IF_MATCH=old)
+    assert response.status_code == 401
+    assert "expired" in response.json()["message"]
+    fresh = issue_etag("ann", now=time.time() - 1700)
+    assert basic_client("ann").get(f"{BASE}/serverInfo", HTTP_IF_MATCH=fresh).status_code == 200
