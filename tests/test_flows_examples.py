@@ -1,0 +1,163 @@
+"""The three example flows in docs/examples, uploaded and run end to end over the API."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from jobs.flows.definitions import flow_id
+from jobs.models import ConnectionString, ConnectionType
+from tests.test_dataflux_support import (
+    BASE,
+    basic_client,
+    execute,
+    fresh_state,
+    make_user,
+    upload,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> None:
+    fresh_state()
+
+
+@pytest.fixture
+def client(db: None):
+    make_user("ann")
+    return basic_client("ann")
+
+
+@pytest.fixture
+def crm(tmp_path: Path) -> Path:
+    """A customer database on a stored connection named "crm"."""
+    path = tmp_path / "crm.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, segment TEXT, credit_limit REAL)"
+        )
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?)",
+            [(1, "gold", 5000.0), (2, "silver", 1200.5)],
+        )
+    connection = ConnectionString(key="crm", system="SQLite", connection_type=ConnectionType.DB)
+    connection.value = f"sqlite:///{path}"
+    connection.save()
+    return path
+
+
+def test_determine_gender(client) -> None:
+    # given
+    assert upload(client, "Determine_Gender.ddf").status_code == 200
+    # when
+    response = execute(
+        client,
+        "RGV0ZXJtaW5lX0dlbmRlci5kZGY=",
+        {
+            "dataTable": {
+                "metadata": [{"name": "Name", "type": "string", "maxChars": 255}],
+                "data": [["john smith"], ["MARIA  lopez"], ["Pat"]],
+            }
+        },
+    )
+    # then
+    assert response.status_code == 200
+    assert response.json()["outputs"] == {
+        "RecordsProcessed": "3",
+        "dataTable": {
+            "metadata": [
+                {"name": "Name", "type": "string", "maxChars": 255},
+                {"name": "Gender", "type": "string", "maxChars": 1},
+            ],
+            "data": [["John Smith", "M"], ["Maria Lopez", "F"], ["Pat", "U"]],
+        },
+    }
+
+
+def test_data_service_types(client) -> None:
+    upload(client, "dataSvcTypes.ddf")
+    response = execute(
+        client,
+        flow_id("dataSvcTypes.ddf"),
+        {
+            "MinimumAge": 21,
+            "dataTable": {
+                "metadata": [
+                    {"name": "Full Name", "type": "string", "maxChars": 255},
+                    {"name": "Age", "type": "integer"},
+                    {"name": "Donor", "type": "boolean"},
+                    {"name": "Birthday", "type": "date"},
+                    {"name": "Temperature", "type": "decimal"},
+                ],
+                "data": [
+                    ["Ann Adult", "30", "true", "1994-05-01", "36.6"],
+                    ["Kid", 12, True, "2013-01-01", 37],
+                    ["", 40, False, None, None],
+                ],
+            },
+        },
+    )
+    assert response.status_code == 200
+    outputs = response.json()["outputs"]
+    assert outputs["RecordsProcessed"] == "3"
+    assert outputs["dataTable"]["data"] == [["success", 1], ["too young", 2]]
+
+
+def test_enrich_contacts_with_sql_lookup_and_flow_reference(client, crm: Path) -> None:
+    # given the flow and the flow it refers to
+    upload(client, "Determine_Gender.ddf")
+    upload(client, "Enrich_Contacts.ddf")
+    # when
+    response = execute(
+        client,
+        flow_id("Enrich_Contacts.ddf"),
+        {
+            "contacts": {
+                "metadata": [
+                    {"name": "CustomerId", "type": "integer"},
+                    {"name": "Name", "type": "string", "maxChars": 100},
+                    {"name": "Phone", "type": "string", "maxChars": 30},
+                ],
+                "data": [
+                    [1, "mary jones", "(919) 555-1234"],
+                    [2, "robert  brown", "919.555.9876"],
+                    [3, "alex", "12345"],
+                ],
+            }
+        },
+    )
+    # then
+    assert response.status_code == 200, response.json()
+    outputs = response.json()["outputs"]
+    assert outputs["RecordsProcessed"] == "3"
+    assert outputs["RecordsOut"] == "3"
+    assert outputs["contacts"]["data"] == [
+        [1, "Mary Jones", "919-555-1234", "gold", 5000.0, "F"],
+        [2, "Robert Brown", "919-555-9876", "silver", 1200.5, "M"],
+        [3, "Alex", "12345", "unknown", None, "U"],
+    ]
+
+
+def test_referenced_flow_missing_is_a_flow_error(client, crm: Path) -> None:
+    upload(client, "Enrich_Contacts.ddf")
+    response = execute(client, flow_id("Enrich_Contacts.ddf"), {})
+    assert response.status_code == 400
+    assert "Determine_Gender.ddf" in response.json()["message"]
+    assert "line" in response.json()["message"]
+
+
+def test_sql_lookup_on_unknown_connection_is_a_flow_error(client) -> None:
+    upload(client, "Determine_Gender.ddf")
+    upload(client, "Enrich_Contacts.ddf")
+    response = execute(client, flow_id("Enrich_Contacts.ddf"), {})
+    assert response.status_code == 400
+    assert "no stored connection 'crm'" in response.json()["message"]
+
+
+def test_listing_shows_all_three_examples(client) -> None:
+    for name in ("Determine_Gender.ddf", "dataSvcTypes.ddf", "Enrich_Contacts.ddf"):
+        upload(client, name)
+    names = [item["name"] for item in client.get(f"{BASE}/jobFlowDefns").json()["items"]]
+    assert names == ["Determine_Gender.ddf", "Enrich_Contacts.ddf", "dataSvcTypes.ddf"]
