@@ -87,6 +87,29 @@ def _build(defs: Any, *, for_run: bool) -> list[Component]:
     return steps
 
 
+def _filters_first(steps: list[Component]) -> list[Component]:
+    """Move each SQL filter ahead of dynamic columns it does not read.
+
+    The rows that come out are the same; the columns are then computed only for the rows
+    the filter keeps, which is most of a reader pipeline's cost.
+    """
+    ordered = list(steps)
+    for index in range(1, len(ordered)):
+        at = index
+        step = ordered[at]
+        if not isinstance(step, filtering.DataFilter) or step.filter_type != filtering.SQL:
+            continue
+        while at > 0:
+            before = ordered[at - 1]
+            if not isinstance(before, dynamic.DataDynamicColumn):
+                break
+            if before.column_name.lower() in step.condition.names:
+                break
+            ordered[at - 1], ordered[at] = step, before
+            at -= 1
+    return ordered
+
+
 def validate_pipeline(defs: Any) -> None:
     """Refuse a PipelineDef the gateway could not keep or run, naming the component.
 
@@ -99,4 +122,4 @@ def validate_pipeline(defs: Any) -> None:
 
 def compile_pipeline(defs: Any) -> Pipeline:
     """The runnable pipeline; raises PipelineError for anything that cannot run."""
-    return Pipeline(_build(defs, for_run=True))
+    return Pipeline(_filters_first(_build(defs, for_run=True)))

@@ -68,12 +68,9 @@ class DataFilter(Component):
     def apply(self, batch: Batch) -> Batch:
         if self.filter_type == SQL:
             try:
-                keep = self.condition.matches(batch)
+                return Batch(batch.columns, self.condition.keep(batch))
             except ExpressionError as exc:
                 raise self.fail(str(exc)) from None
-            return Batch(
-                batch.columns, [row for row, ok in zip(batch.rows, keep, strict=True) if ok]
-            )
         try:
             position = column_position(batch, self.column)
         except KeyError:

@@ -1,12 +1,15 @@
 """Running the shared expression language (jobs.expressions) over a batch, fast.
 
-Only the columns an expression names are copied into the SQLite sandbox, and an expression
-that names no column and is not random is evaluated once per batch.
+Simple expressions are evaluated column by column (jobs.pipeline.fastsql, same answers as
+SQLite); the rest go to the SQLite sandbox with only the columns they name, and one that names
+no column and is not random is evaluated once per batch.
 """
 
 from __future__ import annotations
 
 import re
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from jobs.batch import Batch
@@ -16,6 +19,7 @@ from jobs.expressions import (
     compile_condition,
     compile_expression,
 )
+from jobs.pipeline.fastsql import NUMERIC, FastExpression, Unsupported, Values
 
 # String literals first, so that words inside them are not taken for column names.
 _TOKENS = re.compile(
@@ -47,11 +51,17 @@ def referenced_names(expression: str) -> set[str]:
 class BatchExpression:
     """An expression or condition compiled per column layout, evaluated on whole batches."""
 
-    def __init__(self, expression: str, *, condition: bool) -> None:
+    def __init__(self, expression: str, *, condition: bool, fast: bool = True) -> None:
         self.expression = expression
         self.condition = condition
         self.names = referenced_names(expression)
         self.volatile = bool(_VOLATILE.search(expression))
+        self.fast: FastExpression | None = None
+        if fast:
+            try:
+                self.fast = FastExpression(expression)
+            except Unsupported:
+                self.fast = None
         self._compiled: dict[tuple[str, ...], tuple[list[int], Any]] = {}
 
     def _for(self, batch: Batch) -> tuple[list[int], CompiledExpression | CompiledCondition]:
@@ -76,21 +86,48 @@ class BatchExpression:
             return [(row[only],) for row in batch.rows]
         return [tuple(row[i] for i in positions) for row in batch.rows]
 
-    def values(self, batch: Batch) -> list[Any]:
-        """One value per row of the batch."""
+    def _fast(self, batch: Batch) -> Values | None:
+        """The fast path's answer for this batch, or None when SQLite must answer."""
+        if self.fast is None or not batch.rows:
+            return None
+        # Compile through SQLite once per layout anyway: it reports a wrong column name or a
+        # refused construct with the same words whichever path evaluates the rows.
+        self._for(batch)
+        columns = {
+            name: list(map(itemgetter(i), batch.rows))
+            for i, name in enumerate(n.lower() for n in batch.names)
+            if name in self.fast.names
+        }
+        try:
+            return self.fast.evaluate(columns, len(batch.rows))
+        except Unsupported:
+            return None
+
+    def values(self, batch: Batch) -> tuple[list[Any], frozenset[type] | None]:
+        """One value per row of the batch, and their Python types when already known."""
+        answer = self._fast(batch)
+        if answer is not None:
+            if bool in answer.kinds:
+                return answer.result(len(batch.rows)), None
+            return answer.expand(len(batch.rows)), answer.kinds
         positions, compiled = self._for(batch)
         assert isinstance(compiled, CompiledExpression)
         if not positions and not self.volatile:
             # Constant for the batch ('DATAZEN', #utcnow()): one evaluation serves every row.
             value = compiled.evaluate([()])[0] if batch.rows else None
-            return [value] * len(batch.rows)
-        return compiled.evaluate(self._project(batch, positions))
+            return [value] * len(batch.rows), frozenset({type(value)})
+        return compiled.evaluate(self._project(batch, positions)), None
 
-    def matches(self, batch: Batch) -> list[bool]:
-        """Whether the condition holds for each row (NULL is false)."""
+    def keep(self, batch: Batch) -> list[tuple]:
+        """The rows for which the condition holds (NULL is false)."""
+        answer = self._fast(batch)
+        if answer is not None and answer.kinds <= NUMERIC:
+            if answer.is_const:
+                return list(batch.rows) if answer.const else []
+            return list(compress(batch.rows, answer.values))  # type: ignore[arg-type]
         positions, compiled = self._for(batch)
         assert isinstance(compiled, CompiledCondition)
         if not positions and not self.volatile:
             verdict = bool(compiled.matches([()])[0]) if batch.rows else False
-            return [verdict] * len(batch.rows)
-        return compiled.matches(self._project(batch, positions))
+            return list(batch.rows) if verdict else []
+        return list(compress(batch.rows, compiled.matches(self._project(batch, positions))))

@@ -169,6 +169,27 @@ def convert(value: Any, column: Column) -> Any:
     return value
 
 
+_ALREADY = {
+    "string": frozenset({str, type(None)}),
+    "integer": frozenset({int, type(None)}),
+    "float": frozenset({float, type(None)}),
+}
+
+
+def convert_all(
+    values: list[Any], column: Column, kinds: frozenset[type] | None = None
+) -> list[Any]:
+    """`convert` over a column's values, skipping the work when they already have the type."""
+    kinds = kinds if kinds is not None else frozenset(map(type, values))
+    if kinds <= _ALREADY.get(column.type, frozenset()) and not (
+        column.type == "string" and column.length
+    ):
+        return values
+    if column.type == "float" and kinds <= {int, float, type(None)}:
+        return [None if v is None else float(v) for v in values]
+    return [convert(value, column) for value in values]
+
+
 def _to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
