@@ -12,8 +12,10 @@ import io
 import json
 import os
 import pickle
+import queue
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -121,6 +123,12 @@ class ChangeLogWriter:
         self.deletes = 0
         raw = header.to_json()
         self._file.write(MAGIC + _LENGTH.pack(len(raw)) + raw)
+        # zlib releases the GIL: compressing and writing on a thread overlaps with reading the
+        # next batch. The queue is short, so at most a few frames wait in memory.
+        self._queue: queue.Queue[tuple[bytes, int, bytes] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="changelog-writer", daemon=True)
+        self._thread.start()
 
     def write_upserts(self, rows: list[tuple]) -> None:
         if rows:
@@ -133,9 +141,26 @@ class ChangeLogWriter:
             self.deletes += len(keys)
 
     def _frame(self, op: bytes, rows: list[tuple]) -> None:
-        payload = zlib.compress(dumps(rows), COMPRESSION_LEVEL)
-        self._file.write(_FRAME.pack(op, len(rows), len(payload)))
-        self._file.write(payload)
+        if self._error is not None:
+            raise self._error
+        self._queue.put((op, len(rows), dumps(rows)))
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            op, count, raw = item
+            try:
+                payload = zlib.compress(raw, COMPRESSION_LEVEL)
+                self._file.write(_FRAME.pack(op, count, len(payload)))
+                self._file.write(payload)
+            except BaseException as exc:  # handed to the reader's thread at the next call
+                self._error = exc
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     @property
     def changes(self) -> int:
@@ -143,6 +168,9 @@ class ChangeLogWriter:
 
     def commit(self) -> None:
         """Close with the trailer, fsync, rename into place and fsync the folder."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
         self._file.write(_FRAME.pack(END, 0, _TRAILER.size))
         self._file.write(_TRAILER.pack(self.upserts, self.deletes))
         self._file.flush()
@@ -152,6 +180,7 @@ class ChangeLogWriter:
         _fsync_dir(self.path.parent)
 
     def abort(self) -> None:
+        self._stop()
         if not self._file.closed:
             self._file.close()
         self.partial.unlink(missing_ok=True)

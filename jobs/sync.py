@@ -26,7 +26,13 @@ from jobs.changelog import (
 from jobs.dburl import engine_for
 from jobs.models import Execution, ExecutionStatus, Job, new_execution_id
 from jobs.runner import Cancelled, ExecutionContext
-from jobs.sources.changes import DetectionResult, detect_append, detect_full, detect_timestamp
+from jobs.sources.changes import (
+    DetectionResult,
+    detect_append,
+    detect_full,
+    detect_timestamp,
+    throttled,
+)
 from jobs.sources.db import read_batches
 from jobs.stage import StageStore
 from jobs.targets.db import ApplyHooks, WriterSettings, applied_execution_id, apply_change_log
@@ -343,12 +349,13 @@ def run_writer(ctx: ExecutionContext) -> None:
         _run_script(engine, spec.init_script)
         ctx.log("InitScript executed.")
     upserts = deletes = 0
+    report = throttled(ctx.progress)
     for position, (execution_id, path) in enumerate(logs):
         ctx.raise_if_cancelled()
         base_upserts, base_deletes = upserts, deletes
 
         def progress(u: int, d: int, bu: int = base_upserts, bd: int = base_deletes) -> None:
-            ctx.progress(record_count=bu + u, delete_count=bd + d)
+            report(record_count=bu + u, delete_count=bd + d)
             ctx.raise_if_cancelled()
 
         hooks = ApplyHooks(

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from jobs.batch import Batch
 from jobs.changelog import ChangeLogWriter
 from jobs.sources.db import read_batches, wrap_since
-from jobs.stage import StageStore, decode_key, encode_key, row_hash
+from jobs.stage import StageStore, batch_keys, decode_key, encode_key, row_hash, row_hashes
 
 if TYPE_CHECKING:
     from jobs.runner import ExecutionContext
@@ -34,6 +34,22 @@ class DetectionResult:
     pointer_text: str | None = None
     del_pointer_text: str | None = None
     commit_stage: Callable[[], None] = field(default=lambda: None)
+
+
+PROGRESS_SECONDS = 0.5
+
+
+def throttled(progress: Callable[..., None]) -> Callable[..., None]:
+    """Counters saved at most twice a second: a save per batch would cost more than the batch."""
+    last = [0.0]
+
+    def report(**fields: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_SECONDS:
+            last[0] = now
+            progress(**fields)
+
+    return report
 
 
 def key_positions(batch: Batch, keys: list[str], what: str = "UpsertColumns") -> list[int]:
@@ -77,10 +93,11 @@ def detect_full(
 ) -> DetectionResult:
     """Compare every row's hash with the last run's, by key: inserts, updates, deletes."""
     result = DetectionResult(commit_stage=stage.commit)
+    report = throttled(ctx.progress)
     stage.begin(full=full)
     if stage.full:
         ctx.log("No previous run to compare with (or resync): every row is sent.")
-    keyed: Callable[[tuple], Any] | None = None
+    positions: list[int] | None = None
     log: ChangeLogWriter | None = None
     for batch in _timed(
         read_batches(engine, spec.sql, batch_size=batch_size, limit=spec.top_n), result
@@ -89,16 +106,16 @@ def detect_full(
         ctx.raise_if_cancelled()
         batch = pipeline(batch)
         log = open_log(batch)
-        if keyed is None:
-            keyed = _key_fn(key_positions(batch, spec.keys))
+        if positions is None:
+            positions = key_positions(batch, spec.keys)
         rows = batch.rows
-        keys = [keyed(row) for row in rows]
-        hashes = [row_hash(row) for row in rows]
+        keys = batch_keys(rows, positions)
+        hashes = row_hashes(rows)
         changed = stage.changed(keys, hashes)
         log.write_upserts(rows if len(changed) == len(rows) else [rows[i] for i in changed])
         result.rows_read += len(rows)
         result.detect_seconds += time.perf_counter() - started
-        ctx.progress(records_available=result.rows_read, record_count=log.upserts)
+        report(records_available=result.rows_read, record_count=log.upserts)
     assert log is not None
     if spec.top_n is not None:
         ctx.warning("TopNOverride limits the read: deleted records are not detected.")
@@ -123,6 +140,7 @@ def detect_append(
 ) -> DetectionResult:
     """No keys, no timestamp: every row read is appended to the target."""
     result = DetectionResult()
+    report = throttled(ctx.progress)
     log: ChangeLogWriter | None = None
     for batch in _timed(
         read_batches(engine, spec.sql, batch_size=batch_size, limit=spec.top_n), result
@@ -132,7 +150,7 @@ def detect_append(
         log = open_log(batch)
         log.write_upserts(batch.rows)
         result.rows_read += len(batch.rows)
-        ctx.progress(records_available=result.rows_read, record_count=log.upserts)
+        report(records_available=result.rows_read, record_count=log.upserts)
     ctx.log(f"{result.rows_read} rows read; all appended.")
     return result
 
@@ -230,6 +248,7 @@ def detect_timestamp(
         stage.commit()
 
     result = DetectionResult(commit_stage=commit)
+    report = throttled(ctx.progress)
     # Deletes go first in the log: a key deleted and then inserted again ends up present.
     deletes: list[tuple] = []
     if spec.deleted_method and spec.deleted_sql:
@@ -275,7 +294,7 @@ def detect_timestamp(
         log.write_upserts(fresh)
         result.rows_read += len(batch.rows)
         result.detect_seconds += time.perf_counter() - started
-        ctx.progress(records_available=result.rows_read, record_count=log.upserts)
+        report(records_available=result.rows_read, record_count=log.upserts)
     assert log is not None
     if skipped:
         ctx.log(f"{skipped} rows at the pointer were sent by an earlier run: skipped.")

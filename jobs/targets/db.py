@@ -9,7 +9,6 @@ as the rows, so a crash mid-apply leaves the target as it was before that change
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from sqlalchemy import (
     Double,
     Engine,
     Float,
+    Integer,
     LargeBinary,
     MetaData,
     Numeric,
@@ -94,7 +94,8 @@ def sa_type(column: Column, dialect: str, is_key: bool) -> TypeEngine[Any]:
     """The column type a created target table gets for a logical type."""
     kind = column.type
     if kind == "integer":
-        return BigInteger()
+        # SQLite: exactly INTEGER, so a one-column integer key is the rowid (one B-tree, not two).
+        return Integer() if dialect == "sqlite" else BigInteger()
     if kind == "decimal":
         if dialect == "sqlite":
             return Text()  # SQLite's NUMERIC would round to a double: keep the exact digits
@@ -142,8 +143,6 @@ def _sqlite_value(kind: str) -> Callable[[Any], Any] | None:
         return lambda v: v.isoformat() if isinstance(v, dt.date | dt.time) else v
     if kind in ("datetime", "datetimetz"):
         return lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else v
-    if kind == "float":
-        return lambda v: float(v) if isinstance(v, decimal.Decimal) else v
     return None
 
 
@@ -469,8 +468,7 @@ def _write(
     if statements.dialect == "postgresql":
         return _write_postgres(connection, target, statements, rows, keys, settings, hooks)
     sql = statements.upsert() if keys and target.upsertable else statements.insert()
-    if keys and statements.dialect == "sqlite":
-        rows = _dedupe(rows, positions)
+    # SQLite's executemany applies rows one by one, so a repeated key needs no dedupe.
     written = 0
     for chunk in _chunks(rows, max(1, settings.batch_count)):
         connection.exec_driver_sql(
