@@ -11,8 +11,8 @@ if "GATEWAY_DATA_DIR" not in os.environ:
     atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
-from gateway.settings import *  # noqa: E402, F403
-from gateway.settings import DATA_DIR, DATABASES  # noqa: E402
+from gateway.settings import *  # noqa: F403
+from gateway.settings import DATA_DIR, DATABASES
 
 # Threads (the embedded worker in tests) must see the same test database: a file, not :memory:.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -81,6 +81,9 @@ def stop_job(job: Job) -> int:
     return cancelled + running
 
 
+INTERRUPTED_MESSAGE = "Interrupted: the gateway stopped while this execution was queued or running."
+
+
 def recover_interrupted() -> list[str]:
     """Close executions that were pending or running when the embedded gateway last stopped.
 
@@ -90,13 +93,15 @@ def recover_interrupted() -> list[str]:
     interrupted = Execution.objects.filter(
         status__in=(ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
     )
-    lines = [f"Execution {e.guid} of {e.job_key} was interrupted by a restart." for e in interrupted]
+    lines = [
+        f"Execution {e.guid} of {e.job_key} was interrupted by a restart." for e in interrupted
+    ]
     with transaction.atomic():
         job_ids = list(interrupted.exclude(job=None).values_list("job_id", flat=True))
         interrupted.update(
             status=ExecutionStatus.FAILED,
             success=False,
-            error_message="Interrupted: the gateway stopped while this execution was queued or running.",
+            error_message=INTERRUPTED_MESSAGE,
             finished_at=timezone.now(),
         )
         Job.objects.filter(pk__in=job_ids).update(status=JobStatus.READY)
