@@ -2,20 +2,26 @@
 
 import os
 import uuid
-from functools import cache
 
 from jobs.models import AgentState, Execution, ExecutionStatus
 
 
-@cache
 def boot_id() -> str:
-    """The id of this gateway boot; dynamic jobs of earlier boots are gone.
+    """The id of the current gateway boot; dynamic jobs of earlier boots are gone.
 
-    GATEWAY_BOOT_ID lets a launcher give every process of one boot (web workers, Celery
-    workers) the same id; without it each process is its own boot, which is exact for the
-    embedded default where one process does everything.
+    It lives in the database so that every process of one boot (web threads or gunicorn
+    workers, Celery workers, the scheduler) agrees on it; `start_new_boot` begins a boot.
+    GATEWAY_BOOT_ID, when set, wins (a launcher that manages boots itself).
     """
-    return os.environ.get("GATEWAY_BOOT_ID") or uuid.uuid4().hex
+    return os.environ.get("GATEWAY_BOOT_ID") or AgentState.load().boot_id
+
+
+def start_new_boot() -> str:
+    """Begin a new boot: `manage.py run` and `manage.py bootstrap` call this at start-up."""
+    state = AgentState.load()
+    state.boot_id = uuid.uuid4().hex
+    state.save(update_fields=["boot_id", "changed_at"])
+    return state.boot_id
 
 
 def is_running() -> bool:

@@ -307,6 +307,8 @@ class AgentState(models.Model):
 
     running = models.BooleanField(default=True)
     license_text = models.TextField(blank=True)
+    # Dynamic jobs belong to one boot of the gateway; every process of the boot reads it here.
+    boot_id = models.CharField(max_length=32, blank=True, editable=False)
     changed_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -86,3 +86,17 @@ def test_createsuperuser_noinput_makes_a_dataflux_user(monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "flux-pass-123")
     call_command("createsuperuser", "--noinput", username="flux", email="f@x.io", stdout=StringIO())
     assert get_user_model().objects.get(username="flux").check_password("flux-pass-123")
+
+
+def test_bootstrap_starts_a_new_boot_that_every_process_reads_from_the_database():
+    # given a dynamic job of the current boot
+    from jobs import agent
+    from jobs.models import Job
+
+    old_boot = agent.start_new_boot()
+    Job.objects.create(kind="reader", job_key="dyn", is_dynamic=True, boot_id=old_boot)
+    # when the deployment starts again
+    run("bootstrap")
+    # then the boot changed for everyone (it is read from the database) and the job is gone
+    assert agent.boot_id() not in ("", old_boot)
+    assert not Job.objects.filter(job_key="dyn").exists()

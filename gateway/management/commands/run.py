@@ -92,9 +92,12 @@ class Command(BaseCommand):
 
     def _on_start(self) -> None:
         """Start-up duties of the vendor features that have them."""
+        from jobs.agent import start_new_boot
         from jobs.definitions import purge_stale_dynamic_jobs
         from jobs.flows.engines import preload_configured_flows
 
+        # A restart clears dynamic jobs, as DataZen's agent does; their history stays.
+        start_new_boot()
         purge_stale_dynamic_jobs()
         for name in preload_configured_flows():
             self.stdout.write(f"Flow engine preloaded: {name}")

@@ -7,14 +7,22 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from jobs.models import AccessKey, AccessScope, AgentState
+from jobs.agent import start_new_boot
+from jobs.definitions import purge_stale_dynamic_jobs
+from jobs.models import AccessKey, AccessScope
 
 
 class Command(BaseCommand):
-    help = "Create the first access key and admin user if none exist, and print them once."
+    help = (
+        "Start a new boot (dynamic jobs of the last one are dropped) and create the first "
+        "access key and admin user if none exist, printing them once."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        AgentState.load()
+        # On a fleet this runs once per deployment, beside migrate: that is the restart
+        # after which DataZen clients expect their dynamic jobs gone.
+        start_new_boot()
+        purge_stale_dynamic_jobs()
         if not AccessKey.objects.exists():
             _, raw = AccessKey.generate("bootstrap", scope=AccessScope.ALL, can_decrypt=True)
             self.stdout.write(f"DataZen access key (all APIs, may decrypt): {raw}")
