@@ -193,39 +193,39 @@ def has_data(execution: Execution) -> bool:
 
 
 def _whole_run(execution: Execution) -> tuple[Job, Execution, Execution] | None:
-    """(job whose triggers apply, run giving the outcome, run carrying the chain).
+    """(job whose triggers apply, run giving the outcome, run carrying the chain), or None.
 
-    A direct job ends when its writer does: its reader's success waits for the writer run
-    (same guid) and the reader's triggers fire then; a failed reader ends it at once.
+    A direct job's run is its reader's run: the sync engine runs the writer inside it, under
+    the same execution guid, and the reader fails when the writer does. So the reader's
+    triggers fire once, when the reader's run ends, and the writer's end inside it fires
+    nothing. (Should a writer run end after its reader's, the reader's triggers fire then.)
     """
     job = execution.job
     if job is None or job.is_dynamic:
         return None
     if job.kind == JobKind.READER and job.direct_writer_id is not None:
-        if execution.status != ExecutionStatus.SUCCEEDED:
+        writer_run = _same_guid(execution, job.direct_writer_id)
+        if writer_run is not None and not writer_run.is_finished:
+            return None  # a writer still applying: its end fires them
+        if writer_run is None:
             return job, execution, execution
-        writer_run = (
-            Execution.objects.filter(guid=execution.guid, job_id=job.direct_writer_id)
-            .order_by("-id")
-            .first()
-        )
-        if writer_run is None or not writer_run.is_finished:
-            return None  # the writer's end fires them
-        return job, _combined(execution, writer_run), execution
+        return job, _combined(execution, writer_run, execution.status), execution
     reader = Job.objects.filter(direct_writer=job).first() if job.kind == JobKind.WRITER else None
     if reader is not None:
-        reader_run = (
-            Execution.objects.filter(guid=execution.guid, job=reader).order_by("-id").first()
-        )
-        if reader_run is not None and reader_run.status == ExecutionStatus.SUCCEEDED:
-            return reader, _combined(reader_run, execution), reader_run
-        return reader, execution, execution
+        reader_run = _same_guid(execution, reader.pk)
+        if reader_run is None or not reader_run.is_finished:
+            return None  # the reader's run is still going: its end fires them
+        return reader, _combined(reader_run, execution, execution.status), reader_run
     return job, execution, execution
 
 
-def _combined(reader_run: Execution, writer_run: Execution) -> Execution:
-    """A direct job's outcome: the writer's status, with data if either side had rows."""
-    outcome = Execution(status=writer_run.status)
+def _same_guid(execution: Execution, job_id: int) -> Execution | None:
+    return Execution.objects.filter(guid=execution.guid, job_id=job_id).order_by("-id").first()
+
+
+def _combined(reader_run: Execution, writer_run: Execution, status: str) -> Execution:
+    """A direct job's outcome: `status`, with data if either side had rows."""
+    outcome = Execution(status=status)
     outcome.record_count = reader_run.record_count + writer_run.record_count
     outcome.delete_count = reader_run.delete_count + writer_run.delete_count
     outcome.records_direct_written = (

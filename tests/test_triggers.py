@@ -155,24 +155,36 @@ def test_no_trigger_fires_while_the_agent_is_stopped(source, targets) -> None:
     assert "The agent is stopped" in log_of(execution)[0]
 
 
-def test_a_direct_job_fires_when_its_writer_finishes(targets) -> None:
+def test_a_direct_job_fires_once_when_its_run_ends(targets) -> None:
     # given a direct job whose reader has the triggers
     writer = Job.objects.create(kind=JobKind.WRITER, job_key="__direct")
     direct = reader(
         "direct",
-        [{"JobKey": "after-data", "TriggerType": "OnSuccessWithData"}],
+        [
+            {"JobKey": "after-data", "TriggerType": "OnSuccessWithData"},
+            {"JobKey": "after-completion", "TriggerType": "OnCompletion"},
+        ],
         direct_writer=writer,
     )
     writer.source = direct
     writer.save()
-    # when the reader succeeds with rows, nothing fires yet
-    reader_run = run(direct, ExecutionStatus.SUCCEEDED, rows=4)
-    assert fired(targets) == set()
-    # then the writer run (same guid) finishes and the reader's triggers fire
+    Job.objects.filter(pk=direct.pk).update(status=JobStatus.RUNNING)
+    reader_run = new_execution(direct)
+    Execution.objects.filter(pk=reader_run.pk).update(status=ExecutionStatus.RUNNING)
+    # when the sync engine runs the writer inside the reader's run (same guid), as it does
     writer_run = new_execution(writer, guid=reader_run.guid)
-    Execution.objects.filter(pk=writer_run.pk).update(status=ExecutionStatus.RUNNING)
+    Execution.objects.filter(pk=writer_run.pk).update(
+        status=ExecutionStatus.RUNNING, record_count=4
+    )
+    writer_run.refresh_from_db()
     finish(writer_run, ExecutionStatus.SUCCEEDED)
-    assert fired(targets) == {"data"}
+    # then nothing fires while the reader's run is still going
+    assert fired(targets) == set()
+    # and once it ends, its triggers fire once, "with data" counting the writer's rows
+    reader_run.refresh_from_db()
+    finish(reader_run, ExecutionStatus.SUCCEEDED)
+    assert fired(targets) == {"data", "completion"}
+    assert len(started(targets["completion"])) == 1
 
 
 def test_a_direct_job_whose_reader_fails_fires_on_failure_at_once() -> None:
