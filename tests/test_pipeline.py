@@ -354,6 +354,17 @@ def test_empty_pipeline_passes_batches_through(defs: Any) -> None:
             "unknown Enzo function #teleport()",
         ),
         ([{"Name": "DataApplySchema", "SchemaDefinition": "wibble id"}], "unknown data type"),
+        ([{"Name": "DataFilter", "FilterType": 0, "Filter": "qty >"}], "syntax error"),
+        (
+            [{"Name": "DataDynamicColumn", "ColumnName": "c",
+              "SQLExpression": "(SELECT name FROM sqlite_master)"}],
+            "not allowed",
+        ),
+        (
+            [{"Name": "DataDynamicColumn", "ColumnName": "c",
+              "SQLExpression": "load_extension('x')"}],
+            "not allowed",
+        ),
         ([{"Name": "DataHashing", "Algorithm": "CRC32", "Columns": "a"}], "CRC32"),
     ],
 )  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 from jobs.batch import Batch
 from jobs.pipeline import columns, dynamic, external, filtering, protect  # noqa: F401  (register)
 from jobs.pipeline.base import Component, PipelineError, component_class, flag, known_names
+from jobs.pipeline.sql import column_cache
 
 __all__ = ["Pipeline", "PipelineError", "compile_pipeline", "parse_pipeline", "validate_pipeline"]
 
@@ -30,8 +31,9 @@ class Pipeline:
         return len(self.steps)
 
     def apply(self, batch: Batch) -> Batch:
-        for step in self.steps:
-            batch = step.apply(batch)
+        with column_cache():
+            for step in self.steps:
+                batch = step.apply(batch)
         return batch
 
 

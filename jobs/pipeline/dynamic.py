@@ -9,7 +9,7 @@ from jobs.batch import Batch
 from jobs.expressions import ExpressionError
 from jobs.pipeline import enzo
 from jobs.pipeline.base import Component, first_of, flag, register
-from jobs.pipeline.sql import BatchExpression
+from jobs.pipeline.sql import BatchExpression, current_cache
 from jobs.pipeline.types import ConversionError, convert_all, make_column
 
 
@@ -49,6 +49,10 @@ class DataDynamicColumn(Component):
             raise self.fail(str(exc)) from None
         self.ignore_if_exists = flag(config, "IgnoreIfExists")
         self.expression = BatchExpression(text, condition=False)
+        try:
+            self.expression.check()
+        except ExpressionError as exc:
+            raise self.fail(f"column '{self.column_name}': {exc}") from None
 
     def apply(self, batch: Batch) -> Batch:
         try:
@@ -70,6 +74,9 @@ class DataDynamicColumn(Component):
             columns = [*batch.columns, column]
             # tuple + 1-tuple, all in C: appending is the bulk of this component's cost.
             rows = list(map(operator.add, batch.rows, zip(converted)))
+            cache = current_cache()
+            if cache is not None and kinds is not None and converted is values:
+                cache.appended(batch.rows, rows, converted, kinds)
         else:
             columns = list(batch.columns)
             columns[position] = column

@@ -355,11 +355,12 @@ class FastExpression:
         self.tree = parse(expression)
         self.names = columns_of(self.tree)
 
-    def evaluate(self, columns: dict[str, list[Any]], count: int) -> Values:
-        """The expression over `columns` (lowercased name → values); raises Unsupported."""
+    def evaluate(self, columns: dict[str, Any], count: int) -> Values:
+        """The expression over `columns` (lowercased name → Values, or a plain list of
+        values); raises Unsupported."""
         return self._eval(self.tree, columns, count)
 
-    def _eval(self, node: Node, columns: dict[str, list[Any]], count: int) -> Values:
+    def _eval(self, node: Node, columns: dict[str, Any], count: int) -> Values:
         kind = node.kind
         if kind == "const":
             return Values.constant(node.value)
@@ -367,7 +368,7 @@ class FastExpression:
             values = columns.get(str(node.value).lower())
             if values is None:
                 raise Unsupported(f"unknown column {node.value}")
-            return Values.column(values)
+            return values if isinstance(values, Values) else Values.column(values)
         if kind == "binary":
             left = self._eval(node.args[0], columns, count)
             right = self._eval(node.args[1], columns, count)

@@ -50,6 +50,10 @@ class DataFilter(Component):
         self.column = str(first_of(config, "Column", "ColumnName", default="")).strip()
         if self.filter_type == SQL:
             self.condition = BatchExpression(self.text, condition=True)
+            try:
+                self.condition.check()
+            except ExpressionError as exc:
+                raise self.fail(str(exc)) from None
             return
         if not self.column:
             raise self.fail("a value or regular expression filter needs a Column")

@@ -8,6 +8,9 @@ no column and is not random is evaluated once per batch.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import compress
 from operator import itemgetter
 from typing import Any
@@ -48,6 +51,62 @@ def referenced_names(expression: str) -> set[str]:
     return names
 
 
+class ColumnCache:
+    """Columns already pulled out of a batch's rows, shared by one pipeline's steps.
+
+    A filter's kept rows keep their columns (compressed, not pulled out again) and a dynamic
+    column's values are known, so the next step reads them from here. Entries are tied to
+    the identity of the rows list they came from, and the cache lives for one `apply`.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] | None = None
+        self.columns: dict[int, Values] = {}
+
+    def column(self, rows: list[tuple], position: int) -> Values:
+        if rows is not self.rows:
+            self.rows, self.columns = rows, {}
+        found = self.columns.get(position)
+        if found is None:
+            found = self.columns[position] = Values.column(list(map(itemgetter(position), rows)))
+        return found
+
+    def filtered(self, before: list[tuple], keep: list[Any], after: list[tuple]) -> None:
+        if before is not self.rows:
+            return
+        # The kept rows' types are among the batch's: a superset is a safe answer.
+        self.columns = {
+            position: Values(list(compress(values.values, keep)), values.kinds)  # type: ignore[arg-type]
+            for position, values in self.columns.items()
+            if not values.is_const
+        }
+        self.rows = after
+
+    def appended(
+        self, before: list[tuple], after: list[tuple], values: list[Any], kinds: frozenset[type]
+    ) -> None:
+        kept = self.columns if before is self.rows else {}
+        position = len(after[0]) - 1 if after else 0
+        self.rows, self.columns = after, {**kept, position: Values(values, kinds)}
+
+
+_local = threading.local()
+
+
+@contextmanager
+def column_cache() -> Iterator[ColumnCache]:
+    """Share pulled-out columns between the steps of one pipeline run over one batch."""
+    cache = _local.cache = ColumnCache()
+    try:
+        yield cache
+    finally:
+        _local.cache = None
+
+
+def current_cache() -> ColumnCache | None:
+    return getattr(_local, "cache", None)
+
+
 class BatchExpression:
     """An expression or condition compiled per column layout, evaluated on whole batches."""
 
@@ -63,6 +122,16 @@ class BatchExpression:
             except Unsupported:
                 self.fast = None
         self._compiled: dict[tuple[str, ...], tuple[list[int], Any]] = {}
+
+    def check(self) -> None:
+        """Compile it once with every identifier it uses standing for a column, so syntax
+        errors and refused constructs are reported when the job is saved, not when it runs.
+        Raises ExpressionError."""
+        names = sorted(self.names)
+        if self.condition:
+            compile_condition(self.expression, names)
+        else:
+            compile_expression(self.expression, names)
 
     def _for(self, batch: Batch) -> tuple[list[int], CompiledExpression | CompiledCondition]:
         layout = tuple(batch.names)
@@ -93,11 +162,15 @@ class BatchExpression:
         # Compile through SQLite once per layout anyway: it reports a wrong column name or a
         # refused construct with the same words whichever path evaluates the rows.
         self._for(batch)
-        columns = {
-            name: list(map(itemgetter(i), batch.rows))
-            for i, name in enumerate(n.lower() for n in batch.names)
-            if name in self.fast.names
-        }
+        cache = current_cache()
+        columns: dict[str, Values] = {}
+        for i, name in enumerate(n.lower() for n in batch.names):
+            if name in self.fast.names:
+                columns[name] = (
+                    cache.column(batch.rows, i)
+                    if cache is not None
+                    else Values.column(list(map(itemgetter(i), batch.rows)))
+                )
         try:
             return self.fast.evaluate(columns, len(batch.rows))
         except Unsupported:
@@ -124,7 +197,11 @@ class BatchExpression:
         if answer is not None and answer.kinds <= NUMERIC:
             if answer.is_const:
                 return list(batch.rows) if answer.const else []
-            return list(compress(batch.rows, answer.values))  # type: ignore[arg-type]
+            kept = list(compress(batch.rows, answer.values))  # type: ignore[arg-type]
+            cache = current_cache()
+            if cache is not None:
+                cache.filtered(batch.rows, answer.values, kept)  # type: ignore[arg-type]
+            return kept
         positions, compiled = self._for(batch)
         assert isinstance(compiled, CompiledCondition)
         if not positions and not self.volatile:
