@@ -112,7 +112,17 @@ class Scheduler:
         jobs = (
             Job.objects.filter(active=True, is_dynamic=False)
             .exclude(cron_schedule="")
-            .only("id", "guid", "job_key", "cron_schedule", "next_run_at", "active", "status")
+            .only(
+                "id",
+                "guid",
+                "kind",
+                "job_key",
+                "is_dynamic",
+                "cron_schedule",
+                "next_run_at",
+                "active",
+                "status",
+            )
         )
         for job in jobs:
             schedule = self.schedule_for(job.cron_schedule.strip())

@@ -381,3 +381,29 @@ def test_sql_expression_error_names_the_step() -> None:
     )
     with pytest.raises(PipelineError, match=r"step 1 \(DataDynamicColumn\)"):
         pipeline.apply(films())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("yyyy-MM-ddTHH:mm:ss.fff", "2026-01-31T09:05:07.123"),
+        ("dd/MM/yy h:mm tt", "31/01/26 9:05 AM"),
+        ("MMMM d, yyyy", "January 31, 2026"),
+        ("ddd HH'h'mm", "Sat 09h05"),
+        ("yyyyMMddHHmmssfffffff", "202601310905071234560"),
+        ("HH:mm zzz", "09:05 +00:00"),
+    ],
+)
+def test_enzo_format_date_follows_dotnet_format_strings(pattern: str, expected: str) -> None:
+    batch = Batch([Column("at", "datetime")], [(dt.datetime(2026, 1, 31, 9, 5, 7, 123456),)])
+    pipeline = compile_pipeline(
+        [
+            {
+                "Name": "DataDynamicColumn",
+                "ColumnName": "text",
+                "ExpressionType": "Enzo Expression (Enzo Functions)",
+                "SQLExpression": f"#formatDate(at, '{pattern.replace(chr(39), chr(39) * 2)}')",
+            }
+        ]
+    )
+    assert pipeline.apply(batch).rows[0][1] == expected

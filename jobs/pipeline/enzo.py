@@ -31,9 +31,11 @@ _NET_FORMAT = [
     ("yyyy", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m"), ("M", "%-m"),
     ("dddd", "%A"), ("ddd", "%a"), ("dd", "%d"), ("d", "%-d"), ("HH", "%H"), ("H", "%-H"),
     ("hh", "%I"), ("h", "%-I"), ("mm", "%M"), ("m", "%-M"), ("ss", "%S"), ("s", "%-S"),
-    ("fffffff", "%f0"), ("ffffff", "%f"), ("fff", "{ms}"), ("tt", "%p"), ("zzz", "%z"),
+    ("tt", "%p"),
 ]  # fmt: skip
-_NET_TOKEN = re.compile("|".join(re.escape(token) for token, _ in _NET_FORMAT) + r"|'[^']*'|.")
+_NET_TOKEN = re.compile(
+    r"f{1,7}|zzz|" + "|".join(re.escape(token) for token, _ in _NET_FORMAT) + r"|'[^']*'|\\.|."
+)
 _NET_MAP = dict(_NET_FORMAT)
 
 
@@ -85,19 +87,29 @@ def format_date(value: Any, pattern: Any = "yyyy-MM-dd HH:mm:ss") -> str | None:
     moment = _parse(value)
     out: list[str] = []
     for token in _NET_TOKEN.findall(str(pattern)):
-        if token in _NET_MAP:
-            code = _NET_MAP[token]
-            if code == "{ms}":
-                out.append(f"{moment.microsecond // 1000:03d}")
-            elif code.startswith("%-"):
-                out.append(str(int(moment.strftime("%" + code[2:]))))
-            else:
-                out.append(moment.strftime(code))
-        elif token.startswith("'") and token.endswith("'") and len(token) >= 2:
-            out.append(token[1:-1])
-        else:
-            out.append(token)
+        out.append(_format_token(moment, token))
     return "".join(out)
+
+
+def _format_token(moment: dt.datetime, token: str) -> str:
+    if token in _NET_MAP:
+        code = _NET_MAP[token]
+        if code.startswith("%-"):
+            return str(int(moment.strftime("%" + code[2:])))
+        return moment.strftime(code)
+    if token.startswith("f"):
+        # Fractions of a second: .NET's f…fffffff are the first digits of 7.
+        return f"{moment.microsecond * 10:07d}"[: len(token)]
+    if token == "zzz":
+        offset = moment.utcoffset() or dt.timedelta(0)
+        sign = "-" if offset < dt.timedelta(0) else "+"
+        minutes = abs(int(offset.total_seconds())) // 60
+        return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    if len(token) >= 2 and token[0] == token[-1] == "'":
+        return token[1:-1]
+    if len(token) == 2 and token[0] == "\\":
+        return token[1]
+    return token
 
 
 def newguid() -> str:
