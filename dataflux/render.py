@@ -39,11 +39,16 @@ def sas_time(moment: dt.datetime) -> str:
     return timezone.localtime(moment).strftime("%Y%m%dT%H:%M:%S")
 
 
+@functools.cache
+def _base_path() -> str:
+    return reverse("dataflux:root-bare")
+
+
 class Links:
     """Builds links for one request: `href` absolute from its host, `uri` from the base."""
 
     def __init__(self, request: Request) -> None:
-        self.base = f"{request.scheme}://{request.get_host()}{reverse('dataflux:root-bare')}"
+        self.base = f"{request.scheme}://{request.get_host()}{_base_path()}"
 
     def __call__(self, rel: str, method: str, uri: str, media_type: str | None = None) -> dict:
         link = {"href": self.base + uri, "method": method, "rel": rel}

@@ -93,7 +93,13 @@ def flows() -> list[Job]:
 
 
 def get_flow(name: str) -> Job | None:
-    return Job.objects.filter(kind=JobKind.FLOW, is_dynamic=False, job_key=name).first()
+    """The stored flow named `name`; its XML is loaded when first read (compiles, downloads)."""
+    found = (
+        Job.objects.filter(kind=JobKind.FLOW, is_dynamic=False, job_key=name)
+        .only("id", "guid", "kind", "job_key", "definition", "updated_at")
+        .order_by()[:1]
+    )
+    return next(iter(found), None)
 
 
 def check_size(content: bytes) -> None:

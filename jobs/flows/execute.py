@@ -1,8 +1,9 @@
 """Executing a flow for a request: in this process (embedded) or on a worker (the fleet).
 
-Either way the run is an `Execution` with `LogEntry` rows. Embedded runs are recorded in one
-transaction when they end, which keeps a real-time call to a couple of writes; fleet runs go
-through the runner like any other job (`WORK["flow"]` is `run_flow` below).
+Either way the run is an `Execution` with `LogEntry` rows. Embedded runs are recorded when
+they end, by the recorder thread (jobs.flows.recorder), so a real-time call writes nothing on
+its own path; fleet runs go through the runner like any other job (`WORK["flow"]` is
+`run_flow` below).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.flows import recorder
 from jobs.flows.engines import is_embedded, pool
 from jobs.flows.errors import (
     EngineBusy,
@@ -30,7 +32,6 @@ from jobs.models import (
     FlowEngine,
     Job,
     JobKind,
-    LogEntry,
     LogLevel,
 )
 from jobs.runner import CANCEL_POLL_SECONDS, ExecutionContext, worker_name
@@ -50,7 +51,6 @@ _KIND_ERRORS = {kind: cls for cls, kind in ERROR_KINDS.items()}
 @dataclass
 class FlowResult:
     outputs: dict[str, Any] | None
-    execution_id: int
 
 
 def max_seconds(requested: float | None) -> float | None:
@@ -111,10 +111,10 @@ def _execute_here(
     except (FlowError, InputError, RunTimeout, EngineBusy, EngineStopped, FlowGone) as exc:
         error = exc
         logs.append((LogLevel.ERROR, str(error)))
-    execution = _record(job, user, started, logs, outputs, error)
+    _record(job, user, started, logs, outputs, error)
     if error is not None:
         raise error
-    return FlowResult(outputs, execution.pk)
+    return FlowResult(outputs)
 
 
 def _record(
@@ -124,38 +124,25 @@ def _record(
     logs: list[tuple[int, str]],
     outputs: dict[str, Any] | None,
     error: Exception | None,
-) -> Execution:
+) -> None:
     finished = timezone.now()
-    rows = _count_rows(outputs)
-    with transaction.atomic():
-        execution = Execution.objects.create(
-            job_id=job.pk if error is None or not isinstance(error, FlowGone) else None,
-            job_guid=job.guid,
-            job_key=job.job_key,
-            listener_type=JobKind.FLOW,
-            status=ExecutionStatus.FAILED if error else ExecutionStatus.SUCCEEDED,
-            success=error is None,
-            error_message=str(error) if error else "",
-            record_count=rows,
-            requested_by=user,
-            worker=worker_name(),
-            result={"outputs": outputs} if outputs is not None else None,
-            created_on=started,
-            started_at=started,
-            finished_at=finished,
-        )
-        LogEntry.objects.bulk_create(
-            LogEntry(
-                execution=execution,
-                job_guid=job.guid,
-                sequence=number,
-                level=level,
-                message=message,
-                created_at=finished,
-            )
-            for number, (level, message) in enumerate(logs, 1)
-        )
-    return execution
+    execution = Execution(
+        job_id=None if isinstance(error, FlowGone) else job.pk,
+        job_guid=job.guid,
+        job_key=job.job_key,
+        listener_type=JobKind.FLOW,
+        status=ExecutionStatus.FAILED if error else ExecutionStatus.SUCCEEDED,
+        success=error is None,
+        error_message=str(error) if error else "",
+        record_count=_count_rows(outputs),
+        requested_by=user,
+        worker=worker_name(),
+        result={"outputs": outputs} if outputs is not None else None,
+        created_on=started,
+        started_at=started,
+        finished_at=finished,
+    )
+    recorder.record(recorder.Record(execution, logs))
 
 
 def _count_rows(outputs: dict[str, Any] | None) -> int:
@@ -205,7 +192,7 @@ def _execute_on_fleet(
         pause = min(pause * 1.5, POLL_MAX_SECONDS)
     result = row["result"] or {}
     if row["status"] == ExecutionStatus.SUCCEEDED:
-        return FlowResult(result.get("outputs"), execution.pk)
+        return FlowResult(result.get("outputs"))
     failure = result.get("error") or {}
     cls = _KIND_ERRORS.get(failure.get("kind", ""), FlowError)
     message = failure.get("message") or row["error_message"] or "The run failed."

@@ -1,0 +1,118 @@
+"""Writing embedded flow executions (Execution + LogEntry rows) off the request's path.
+
+A real-time call should not wait for, or queue behind, SQLite's single write lock: one
+recorder thread takes finished runs from a queue and writes them in batches, one transaction
+per batch. A caller already inside a transaction (a test, a management command wrapping the
+call) records inline instead, so its rows commit or roll back with its own. Records waiting
+in the queue when the process dies are lost; `flush()` runs at exit and is there for callers
+that need the rows at once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from django.db import close_old_connections, connection, transaction
+
+from jobs.models import Execution, LogEntry
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+LINGER_SECONDS = 0.05
+
+
+@dataclass
+class Record:
+    execution: Execution
+    logs: list[tuple[int, str]]
+
+
+_queue: queue.Queue[Record | threading.Event] = queue.Queue()
+_thread: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def record(item: Record) -> None:
+    """Write now when inside a transaction; otherwise hand it to the recorder thread."""
+    if connection.in_atomic_block:
+        _write([item])
+        return
+    _ensure_thread()
+    _queue.put(item)
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Wait until everything queued so far is written; False if that took too long."""
+    if _thread is None:
+        return True
+    done = threading.Event()
+    _queue.put(done)
+    return done.wait(timeout)
+
+
+def _ensure_thread() -> None:
+    global _thread
+    if _thread is not None and _thread.is_alive():
+        return
+    with _lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_run, name="flow-recorder", daemon=True)
+            _thread.start()
+
+
+def _run() -> None:
+    while True:
+        first = _queue.get()
+        # Let a batch gather: one transaction for many runs costs a fraction of one per run,
+        # and waking less often leaves the request threads more of the interpreter.
+        if not isinstance(first, threading.Event):
+            time.sleep(LINGER_SECONDS)
+        batch: list[Record] = []
+        waiters: list[threading.Event] = []
+        for item in _drain(first):
+            (waiters if isinstance(item, threading.Event) else batch).append(item)
+        if batch:
+            try:
+                close_old_connections()
+                _write(batch)
+            except Exception:  # one bad batch must not stop later records
+                logger.exception("could not record %d flow executions", len(batch))
+        for waiter in waiters:
+            waiter.set()
+
+
+def _drain(first: Record | threading.Event) -> list[Record | threading.Event]:
+    items = [first]
+    while len(items) < BATCH:
+        try:
+            items.append(_queue.get_nowait())
+        except queue.Empty:
+            break
+    return items
+
+
+def _write(batch: list[Record]) -> None:
+    with transaction.atomic():
+        # One INSERT for the batch; SQLite (3.35+) and PostgreSQL give the new ids back.
+        Execution.objects.bulk_create([item.execution for item in batch])
+        LogEntry.objects.bulk_create(
+            LogEntry(
+                execution=item.execution,
+                job_guid=item.execution.job_guid,
+                sequence=number,
+                level=level,
+                message=message,
+                created_at=item.execution.finished_at,
+            )
+            for item in batch
+            for number, (level, message) in enumerate(item.logs, 1)
+        )
+
+
+atexit.register(flush, 5.0)
