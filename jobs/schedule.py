@@ -153,7 +153,7 @@ class QuartzSchedule:
         try:
             croniter(translated, second_at_beginning=True)
         except CroniterError as exc:
-            raise ValueError(f"'{expression.strip()}' cannot be evaluated: {exc}") from exc
+            raise ValueError(f"croniter cannot evaluate it ({exc})") from exc
         return schedule
 
     def next_after(self, moment: datetime) -> datetime:
@@ -165,7 +165,7 @@ class QuartzSchedule:
             )
         except CroniterError as exc:
             raise ValueError(
-                f"'{self.expression}' has no fire time after {moment.isoformat()}"
+                f"it never fires after {moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
             ) from exc
         return found.astimezone(UTC)
 
@@ -186,17 +186,16 @@ class QuartzSchedule:
 
 
 def validate_cron(expression: str | None) -> None:
-    """Refuse, with a clear ValueError, a CronSchedule the scheduler could not run.
+    """Refuse, with a ValueError saying why, a CronSchedule the scheduler could not run.
 
     Blank is valid (manual or trigger only). An expression that never fires again (a year in
-    the past, 30 February) is refused too.
+    the past, 30 February) is refused too. The message names the expression and the reason.
     """
     if is_blank(expression):
         return
     assert expression is not None
     try:
-        schedule = QuartzSchedule.parse(expression)
-        schedule.next_after(datetime.now(UTC))
+        QuartzSchedule.parse(expression).next_after(datetime.now(UTC))
     except ValueError as exc:
         raise ValueError(f"Invalid CronSchedule '{expression.strip()}': {exc}") from None
 

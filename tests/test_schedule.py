@@ -238,9 +238,9 @@ def test_blank_schedule_is_manual_only() -> None:
         ("0 0 12 ? * 0", "1-7 (1 = Sunday)"),
         ("0 0 12 ? * 8", "1-7 (1 = Sunday)"),
         ("0 0 12 ? * FUN", "unknown day-of-week name"),
-        ("0 0 12 * * ? 2020", "no fire time"),
-        ("0 0 0 30 2 ?", "no fire time"),
-        ("0 0 25 * * ?", "cannot be evaluated"),
+        ("0 0 12 * * ? 2020", "never fires"),
+        ("0 0 0 30 2 ?", "never fires"),
+        ("0 0 25 * * ?", "croniter cannot evaluate it"),
         ("every day", "6 or 7 fields"),
     ],
 )
