@@ -153,8 +153,8 @@ def _count_rows(outputs: dict[str, Any] | None) -> int:
 
 # -- the fleet ----------------------------------------------------------------------------
 
-POLL_START_SECONDS = 0.002
-POLL_MAX_SECONDS = 0.05
+POLL_START_SECONDS = 0.001
+POLL_MAX_SECONDS = 0.02
 
 
 def _execute_on_fleet(
@@ -189,7 +189,7 @@ def _execute_on_fleet(
             Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
             raise RunTimeout(f"No worker finished the run of {job.job_key!r} in {budget:g} s.")
         time.sleep(pause)
-        pause = min(pause * 1.5, POLL_MAX_SECONDS)
+        pause = min(pause * 1.25, POLL_MAX_SECONDS)
     result = row["result"] or {}
     if row["status"] == ExecutionStatus.SUCCEEDED:
         return FlowResult(result.get("outputs"))

@@ -1,0 +1,98 @@
+"""DataFlux on the fleet: gunicorn web processes, a Celery worker on the "flows" queue, Redis.
+
+The flow runs in the worker; its engine is visible (and can be unloaded) from any web process.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import services
+from tests.processes import BIN, free_port, gateway_env, manage, started, wait_for_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+BASE = "/SASDataMgmtRTDataJob/rest"
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+METADATA = "application/vnd.sas.datamgmt.jobflow.metadata+json"
+GENDER = base64.b64encode(b"Determine_Gender.ddf").decode()
+
+
+def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> None:
+    # given a fleet: Redis broker, a worker on its own flows queue, two web processes
+    redis = services.redis_url(db=0)
+    tag = uuid.uuid4().hex[:8]
+    env = gateway_env(
+        tmp_path / "var",
+        CELERY_BROKER_URL=redis,
+        CELERY_RESULT_BACKEND=redis,
+        CELERY_TASK_DEFAULT_QUEUE=f"fleet-gw-{tag}",
+        DATAFLUX_QUEUE=f"fleet-flows-{tag}",
+        DJANGO_SECRET_KEY="fleet-test-secret",
+        DJANGO_SUPERUSER_PASSWORD="fleet-password",
+        GATEWAY_LOG_LEVEL="WARNING",
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "createsuperuser", "--noinput", "--username", "ops", "--email", "o@example.com")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{BASE}"
+    session = requests.Session()
+    session.auth = ("ops", "fleet-password")
+    worker = [
+        str(BIN / "celery"),
+        "-A",
+        "gateway",
+        "worker",
+        "-Q",
+        env["DATAFLUX_QUEUE"],
+        "--pool",
+        "threads",
+        "-c",
+        "2",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
+    ]
+    web = [str(BIN / "gunicorn"), "gateway.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    with (
+        started(worker, env, tmp_path / "worker.log"),
+        started(web, env, tmp_path / "web.log"),
+    ):
+        wait_for_http(f"{url}/")
+        xml = (EXAMPLES / "Determine_Gender.ddf").read_bytes()
+        body = {"name": "Determine_Gender.ddf", "content": base64.b64encode(xml).decode()}
+        assert session.post(f"{url}/jobFlowDefns", json=body, timeout=30).status_code == 200
+        inputs = {"dataTable": {"metadata": [{"name": "Name"}], "data": [["anna"], ["john"]]}}
+        # when it runs twice
+        answers = [
+            session.post(
+                f"{url}/jobFlowDefns/{GENDER}",
+                json={"inputs": inputs},
+                headers={"Accept": METADATA},
+                timeout=60,
+            )
+            for _ in range(2)
+        ]
+        # then both ran in the worker, on one engine every web process can see
+        for answer in answers:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["outputs"]["dataTable"]["data"] == [["Anna", "F"], ["John", "M"]]
+        listings = [session.get(f"{url}/engines", timeout=30).json() for _ in range(4)]
+        assert {listing["count"] for listing in listings} == {1}
+        engine_id = listings[0]["items"][0]["id"]
+        with sqlite3.connect(tmp_path / "var" / "gateway.sqlite3") as db:
+            runs = db.execute(
+                "SELECT status, worker, requested_by FROM jobs_execution ORDER BY id"
+            ).fetchall()
+        assert [(status, user) for status, _, user in runs] == [("succeeded", "ops")] * 2
+        assert len({worker_name for _, worker_name, _ in runs}) == 1
+        # and unloading it from a web process removes it
+        assert session.delete(f"{url}/engines/{engine_id}", timeout=30).status_code == 204
+        assert session.get(f"{url}/engines", timeout=30).json()["count"] == 0
