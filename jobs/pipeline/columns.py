@@ -110,12 +110,12 @@ class DataApplySchema(Component):
         rows = []
         for number, row in enumerate(batch.rows, 1):
             values = []
-            for position, field in plan:
+            for position, typed in plan:
                 value = row[position] if position is not None else None
-                if field is not None:
-                    if value is None and field.default is not None:
-                        value = render_default(field.default, batch, row)
-                    value = self._convert(value, field.column, number)
+                if typed is not None:
+                    if value is None and typed.default is not None:
+                        value = render_default(typed.default, batch, row)
+                    value = self._convert(value, typed.column, number)
                 values.append(value)
             rows.append(tuple(values))
         return Batch(columns, rows)

@@ -379,14 +379,14 @@ class FastExpression:
                 raise Unsupported("minus on a non-number")
             return self._arithmetic("*", operand, Values.constant(-1), count)
         if kind in ("and", "or"):
-            left = self._truths(self._eval(node.args[0], columns, count), count)
-            right = self._truths(self._eval(node.args[1], columns, count), count)
+            left_truths = self._truths(self._eval(node.args[0], columns, count), count)
+            right_truths = self._truths(self._eval(node.args[1], columns, count), count)
             combine = _and if kind == "and" else _or
-            values = [combine(a, b) for a, b in zip(left, right, strict=True)]
-            return Values(values, frozenset({bool, NONE}))
+            combined = [combine(a, b) for a, b in zip(left_truths, right_truths, strict=True)]
+            return Values(combined, frozenset({bool, NONE}))
         if kind == "not":
-            operand = self._truths(self._eval(node.args[0], columns, count), count)
-            return Values([None if t is None else not t for t in operand], frozenset({bool, NONE}))
+            truths = self._truths(self._eval(node.args[0], columns, count), count)
+            return Values([None if t is None else not t for t in truths], frozenset({bool, NONE}))
         if kind == "isnull":
             operand = self._eval(node.args[0], columns, count)
             wanted = node.value
