@@ -13,16 +13,21 @@ import json
 import pickle
 import sqlite3
 import zlib
+from array import array
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from jobs.changelog import dumps, loads
 
 _dumps = pickle.dumps
+_dumps5 = partial(pickle.dumps, protocol=5)
 _crc32 = zlib.crc32
 _adler32 = zlib.adler32
 _SIGN = 1 << 63  # shifted into SQLite's signed 64-bit INTEGER range
+
+MAX_CANDIDATES = 200_000
 
 # SQLite's default variable limit is 32766; stay well below it per lookup.
 LOOKUP_CHUNK = 5000
@@ -40,12 +45,8 @@ def row_hash(row: tuple) -> int:
 
 def row_hashes(rows: Sequence[tuple]) -> list[int]:
     """`row_hash` of every row, with the lookups hoisted out of the loop."""
-    dumps_, crc, adler, sign = _dumps, _crc32, _adler32, _SIGN
-    hashes = []
-    for row in rows:
-        data = dumps_(row, 5)
-        hashes.append((crc(data) << 32 | adler(data)) - sign)
-    return hashes
+    crc, adler, sign = _crc32, _adler32, _SIGN
+    return [(crc(data) << 32 | adler(data)) - sign for data in map(_dumps5, rows)]
 
 
 def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
@@ -142,53 +143,125 @@ class StageStore:
         self.full = False
 
     # -- a run ------------------------------------------------------------------------------
+    # A run works inside one SQLite transaction: changed hashes are written into `state` as
+    # they are found and only COMMIT makes them count, once the change log is durable.
     def begin(self, *, full: bool) -> None:
         """Start a run; `full` ignores the previous state (first run, resync, Initialize)."""
-        self.full = full or self.is_empty()
-        # A run that died before commit left `next` behind: it never counted.
-        self._db.execute("DROP TABLE IF EXISTS next")
-        self._db.execute("CREATE TABLE next (k PRIMARY KEY, h INTEGER) WITHOUT ROWID")
-        self._db.execute("BEGIN")
+        self._db.execute("BEGIN IMMEDIATE")
         self._started = True
+        self.full = full or self.is_empty()
+        if self.full:
+            self._db.execute("DELETE FROM state")
+        self._state_count = 0 if self.full else self._count("state")
+        self._matched = 0
+        # Stored keys inside a range-scanned batch's key range but not in it: the deletes,
+        # when reads come in key order (they are dropped again if a later batch has them).
+        self._candidates: set[Any] | None = set()
+        # Keys seen this run, to find deletes: plain ints in memory (8 bytes each), others
+        # in a table of the store, so memory does not grow with the table either way.
+        self._seen_ints = array("q")
+        self._db.execute("DROP TABLE IF EXISTS seen")
+        self._db.execute("CREATE TABLE seen (k PRIMARY KEY) WITHOUT ROWID")
+
+    def _count(self, table: str) -> int:
+        return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def is_empty(self) -> bool:
         return self._db.execute("SELECT 1 FROM state LIMIT 1").fetchone() is None
 
     def changed(self, keys: Sequence[Any], hashes: Sequence[int]) -> list[int]:
-        """Positions of rows that are new or differ from the last run; records them all."""
-        self._db.executemany(
-            "INSERT OR REPLACE INTO next (k, h) VALUES (?, ?)", zip(keys, hashes, strict=True)
-        )
+        """Positions of rows that are new or differ from the last run; records their hashes."""
+        upsert = "INSERT OR REPLACE INTO state (k, h) VALUES (?, ?)"
         if self.full:
+            self._db.executemany(upsert, zip(keys, hashes, strict=True))
             return list(range(len(keys)))
+        ints = set(map(type, keys)) == {int}
+        previous = self._lookup(keys, ints)
+        self._matched += len(previous)
+        if self._candidates:
+            self._candidates.difference_update(previous)
+        if ints:
+            self._seen_ints.extend(keys)
+        else:
+            self._db.executemany("INSERT OR IGNORE INTO seen (k) VALUES (?)", ((k,) for k in keys))
+        get = previous.get
+        positions = [
+            i
+            for i, (key, digest) in enumerate(zip(keys, hashes, strict=True))
+            if get(key) != digest
+        ]
+        self._db.executemany(upsert, ((keys[i], hashes[i]) for i in positions))
+        return positions
+
+    def _lookup(self, keys: Sequence[Any], ints: bool) -> dict[Any, int]:
         previous: dict[Any, int] = {}
+        if not keys:
+            return previous
+        if ints:
+            low, high = min(keys), max(keys)
+            if high - low < 4 * len(keys):
+                # Keys read in (roughly) key order: one range scan beats thousands of seeks.
+                scanned = dict(
+                    self._db.execute(
+                        "SELECT k, h FROM state WHERE k BETWEEN ? AND ?", (low, high)
+                    ).fetchall()
+                )
+                missing = scanned.keys() - set(keys)
+                for k in missing:
+                    del scanned[k]
+                self._track_candidates(missing)
+                return scanned
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = keys[start : start + LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             previous.update(
                 self._db.execute(f"SELECT k, h FROM state WHERE k IN ({marks})", chunk).fetchall()
             )
-        get = previous.get
-        return [
-            i
-            for i, (key, digest) in enumerate(zip(keys, hashes, strict=True))
-            if get(key) != digest
-        ]
+        return previous
+
+    def _track_candidates(self, missing: set[Any]) -> None:
+        if self._candidates is None or not missing:
+            return
+        self._candidates.update(missing)
+        if len(self._candidates) > MAX_CANDIDATES:
+            self._candidates = None  # reads are not in key order: use the exact anti-join
 
     def deleted(self, batch_size: int) -> Iterator[list[Any]]:
-        """Stored keys of the last run that this run did not see, in batches."""
-        if self.full:
+        """Stored keys of the last run that this run did not see, in batches; drops them.
+
+        Every stored key found again means nothing was deleted (UpsertColumns identify rows
+        uniquely), which spares the anti-join on the common path.
+        """
+        if self.full or self._matched >= self._state_count:
             return
+        candidates = self._candidates
+        if candidates is not None and self._matched + len(candidates) == self._state_count:
+            # Every stored key was either read again or is a candidate: those are the deletes.
+            gone = sorted(candidates)
+            for start in range(0, len(gone), batch_size):
+                yield gone[start : start + batch_size]
+            for start in range(0, len(gone), LOOKUP_CHUNK):
+                chunk = gone[start : start + LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                self._db.execute(f"DELETE FROM state WHERE k IN ({marks})", chunk)
+            return
+        if self._seen_ints:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO seen (k) VALUES (?)", ((k,) for k in self._seen_ints)
+            )
+            self._seen_ints = array("q")
         cursor = self._db.execute(
-            "SELECT s.k FROM state s WHERE NOT EXISTS (SELECT 1 FROM next n WHERE n.k = s.k)"
+            "SELECT s.k FROM state s WHERE NOT EXISTS (SELECT 1 FROM seen n WHERE n.k = s.k)"
         )
         while rows := cursor.fetchmany(batch_size):
             yield [row[0] for row in rows]
+        self._db.execute(
+            "DELETE FROM state WHERE NOT EXISTS (SELECT 1 FROM seen n WHERE n.k = state.k)"
+        )
 
     def commit(self) -> None:
         """Make this run the one the next run compares with."""
-        self._db.execute("DROP TABLE state")
-        self._db.execute("ALTER TABLE next RENAME TO state")
+        self._db.execute("DROP TABLE IF EXISTS seen")
         self._db.execute("COMMIT")
         self._started = False
 
@@ -196,7 +269,6 @@ class StageStore:
         if self._started:
             self._db.execute("ROLLBACK")
             self._started = False
-        self._db.execute("DROP TABLE IF EXISTS next")
 
     # -- pointers and the timestamp boundary -------------------------------------------------
     def get_meta(self, name: str) -> Any:
