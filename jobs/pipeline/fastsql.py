@@ -10,6 +10,7 @@ caller evaluates that expression, or that batch, in the shared SQLite language i
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -271,7 +272,9 @@ class Values:
 
     @classmethod
     def column(cls, values: list[Any]) -> Values:
-        return cls(values, frozenset(map(type, values)))
+        kinds = frozenset(map(type, values))
+        _check_finite(values, kinds)
+        return cls(values, kinds)
 
     @property
     def is_const(self) -> bool:
@@ -288,8 +291,21 @@ class Values:
         """The values as SQLite would give them: comparisons and logic as 1/0."""
         values = self.expand(count)
         if bool in self.kinds:
-            return [v if v is None else int(v) for v in values]
+            return [int(v) if type(v) is bool else v for v in values]
         return values
+
+
+def _check_finite(values: list[Any], kinds: frozenset[type]) -> None:
+    """SQLite stores NaN as NULL and infinities arise from it: leave those values to SQLite.
+
+    One C-level sum finds them (and, rarely, a finite overflow, which SQLite then answers).
+    """
+    if float not in kinds:
+        return
+    if not kinds <= NUMERIC:
+        raise Unsupported("floats mixed with other values")
+    if not math.isfinite(sum(filter(None, values))):
+        raise Unsupported("an infinite or NaN value")
 
 
 NUMERIC = frozenset({int, float, bool, NONE})
@@ -421,7 +437,9 @@ class FastExpression:
             return Values(values, frozenset({int, NONE}) if nulls else frozenset({int}))
         if op == "/":
             return Values.column(values)
-        return Values(values, frozenset({float, NONE}) if nulls else frozenset({float}))
+        kinds = frozenset({float, NONE}) if nulls else frozenset({float})
+        _check_finite(values, kinds)
+        return Values(values, kinds)
 
     def _binary(self, op: str, left: Values, right: Values, count: int) -> Values:
         if op in _ARITHMETIC:

@@ -164,14 +164,14 @@ class BatchExpression:
         self._for(batch)
         cache = current_cache()
         columns: dict[str, Values] = {}
-        for i, name in enumerate(n.lower() for n in batch.names):
-            if name in self.fast.names:
-                columns[name] = (
-                    cache.column(batch.rows, i)
-                    if cache is not None
-                    else Values.column(list(map(itemgetter(i), batch.rows)))
-                )
         try:
+            for i, name in enumerate(n.lower() for n in batch.names):
+                if name in self.fast.names:
+                    columns[name] = (
+                        cache.column(batch.rows, i)
+                        if cache is not None
+                        else Values.column(list(map(itemgetter(i), batch.rows)))
+                    )
             return self.fast.evaluate(columns, len(batch.rows))
         except Unsupported:
             return None
