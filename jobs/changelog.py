@@ -111,6 +111,55 @@ def dumps(value: Any) -> bytes:
     return pickle.dumps(value, protocol=5)
 
 
+# Values of these logical types travel as text (ISO 8601, decimal strings): pickling them
+# goes through __reduce__ and costs several times more, on both ends. A column is encoded
+# in a frame only when every value in it has exactly the expected class, so decoding is exact.
+def _aware_utc(value: dt.datetime) -> bool:
+    return type(value.tzinfo) is dt.timezone
+
+
+_TEXT_CODECS: dict[str, tuple[type, Any, Any]] = {
+    "decimal": (decimal.Decimal, str, decimal.Decimal),
+    "date": (dt.date, dt.date.isoformat, dt.date.fromisoformat),
+    "time": (dt.time, dt.time.isoformat, dt.time.fromisoformat),
+    "datetime": (dt.datetime, dt.datetime.isoformat, dt.datetime.fromisoformat),
+    "datetimetz": (dt.datetime, dt.datetime.isoformat, dt.datetime.fromisoformat),
+}
+
+
+def encode_frame(rows: list[tuple], types: list[str]) -> tuple[tuple[int, ...], list[tuple]]:
+    """(positions written as text, rows) for a frame; see _TEXT_CODECS."""
+    wanted = [(p, _TEXT_CODECS[t]) for p, t in enumerate(types) if t in _TEXT_CODECS]
+    if not rows or not wanted:
+        return (), rows
+    columns = list(zip(*rows, strict=True))
+    encoded = []
+    for position, (cls, to_text, _) in wanted:
+        column = columns[position]
+        if not set(map(type, column)) <= {cls, type(None)}:
+            continue
+        if types[position] in ("datetime", "datetimetz") and not all(
+            v is None or v.tzinfo is None or _aware_utc(v) for v in column
+        ):
+            continue  # a named zone would lose its name as text: leave it to pickle
+        columns[position] = tuple([None if v is None else to_text(v) for v in column])
+        encoded.append(position)
+    if not encoded:
+        return (), rows
+    return tuple(encoded), list(zip(*columns, strict=True))
+
+
+def decode_frame(payload: Any, types: list[str]) -> list[tuple]:
+    encoded, rows = payload
+    if not encoded:
+        return rows
+    columns = list(zip(*rows, strict=True))
+    for position in encoded:
+        from_text = _TEXT_CODECS[types[position]][2]
+        columns[position] = tuple([None if v is None else from_text(v) for v in columns[position]])
+    return list(zip(*columns, strict=True))
+
+
 class ChangeLogWriter:
     """Streams frames to `<final>.part`; `commit()` makes the file durable and gives it its name."""
 
@@ -123,6 +172,9 @@ class ChangeLogWriter:
         self.deletes = 0
         raw = header.to_json()
         self._file.write(MAGIC + _LENGTH.pack(len(raw)) + raw)
+        self._row_types = [column.type for column in header.columns]
+        by_name = {column.name.lower(): column.type for column in header.columns}
+        self._key_types = [by_name.get(key.lower(), "") for key in header.keys]
         # zlib releases the GIL: compressing and writing on a thread overlaps with reading the
         # next batch. The queue is short, so at most a few frames wait in memory.
         self._queue: queue.Queue[tuple[bytes, int, bytes] | None] = queue.Queue(maxsize=2)
@@ -132,18 +184,18 @@ class ChangeLogWriter:
 
     def write_upserts(self, rows: list[tuple]) -> None:
         if rows:
-            self._frame(UPSERT, rows)
+            self._frame(UPSERT, rows, self._row_types)
             self.upserts += len(rows)
 
     def write_deletes(self, keys: list[tuple]) -> None:
         if keys:
-            self._frame(DELETE, keys)
+            self._frame(DELETE, keys, self._key_types)
             self.deletes += len(keys)
 
-    def _frame(self, op: bytes, rows: list[tuple]) -> None:
+    def _frame(self, op: bytes, rows: list[tuple], types: list[str]) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((op, len(rows), dumps(rows)))
+        self._queue.put((op, len(rows), dumps(encode_frame(rows, types))))
 
     def _drain(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -236,10 +288,16 @@ class ChangeLogReader:
                 return
             if op not in (UPSERT, DELETE):
                 raise ChangeLogError(f"{self.path.name}: unknown frame {op!r}.")
-            rows = loads(zlib.decompress(payload))
+            rows = decode_frame(loads(zlib.decompress(payload)), self._types(op))
             if len(rows) != count:
                 raise ChangeLogError(f"{self.path.name}: frame holds {len(rows)}, not {count}.")
             yield Frame(op, rows)
+
+    def _types(self, op: bytes) -> list[str]:
+        if op == DELETE:
+            by_name = {c.name.lower(): c.type for c in self.header.columns}
+            return [by_name.get(key.lower(), "") for key in self.header.keys]
+        return [column.type for column in self.header.columns]
 
     def close(self) -> None:
         self._file.close()

@@ -19,7 +19,15 @@ from sqlalchemy import Engine
 from jobs.batch import Batch
 from jobs.changelog import ChangeLogWriter
 from jobs.sources.db import read_batches, wrap_since
-from jobs.stage import StageStore, batch_keys, decode_key, encode_key, row_hash, row_hashes
+from jobs.stage import (
+    RICH_TYPES,
+    StageStore,
+    batch_keys,
+    decode_key,
+    encode_key,
+    row_hash,
+    row_hashes,
+)
 
 if TYPE_CHECKING:
     from jobs.runner import ExecutionContext
@@ -110,7 +118,7 @@ def detect_full(
             positions = key_positions(batch, spec.keys)
         rows = batch.rows
         keys = batch_keys(rows, positions)
-        hashes = row_hashes(rows)
+        hashes = row_hashes(rows, rich=any(c.type in RICH_TYPES for c in batch.columns))
         changed = stage.changed(keys, hashes)
         log.write_upserts(rows if len(changed) == len(rows) else [rows[i] for i in changed])
         result.rows_read += len(rows)
