@@ -320,3 +320,23 @@ def test_applied_change_logs_are_removed_unless_kept(sqlite_url: str, target_url
     # then
     assert not Path(first.package_file).exists()
     assert Path(second.package_file).exists()
+
+
+def test_reader_and_writer_pipelines_run_on_each_batch(sqlite_url: str, target_url: str) -> None:
+    # given: the reader keeps cheap films only, the writer drops a column (as a JSON string)
+    seed_films(sqlite_url, 20)
+    job = direct_job(
+        sqlite_url,
+        target_url,
+        sql="SELECT * FROM films",
+        target="films_copy",
+        reader={"PipelineDef": [{"Name": "DataFilter", "FilterType": 0, "Filter": "rate < 2"}]},
+        writer={"PipelineDef": '[{"Name": "DataRemoveColumns", "Columns": "updated"}]'},
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "films_copy") == [
+        row[:3] for row in rows(sqlite_url, "films") if row[2] < 2
+    ]
