@@ -225,6 +225,12 @@ def _finish_reader(
         "elapsed_sql_time": result.sql_seconds,
         "elapsed_map_reduce_time": result.detect_seconds,
     }
+    if spec.initialize:
+        # Initialize asks for one full run; once it has succeeded the job syncs incrementally.
+        definition = dict(job.definition or {})
+        definition["Initialize"] = False
+        Job.objects.filter(pk=job.pk).update(definition=definition)
+        ctx.log("Initialize done: the next runs are incremental.")
     if result.pointer_text is not None:
         Job.objects.filter(pk=job.pk).update(last_ts_pointer=result.pointer_text)
         fields["last_ts_pointer"] = result.pointer_text

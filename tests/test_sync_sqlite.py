@@ -340,3 +340,18 @@ def test_reader_and_writer_pipelines_run_on_each_batch(sqlite_url: str, target_u
     assert rows(target_url, "films_copy") == [
         row[:3] for row in rows(sqlite_url, "films") if row[2] < 2
     ]
+
+
+def test_initialize_runs_once_in_full(sqlite_url: str, target_url: str) -> None:
+    # given
+    seed_films(sqlite_url, 10)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films", target="films_copy")
+    run(job)
+    Job.objects.filter(pk=job.pk).update(definition={**job.definition, "Initialize": True})
+    job.refresh_from_db()
+    # when
+    first, second = run(job), run(job)
+    # then
+    assert (first.record_count, second.record_count) == (10, 0)
+    job.refresh_from_db()
+    assert job.definition["Initialize"] is False
