@@ -17,7 +17,7 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
@@ -163,8 +163,14 @@ def decode_frame(payload: Any, types: list[str]) -> list[tuple]:
 class ChangeLogWriter:
     """Streams frames to `<final>.part`; `commit()` makes the file durable and gives it its name."""
 
-    def __init__(self, path: Path, header: Header) -> None:
+    def __init__(
+        self,
+        path: Path,
+        header: Header,
+        on_frame: Callable[[bytes, list[tuple]], None] | None = None,
+    ) -> None:
         self.path = path
+        self._on_frame = on_frame  # a direct job's writer applying the frames as they come
         self.partial = path.with_name(path.name + ".part")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO = open(self.partial, "wb")  # noqa: SIM115 - closed in commit/abort
@@ -196,6 +202,8 @@ class ChangeLogWriter:
         if self._error is not None:
             raise self._error
         self._queue.put((op, len(rows), dumps(encode_frame(rows, types))))
+        if self._on_frame is not None:
+            self._on_frame(op, rows)
 
     def _drain(self) -> None:
         while (item := self._queue.get()) is not None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ from jobs.sources.changes import (
 from jobs.sources.db import read_batches
 from jobs.stage import StageStore
 from jobs.targets.db import ApplyHooks, WriterSettings, applied_execution_id, apply_change_log
+from jobs.targets.stream import StreamingApply
+
+logger = logging.getLogger(__name__)
 
 READ_BATCH_ROWS = 10_000
 
@@ -151,13 +155,16 @@ def run_reader(ctx: ExecutionContext) -> None:
         + "."
     )
     ctx.progress(execution_id=execution_id)
+    direct = DirectStream.open(ctx, job, spec, engine, execution_id) if job.is_direct else None
     stage = StageStore(stage_path(job))
     log: list[ChangeLogWriter] = []
 
     def open_log(batch: Batch) -> ChangeLogWriter:
         if not log:
             header = Header(spec.job_key, execution_id, batch.columns, spec.keys)
-            log.append(ChangeLogWriter(path, header))
+            log.append(ChangeLogWriter(path, header, direct.stream.feed if direct else None))
+            if direct is not None:
+                direct.stream.start(header)
         return log[0]
 
     try:
@@ -182,15 +189,19 @@ def run_reader(ctx: ExecutionContext) -> None:
         else:
             result = detect_append(**common)
         ctx.raise_if_cancelled()
-        _finish_reader(ctx, job, spec, stage, log, path, result)
-    except BaseException:
+        package = _finish_reader(ctx, job, spec, stage, log, path, result)
+    except BaseException as exc:
         if log:
             log[0].abort()
         stage.rollback()
+        if direct is not None:
+            direct.abandon(exc)
         raise
     finally:
         stage.close()
-    if job.direct_writer_id is not None:
+    if direct is not None:
+        direct.complete(ctx, package)
+    elif job.direct_writer_id is not None:
         _run_direct_writer(ctx, job)
 
 
@@ -202,7 +213,7 @@ def _finish_reader(
     log: list[ChangeLogWriter],
     path: Path,
     result: DetectionResult,
-) -> None:
+) -> str:
     # Order matters: the change log is durable before any pointer moves.
     writer = log[0] if log else None
     package = ""
@@ -238,6 +249,7 @@ def _finish_reader(
         Job.objects.filter(pk=job.pk).update(last_ts_del_pointer=result.del_pointer_text)
         fields["last_del_ts_pointer"] = result.del_pointer_text
     ctx.progress(**fields)
+    return package
 
 
 def _test_run(
@@ -285,6 +297,126 @@ def _run_direct_writer(ctx: ExecutionContext, reader: Job) -> None:
     ctx.log(
         f"Direct writer applied {claimed.record_count} upserts, {claimed.delete_count} deletes."
     )
+
+
+class DirectStream:
+    """A direct job's writer applying the reader's frames as they are produced.
+
+    Used when nothing else is pending for the writer and it needs no scripts; its execution
+    shares the reader's guid, as in the sequential case (`_run_direct_writer`).
+    """
+
+    def __init__(
+        self, writer: Job, spec: WriterSpec, execution: Execution, stream: StreamingApply
+    ) -> None:
+        self.writer = writer
+        self.spec = spec
+        self.execution = execution
+        self.context = ExecutionContext(execution)
+        self.stream = stream
+
+    @classmethod
+    def open(
+        cls, ctx: ExecutionContext, reader: Job, spec: ReaderSpec, source: Any, execution_id: str
+    ) -> DirectStream | None:
+        try:
+            writer = Job.objects.select_related("source").get(pk=reader.direct_writer_id)
+            wspec = WriterSpec.of(writer)
+            if wspec.init_script or wspec.final_script or wspec.source_key != spec.job_key:
+                return None
+            folder = job_folder(data_dir(), wspec.path)
+            if folder != job_folder(data_dir(), spec.path):
+                return None
+            target = engine_for(wspec.connection)
+            if target.dialect.name == "sqlite" and target.url == source.url:
+                return None  # one SQLite file cannot be read and written at the same time
+            done = (
+                applied_execution_id(_ensure_state(target, writer), writer.guid)
+                or writer.last_execution_id
+                or wspec.initial_execution_id
+            )
+            if pending_logs(folder, wspec.source_key, done):
+                return None  # earlier change logs go first: the writer runs afterwards
+            pipeline = compile_pipeline(wspec.pipeline, "JobWriter")
+        except Exception:  # the writer reports its own problem when it runs afterwards
+            return None
+        from jobs import runner, services
+
+        recreate = _flag((ctx.execution.options or {}).get("recreate"))
+        created = services.new_execution(
+            writer,
+            options={"recreate": True} if recreate else {},
+            guid=ctx.execution.guid,
+            requested_by=ctx.execution.job_key,
+        )
+        claimed = runner.claim(created.pk)
+        if claimed is None:
+            return None
+        stream = StreamingApply(
+            target, wspec.settings, execution_id, transform=pipeline, recreate=recreate
+        )
+        direct = cls(writer, wspec, claimed, stream)
+        ctx.log(f"Direct writer {writer.job_key} applies the changes as they are read.")
+        direct.context.log(
+            f"Writer {writer.job_key} starting; target {wspec.settings.target_object}; "
+            "applying the reader's changes as they are read."
+        )
+        return direct
+
+    def complete(self, ctx: ExecutionContext, package: str) -> None:
+        """The change log is durable: commit the writer's transaction and record it."""
+        from jobs import runner
+
+        try:
+            result = self.stream.finish(empty=not package)
+        except Exception as exc:
+            message = runner._message(exc)
+            self._record_messages()
+            self.context.error(message)
+            runner.finish(self.execution, ExecutionStatus.FAILED, message)
+            raise RuntimeError(f"Writer {self.writer.job_key} failed: {message}") from exc
+        self._record_messages()
+        execution_id = ctx.execution.execution_id
+        if result.applied:
+            Job.objects.filter(pk=self.writer.pk).update(last_execution_id=execution_id)
+            self.context.log(
+                f"Applied {Path(package).name}: {result.upserts} upserts, {result.deletes} "
+                f"deletes to {self.spec.settings.target_object}."
+            )
+            _maybe_remove(self.writer, Path(package), execution_id)
+        else:
+            self.context.log("No changes to apply.")
+        self.context.progress(
+            record_count=result.upserts,
+            delete_count=result.deletes,
+            execution_id=execution_id if result.applied else "",
+            package_file=package,
+        )
+        runner.finish(self.execution, ExecutionStatus.SUCCEEDED)
+        ctx.progress(records_direct_written=result.upserts, records_direct_deleted=result.deletes)
+        ctx.log(f"Direct writer applied {result.upserts} upserts, {result.deletes} deletes.")
+
+    def abandon(self, reason: BaseException) -> None:
+        """The reader failed or stopped: roll the writer back and say why."""
+        from jobs import runner
+
+        try:
+            self.stream.abort()
+            self._record_messages()
+            if isinstance(reason, Cancelled):
+                self.context.warning("Stopped on request; nothing was applied.")
+                runner.finish(self.execution, ExecutionStatus.CANCELLED, "Stopped on request.")
+            else:
+                message = "The reader failed; nothing was applied."
+                self.context.error(message)
+                runner.finish(self.execution, ExecutionStatus.FAILED, message)
+        except Exception:  # the reader's own error is the one to report
+            logger.exception("could not record the direct writer's end")
+
+    def _record_messages(self) -> None:
+        for message in self.stream.messages:
+            self.context.log(message)
+        self.stream.messages.clear()
 
 
 # -- writer ------------------------------------------------------------------------------------

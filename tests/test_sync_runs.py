@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from sqlalchemy.exc import OperationalError
 
 from jobs import services
 from jobs.dburl import dispose_engines
@@ -36,6 +37,13 @@ def wait_for(predicate, seconds: float = 60.0) -> None:  # type: ignore[no-untyp
             return
         time.sleep(0.05)
     raise AssertionError("timed out")
+
+
+def table_or_nothing(url: str, table: str) -> list[tuple]:
+    try:
+        return rows(url, table)
+    except OperationalError:  # no such table: nothing was created either
+        return []
 
 
 def finished(execution: Execution) -> bool:
@@ -88,7 +96,10 @@ def test_stop_mid_run_leaves_the_target_and_pointers_unmoved(
     assert execution.package_file == ""
     folder = Path(settings.DATA_DIR) / "drive_c" / "tmp" / "datasync_reader"
     assert not list(folder.glob(f"{job.job_key}_*"))  # no change log, not even a partial one
-    assert not Execution.objects.filter(guid=execution.guid, listener_type="writer").exists()
+    # the direct writer, applying while the reader read, rolled back with it
+    writers = Execution.objects.filter(guid=execution.guid, listener_type="writer")
+    assert [w.status for w in writers] == [ExecutionStatus.CANCELLED]
+    assert table_or_nothing(target, "items") == []
     # and the next run sends everything, as if the stopped run never happened
     again = services.start_job(job)
     assert again is not None

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON, TypeEngine
 
 from jobs.batch import Batch, Column
-from jobs.changelog import ChangeLogReader
+from jobs.changelog import ChangeLogReader, Frame, Header
 
 STATE_TABLE = "_datazen_state"
 DEFAULT_BATCH_COUNT = 10_000
@@ -395,48 +395,67 @@ def apply_change_log(
 ) -> ApplyResult:
     """Apply one change log in one transaction, with the writer's state row; skip if applied."""
     with ChangeLogReader(path) as log:
-        header = log.header
-        keys = settings.keys or header.keys
-        ensure_state(engine, settings.writer_guid)
-        if _is_applied(applied_execution_id(engine, settings.writer_guid), execution_id):
+        return apply_frames(
+            engine, log.header, log.frames(), execution_id, settings, hooks, recreate=recreate
+        )
+
+
+def apply_frames(
+    engine: Engine,
+    header: Header,
+    frames: Iterable[Frame],
+    execution_id: str,
+    settings: WriterSettings,
+    hooks: ApplyHooks,
+    *,
+    recreate: bool = False,
+) -> ApplyResult:
+    """Apply a change log's frames in one transaction that also records `execution_id`.
+
+    `frames` may be a file being read or a reader's batches as they are produced; an
+    exception from it (or anywhere) rolls the whole transaction back.
+    """
+    keys = settings.keys or header.keys
+    ensure_state(engine, settings.writer_guid)
+    if _is_applied(applied_execution_id(engine, settings.writer_guid), execution_id):
+        return ApplyResult(applied=False)
+    # DDL runs before the data transaction: MySQL commits on DDL, SQLite would wait on
+    # its own write lock. The pipeline decides the columns, so ask it with no rows.
+    columns = hooks.transform(Batch(header.columns, [])).columns
+    target = prepare_table(engine, settings, columns, keys, recreate=recreate, log=hooks.log)
+    statements = _Statements(engine, target, keys)
+    by_name = {c.name.lower(): c for c in header.columns}
+    key_columns = [by_name.get(k.lower(), Column(k)) for k in header.keys]
+    state = _state_table(MetaData())
+    upserts = deletes = 0
+    begin = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+    with begin.begin() as connection:
+        _set_timeout(connection, settings.exec_timeout)
+        lock = state.select().where(state.c.writer_guid == settings.writer_guid)
+        if connection.dialect.name != "sqlite":
+            lock = lock.with_for_update()  # a second worker waits here, then skips
+        row = connection.execute(lock).first()
+        if _is_applied(row.last_execution_id if row is not None else "", execution_id):
             return ApplyResult(applied=False)
-        # DDL runs before the data transaction: MySQL commits on DDL, SQLite would wait on
-        # its own write lock. The pipeline decides the columns, so ask it with no rows.
-        columns = hooks.transform(Batch(header.columns, [])).columns
-        target = prepare_table(engine, settings, columns, keys, recreate=recreate, log=hooks.log)
-        statements = _Statements(engine, target, keys)
-        by_name = {c.name.lower(): c for c in header.columns}
-        key_columns = [by_name.get(k.lower(), Column(k)) for k in header.keys]
-        state = _state_table(MetaData())
-        upserts = deletes = 0
-        begin = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        with begin.begin() as connection:
-            _set_timeout(connection, settings.exec_timeout)
-            lock = state.select().where(state.c.writer_guid == settings.writer_guid)
-            if connection.dialect.name != "sqlite":
-                lock = lock.with_for_update()  # a second worker waits here, then skips
-            row = connection.execute(lock).first()
-            if _is_applied(row.last_execution_id if row is not None else "", execution_id):
-                return ApplyResult(applied=False)
-            for frame in log.frames():
-                hooks.check_cancel()
-                if frame.is_delete:
-                    if settings.propagate_delete:
-                        deletes += _delete(connection, target, key_columns, frame.rows, settings)
-                else:
-                    batch = hooks.transform(Batch(header.columns, frame.rows))
-                    upserts += _write(connection, target, statements, batch, keys, settings, hooks)
-                hooks.progress(upserts, deletes)
-            connection.execute(
-                state.update()
-                .where(state.c.writer_guid == settings.writer_guid)
-                .values(
-                    last_execution_id=execution_id,
-                    updated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                )
+        for frame in frames:
+            hooks.check_cancel()
+            if frame.is_delete:
+                if settings.propagate_delete:
+                    deletes += _delete(connection, target, key_columns, frame.rows, settings)
+            else:
+                batch = hooks.transform(Batch(header.columns, frame.rows))
+                upserts += _write(connection, target, statements, batch, keys, settings, hooks)
+            hooks.progress(upserts, deletes)
+        connection.execute(
+            state.update()
+            .where(state.c.writer_guid == settings.writer_guid)
+            .values(
+                last_execution_id=execution_id,
+                updated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             )
-            _clear_timeout(connection, settings.exec_timeout)
-        return ApplyResult(applied=True, upserts=upserts, deletes=deletes)
+        )
+        _clear_timeout(connection, settings.exec_timeout)
+    return ApplyResult(applied=True, upserts=upserts, deletes=deletes)
 
 
 def _is_applied(done: str, execution_id: str) -> bool:
