@@ -4,7 +4,8 @@ Serves the gateway as `make run` does (`manage.py run`: waitress, embedded engin
 throw-away data directory, uploads the four-node Determine_Gender.ddf, then drives 2-row and
 100-row executions and an authenticated GET /serverInfo from concurrent clients (separate
 processes, keep-alive connections) over loopback. `--fleet` measures the same against a Redis
-broker and a `celery -A gateway worker` too. Prints JSON.
+broker, a `celery -A gateway worker` and PostgreSQL (when it answers on 127.0.0.1:5432) too.
+Prints JSON.
 
 Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--clients 8] [--fleet]
 """
@@ -25,7 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +166,9 @@ def start(stack: ExitStack, command: list[str], env: dict[str, str], log: Path) 
     return process
 
 
-def run_mode(mode: str, clients: int, seconds: float) -> dict[str, Any]:
+def run_mode(
+    mode: str, clients: int, seconds: float, database_url: str | None = None
+) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-realtime-{mode}-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
@@ -183,6 +187,8 @@ def run_mode(mode: str, clients: int, seconds: float) -> dict[str, Any]:
             CELERY_TASK_DEFAULT_QUEUE=f"bench-gateway-{tag}",
             DATAFLUX_QUEUE=f"bench-flows-{tag}",
         )
+        if database_url:
+            env["DATABASE_URL"] = database_url
     manage(env, "migrate", "--noinput")
     manage(env, "createsuperuser", "--noinput", "--username", USER, "--email", "b@example.com")
     with ExitStack() as stack:
@@ -239,7 +245,10 @@ def run_mode(mode: str, clients: int, seconds: float) -> dict[str, Any]:
         }
     base_p50 = figures["serverInfo"].get("p50_ms")
     two = figures["rows_2"]
-    result: dict[str, Any] = {"mode": mode, "clients": clients, "seconds": seconds, **figures}
+    result: dict[str, Any] = {"mode": mode, "clients": clients, "seconds": seconds}
+    if mode == "fleet":
+        result["database"] = "postgresql" if database_url else "sqlite"
+    result.update(figures)
     if base_p50 and two.get("p50_ms"):
         result["rows_2_p50_over_serverInfo_p50"] = round(two["p50_ms"] / base_p50, 2)
         result["targets_met"] = {
@@ -250,12 +259,31 @@ def run_mode(mode: str, clients: int, seconds: float) -> dict[str, Any]:
     return result
 
 
-def redis_reachable() -> bool:
+def reachable(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A throw-away PostgreSQL database for the fleet (as a fleet runs), or None without one."""
+    if not reachable(5432):
+        yield None
+        return
+    import psycopg
+
+    name = f"bench_realtime_{uuid.uuid4().hex[:8]}"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -266,10 +294,11 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {"embedded": run_mode("embedded", args.clients, args.seconds)}
     if args.fleet:
-        if redis_reachable():
-            report["fleet"] = run_mode("fleet", args.clients, args.seconds)
-        else:
+        if not reachable(6379):
             report["fleet"] = {"skipped": "Redis is not reachable on 127.0.0.1:6379"}
+        else:
+            with postgres_database() as database_url:
+                report["fleet"] = run_mode("fleet", args.clients, args.seconds, database_url)
     print(json.dumps(report, indent=2))
 
 

@@ -44,6 +44,8 @@ class SasJSONParser(BaseParser):
             raise ParseError(
                 f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
             ) from None
+        except RecursionError:
+            raise ParseError("The JSON body is nested too deeply.") from None
 
 
 class RawBodyParser(BaseParser):

@@ -122,6 +122,8 @@ class FlowsView(DataFluxView):
         if not isinstance(body, dict):
             raise SasError(400, "The body must be a job flow object with 'name' and 'content'.")
         name, content = body.get("name"), body.get("content")
+        if not isinstance(name, str) or not name.strip():
+            raise SasError(400, "'name' must be the job flow's name (a string).")
         if not isinstance(content, str) or not content.strip():
             raise SasError(400, "'content' must be the base64-encoded job flow XML.")
         try:

@@ -243,10 +243,14 @@ class _Sandbox:
         self.conn.execute("BEGIN")
         try:
             if rows:
-                self.conn.executemany(
-                    f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
-                    _numbered(rows, width),
-                )
+                try:
+                    self.conn.executemany(
+                        f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
+                        _numbered(rows, width),
+                    )
+                except (sqlite3.Error, OverflowError) as exc:
+                    # e.g. an integer beyond SQLite's 64 bits, a string over the length cap
+                    raise ExpressionError(f"a row value cannot be used: {exc}") from exc
             self.trusted = False
             self.selects = 0
             self.denied = None

@@ -245,3 +245,37 @@ def test_inputs_sent_as_base64_content_or_plain_xml_both_upload(client) -> None:
     encoded = base64.b64encode(raw.encode()).decode().rstrip("=")
     body = {"name": "nopad.ddf", "content": encoded}
     assert client.post(f"{BASE}/jobFlowDefns", body, format="json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[1, 2]",
+        '{"inputs": "text"}',
+        '{"inputs": {"dataTable": {"metadata": "x", "data": []}}}',
+        '{"inputs": {"dataTable": {"metadata": [{"name": "Age", "type": "integer"}], "data": 5}}}',
+        '{"inputs": {"dataTable": {"metadata": [{"type": "integer"}], "data": []}}}',
+        '{"inputs": {"dataTable": {"metadata": [{"name": "Age", "maxChars": "9"}], "data": []}}}',
+        '{"inputs": {"dataTable": {"metadata": [{"name": "Age", "type": "integer"}], '
+        '"data": [[99999999999999999999999]]}}}',
+        '{"inputs": {"dataTable": {"metadata": [{"name": "Age", "type": "real"}], '
+        '"data": [[1e400]]}}}',
+        '{"inputs": {"dataTable": {"metadata": [{"name": "Age", "type": "integer"}], '
+        '"data": [[{"a": 1}]]}}}',
+        '{"inputs": {"MinimumAge": [1, 2]}}',
+        "[" * 100000 + "]" * 100000,
+        '{"inputs": ',
+        "\xff\xfe not utf-8",
+    ],
+)
+def test_bad_bodies_are_400_never_500(client, body: str) -> None:
+    upload(client, "dataSvcTypes.ddf")
+    response = client.generic(
+        "POST",
+        f"{BASE}/jobFlowDefns/{DATA_SVC}",
+        body.encode("latin-1") if body.startswith("\xff") else body,
+        content_type="application/json",
+        HTTP_ACCEPT="application/vnd.sas.datamgmt.jobflow.metadata+json",
+    )
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/vnd.sas.error+json"

@@ -175,3 +175,9 @@ def test_long_evaluation_is_stopped() -> None:
     )
     with pytest.raises(ExpressionError, match="too long"):
         expression.evaluate([(n,) for n in range(5000)])
+
+
+def test_values_beyond_64_bits_are_an_expression_error() -> None:
+    expression = compile_expression("x + 1", ["x"])
+    with pytest.raises(ExpressionError, match="cannot be used"):
+        expression.evaluate([(2**70,)])

@@ -12,6 +12,7 @@ from typing import Any
 TYPES = ("string", "integer", "boolean", "date", "real", "decimal")
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -53,13 +54,18 @@ def convert(value: Any, field: Field) -> Any:
     if kind == "integer":
         if isinstance(value, bool):
             raise ConversionError(f"expected an integer, got {_show(value)}")
+        number: int | None = None
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and _INTEGER.match(value.strip()):
-            return int(value.strip())
-        raise ConversionError(f"expected an integer, got {_show(value)}")
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and _INTEGER.match(value.strip()):
+            number = int(value.strip())
+        if number is None:
+            raise ConversionError(f"expected an integer, got {_show(value)}")
+        if not INT_MIN <= number <= INT_MAX:
+            raise ConversionError(f"integer {_show(value)} is out of the 64-bit range")
+        return number
     if kind == "boolean":
         if isinstance(value, bool):
             return value
