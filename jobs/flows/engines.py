@@ -224,12 +224,10 @@ class EnginePool:
                 engine.stop_requested
                 or engine.on_completion == EngineCompletion.UNLOAD
                 or engine.job_id in self._gone
-                or self._mirror_unload_requested(engine)
+                or not self._mirror_idle(engine)
             )
             if unload:
                 self._drop(engine)
-            else:
-                self._mirror_use(engine)
             self._cond.notify_all()
 
     # -- managing --------------------------------------------------------------------------
@@ -325,12 +323,16 @@ class EnginePool:
         if self.mirror:
             FlowEngine.objects.filter(pk=engine.id).delete()
 
-    def _mirror_unload_requested(self, engine: Engine) -> bool:
+    def _mirror_idle(self, engine: Engine) -> bool:
+        """Mark the engine's row idle; False when a web process asked for it to be unloaded."""
         if not self.mirror:
-            return False
-        row = FlowEngine.objects.filter(pk=engine.id).values("unload_requested", "on_completion")
-        state = row.first()
-        return state is None or state["unload_requested"] or state["on_completion"] == "unload"
+            return True
+        # One conditional UPDATE both frees the row and tells whether it may stay loaded.
+        return bool(
+            FlowEngine.objects.filter(pk=engine.id, unload_requested=False)
+            .exclude(on_completion=EngineCompletion.UNLOAD)
+            .update(in_use_by="", run_deadline=None)
+        )
 
 
 _pool: EnginePool | None = None
