@@ -92,22 +92,36 @@ def checksum(path: Path, table: str) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="alternate runs of each; the best one counts"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sync-full-") as tmp:
         folder = Path(tmp)
         source = folder / "source.sqlite3"
         create_source(source, args.rows)
-        base_seconds, _ = timed(baseline, source, folder / "baseline.sqlite3")
-        target = folder / "target.sqlite3"
-        job = {
-            "key": "bench_full",
-            "sql": f"SELECT {COLUMNS} FROM src",
-            "source": f"sqlite:///{source}",
-            "target": f"sqlite:///{target}",
-            "target_table": "dst",
-        }
-        engine = run_engine(folder / "data", job)
-        same = checksum(target, "dst") == checksum(source, "src")
+        # The machine is shared: alternate baseline and engine runs and keep each one's best,
+        # so a burst of load elsewhere does not decide the ratio.
+        base_runs: list[float] = []
+        engine_runs: list[dict] = []
+        same = True
+        for attempt in range(max(1, args.repeat)):
+            base_seconds, _ = timed(baseline, source, folder / f"baseline{attempt}.sqlite3")
+            base_runs.append(base_seconds)
+            (folder / f"baseline{attempt}.sqlite3").unlink()
+            target = folder / f"target{attempt}.sqlite3"
+            job = {
+                "key": "bench_full",
+                "sql": f"SELECT {COLUMNS} FROM src",
+                "source": f"sqlite:///{source}",
+                "target": f"sqlite:///{target}",
+                "target_table": "dst",
+            }
+            engine_runs.append(run_engine(folder / f"data{attempt}", job))
+            same = same and checksum(target, "dst") == checksum(source, "src")
+            target.unlink()
+        base_seconds = min(base_runs)
+        engine = min(engine_runs, key=lambda run: run["seconds"])
         print(
             json.dumps(
                 {
@@ -118,7 +132,9 @@ def main() -> None:
                     "engine_seconds": engine["seconds"],
                     "ratio": round(engine["seconds"] / base_seconds, 2),
                     "ratio_target": 2.0,
-                    "engine_peak_rss_mb": engine["peak_rss_mb"],
+                    "baseline_runs": [round(s, 3) for s in base_runs],
+                    "engine_runs": [run["seconds"] for run in engine_runs],
+                    "engine_peak_rss_mb": max(run["peak_rss_mb"] for run in engine_runs),
                     "rss_target_mb": 300,
                     "status": engine["status"],
                     "error": engine["error"],
