@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from jobs.flows.definitions import flow_id, get_flow
 from jobs.flows.engines import EnginePool, pool, preload_configured_flows
-from jobs.flows.errors import EngineBusy
+from jobs.flows.errors import EngineBusy, FlowGone
 from jobs.models import Execution, Job, LogEntry
 from tests.test_dataflux_support import (
     BASE,
@@ -281,3 +281,28 @@ def test_engine_management_needs_permission(client) -> None:
     put = lee.put(f"{BASE}/engines/1/onCompletion", "unload", content_type="text/plain")
     assert put.status_code == 403
     assert engines(client)["count"] == 1
+
+
+def test_request_waiting_for_a_deleted_flow_is_told_it_is_gone() -> None:
+    # given a request queued behind the only engine of a flow
+    capped = EnginePool(per_flow=1, total=1, queue_size=4, wait_seconds=5)
+    job = Job(pk=7, job_key="gone.ddf", content="<flow/>")
+    outcome: list[str] = []
+
+    def waiter() -> None:
+        try:
+            with capped.lease(job, "second", None):
+                outcome.append("ran")
+        except FlowGone as exc:
+            outcome.append(str(exc))
+
+    with capped.lease(job, "first", None):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.1)
+        # when the flow is deleted
+        capped.forget_job(job.pk)
+        thread.join(5)
+    # then the waiter leaves the queue with "deleted" (the API answers 404)
+    assert outcome == ["The job flow 'gone.ddf' was deleted."]
+    assert capped.infos() == []
