@@ -258,3 +258,66 @@ def test_bad_sql_fails_with_the_sources_message(mariadb_url: str, sqlite_url: st
     # then
     assert execution.status == ExecutionStatus.FAILED
     assert "You have an error in your SQL syntax" in execution.error_message
+
+
+def test_init_and_final_scripts_run_around_the_apply(sqlite_url: str, postgres_url: str) -> None:
+    # given
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    execute(sqlite_url, "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    execute(postgres_url, "CREATE TABLE audit (what text, at timestamptz DEFAULT now())")
+    job = direct_job(
+        sqlite_url,
+        postgres_url,
+        sql="SELECT * FROM t",
+        target="t",
+        options={
+            "InitScript": "INSERT INTO audit (what) VALUES ('init')",
+        },
+        writer={"FinalScript": "INSERT INTO audit (what) SELECT 'final ' || count(*) FROM t"},
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert [r[0] for r in rows(postgres_url, "audit", "at, what")] == ["init", "final 2"]
+
+
+def test_exec_timeout_stops_a_slow_target_and_nothing_is_applied(
+    sqlite_url: str, postgres_url: str
+) -> None:
+    # given: a target whose inserts take two seconds each, and a one-second ExecTimeout
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    execute(sqlite_url, "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    execute(
+        postgres_url,
+        "CREATE TABLE t (id bigint PRIMARY KEY, v text)",
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "'BEGIN PERFORM pg_sleep(2); RETURN NEW; END'",
+        "CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow()",
+    )
+    job = direct_job(
+        sqlite_url, postgres_url, sql="SELECT * FROM t", target="t", options={"ExecTimeout": 1}
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.FAILED
+    assert "canceling statement due to statement timeout" in execution.error_message
+    assert rows(postgres_url, "t") == []
+
+
+def test_auto_recreate_rebuilds_a_target_with_other_columns(
+    sqlite_url: str, mariadb_url: str
+) -> None:
+    # given
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    execute(sqlite_url, "INSERT INTO t VALUES (1, 'a')")
+    execute(mariadb_url, "CREATE TABLE t (id bigint PRIMARY KEY, old_column int)")
+    job = direct_job(
+        sqlite_url, mariadb_url, sql="SELECT * FROM t", target="t", options={"AutoRecreate": True}
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(mariadb_url, "t") == [(1, "a")]
