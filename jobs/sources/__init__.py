@@ -1,1 +1,1 @@
-"""Sources: read rows from a kind of system as typed batches (db: SQL databases), and detect changes."""
+"""Sources: read a kind of system as typed batches (db: SQL databases); change detection."""
