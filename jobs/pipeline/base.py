@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from jobs.batch import Batch
@@ -93,6 +92,3 @@ def first_of(config: dict[str, Any], *keys: str, default: Any = None) -> Any:
         if key in config and config[key] is not None:
             return config[key]
     return default
-
-
-Transform = Callable[[Batch], Batch]
