@@ -190,3 +190,54 @@ def test_run_forever_stops_on_the_event_and_gives_up_the_lease(transactional_db:
         thread.join(5)
     assert not thread.is_alive()
     assert SchedulerLease.objects.get().expires_at < datetime.now(UTC)
+
+
+def test_the_datazen_stop_start_and_enable_calls_drive_the_scheduler(datazen) -> None:
+    # given a job due every five minutes, created over the DataZen API
+    body = {
+        "JobReader": {
+            "JobKey": "api-scheduled",
+            "SqlRead": "SELECT 1 AS id",
+            "Path": "C:\\\\tmp",
+            "ConnectionString": "db",
+            "SyncStrategy": "Full",
+            "Active": True,
+            "CronSchedule": "0 */5 * ? * *",
+        },
+        "JobWriter": None,
+    }
+    assert datazen.post("/job", body, format="json").status_code == 200
+    job = Job.objects.get(job_key="api-scheduled")
+    scheduler = Scheduler()
+    scheduler.tick(T0)  # schedules it for 10:05
+    # when the agent is stopped over the API, nothing starts at 10:05 or 10:10
+    assert datazen.post("/stop").status_code == 200
+    assert scheduler.tick(T0 + timedelta(minutes=5)) == []
+    assert scheduler.tick(T0 + timedelta(minutes=10)) == []
+    # then /start resumes: the missed windows run once
+    assert datazen.post("/start").status_code == 200
+    assert len(scheduler.tick(T0 + timedelta(minutes=11))) == 1
+    finish_runs(job)
+    # and a job disabled over the API is skipped until enabled again
+    assert datazen.post(f"/job/enable?guid={job.guid}&active=0").status_code == 200
+    assert scheduler.tick(T0 + timedelta(minutes=15)) == []
+    assert datazen.post(f"/job/enable?guid={job.guid}&active=1").status_code == 200
+    assert len(scheduler.tick(T0 + timedelta(minutes=16))) == 1
+    assert len(runs(job)) == 2
+
+
+def test_saving_a_cron_croniter_cannot_run_is_refused_over_the_api(datazen) -> None:
+    body = {
+        "JobReader": {
+            "JobKey": "bad-cron",
+            "SqlRead": "SELECT 1 AS id",
+            "Path": "C:\\\\tmp",
+            "ConnectionString": "db",
+            "CronSchedule": "0 0 12 LW * ?",
+        },
+        "JobWriter": None,
+    }
+    response = datazen.post("/job", body, format="json")
+    assert response.status_code == 400
+    assert "LW" in response.content.decode()
+    assert not Job.objects.filter(job_key="bad-cron").exists()
