@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 import json
 from pathlib import Path
@@ -407,3 +408,27 @@ def test_enzo_format_date_follows_dotnet_format_strings(pattern: str, expected: 
         ]
     )
     assert pipeline.apply(batch).rows[0][1] == expected
+
+
+@pytest.mark.parametrize(
+    ("data_type", "logical", "value"),
+    [
+        ("String", "string", "1"),
+        ("Int32", "integer", 1),
+        ("long", "integer", 1),
+        ("System.Int64", "integer", 1),
+        ("Double", "float", 1.0),
+        ("Decimal", "decimal", decimal.Decimal(1)),
+        ("Boolean", "boolean", True),
+        ("Guid", "string", "1"),
+    ],
+)
+def test_dynamic_column_data_types(data_type: str, logical: str, value: Any) -> None:
+    pipeline = compile_pipeline(
+        [{"Name": "DataDynamicColumn", "ColumnName": "v", "SQLExpression": "1",
+          "DataType": data_type}]
+    )  # fmt: skip
+    out = pipeline.apply(films())
+    assert out.columns[-1].type == logical
+    assert out.rows[0][-1] == value
+    assert type(out.rows[0][-1]) is type(value)

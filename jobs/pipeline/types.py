@@ -68,7 +68,8 @@ class ConversionError(ValueError):
 
 def parse_type(spec: str) -> tuple[str, int | None, int | None]:
     """`string(50)` → ("string", 50, None); `decimal(18,2)` → ("decimal", 18, 2)."""
-    match = _TYPE_SPEC.match(spec or "")
+    spec = re.sub(r"^\s*system\.", "", spec or "", flags=re.IGNORECASE)  # .NET's System.Int64
+    match = _TYPE_SPEC.match(spec)
     if match is None:
         raise ValueError(f"'{spec}' is not a type (e.g. string, string(50), long, datetime)")
     name, args = match.group(1).lower(), match.group(2)
