@@ -254,8 +254,11 @@ def fire_after(execution: Execution) -> list[Execution]:
     Called by the runner once a run has ended. It never raises: a trigger that cannot fire is
     written to the finished run's log instead.
     """
+    if execution.job_id is None:
+        return []
     try:
-        return _fire(Execution.objects.select_related("job").get(pk=execution.pk))
+        finished = Execution.objects.select_related("job").filter(pk=execution.pk).first()
+        return _fire(finished) if finished is not None else []
     except Exception:  # the run is over either way; a trigger problem must not undo that
         logger.exception("job triggers after execution %s failed", execution.pk)
         return []
