@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from jobs.batch import Batch, Column
 from jobs.pipeline.base import Component, first_of, flag, name_list, register
-from jobs.pipeline.types import ConversionError, convert, make_column
+from jobs.pipeline.types import ConversionError, convert, convert_all, make_column
 
 _SCHEMA_LINE = re.compile(r"^\s*([A-Za-z][\w]*(?:\[\])?(?:\s*\([^)]*\))?)\s+(.+?)\s*$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
@@ -107,26 +108,41 @@ class DataApplySchema(Component):
             field.column if field is not None else batch.columns[i]  # type: ignore[index]
             for i, field in plan
         ]
-        rows = []
-        for number, row in enumerate(batch.rows, 1):
-            values = []
-            for position, typed in plan:
-                value = row[position] if position is not None else None
-                if typed is not None:
-                    if value is None and typed.default is not None:
-                        value = render_default(typed.default, batch, row)
-                    value = self._convert(value, typed.column, number)
-                values.append(value)
-            rows.append(tuple(values))
-        return Batch(columns, rows)
+        if not batch.rows:
+            return Batch(columns, [])
+        # Column at a time: values that already have their type are not converted again.
+        out = []
+        for position, typed in plan:
+            count = len(batch.rows)
+            values = (
+                list(map(itemgetter(position), batch.rows))
+                if position is not None
+                else [None] * count
+            )
+            if typed is not None:
+                if typed.default is not None and None in values:
+                    values = [
+                        render_default(typed.default, batch, row) if value is None else value
+                        for value, row in zip(values, batch.rows, strict=True)
+                    ]
+                values = self._convert(values, typed.column)
+            out.append(values)
+        return Batch(columns, list(zip(*out, strict=True)))
 
-    def _convert(self, value: Any, column: Column, number: int) -> Any:
+    def _convert(self, values: list[Any], column: Column) -> list[Any]:
         try:
-            return convert(value, column)
-        except ConversionError as exc:
-            if self.must_succeed:
-                raise self.fail(f"row {number}, column '{column.name}': {exc}") from None
-            return None
+            return convert_all(values, column)
+        except ConversionError:
+            pass
+        converted = []
+        for number, value in enumerate(values, 1):
+            try:
+                converted.append(convert(value, column))
+            except ConversionError as exc:
+                if self.must_succeed:
+                    raise self.fail(f"row {number}, column '{column.name}': {exc}") from None
+                converted.append(None)
+        return converted
 
 
 @register
@@ -147,6 +163,8 @@ class DataRemoveColumns(Component):
         kept = [i for i, column in enumerate(batch.columns) if column.name.lower() not in drop]
         if len(kept) == len(batch.columns):
             return batch
-        return Batch(
-            [batch.columns[i] for i in kept], [tuple(r[i] for i in kept) for r in batch.rows]
-        )
+        if not kept:
+            return Batch([], [() for _ in batch.rows])
+        pick = itemgetter(*kept)
+        rows = list(map(pick, batch.rows)) if len(kept) > 1 else [(pick(r),) for r in batch.rows]
+        return Batch([batch.columns[i] for i in kept], rows)
