@@ -93,6 +93,14 @@ def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> N
             ).fetchall()
         assert [(status, user) for status, _, user in runs] == [("succeeded", "ops")] * 2
         assert len({worker_name for _, worker_name, _ in runs}) == 1
+        # and ids holding "/" work through a real server, raw and percent-encoded
+        noel = base64.b64encode("Noël.ddf".encode()).decode()
+        body = {"name": "Noël.ddf", "content": base64.b64encode(b"<flow/>").decode()}
+        assert "/" in noel
+        assert session.post(f"{url}/jobFlowDefns", json=body, timeout=30).json()["id"] == noel
+        for form in (noel, noel.replace("/", "%2F")):
+            answer = session.get(f"{url}/jobFlowDefns/{form}/metadata", timeout=30)
+            assert answer.json()["name"] == "Noël.ddf"
         # and unloading it from a web process removes it
         assert session.delete(f"{url}/engines/{engine_id}", timeout=30).status_code == 204
         assert session.get(f"{url}/engines", timeout=30).json()["count"] == 0
