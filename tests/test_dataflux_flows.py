@@ -336,3 +336,18 @@ def test_wrong_method_is_a_sas_405(client) -> None:
     response = client.patch(f"{BASE}/serverInfo")
     assert response.status_code == 405
     assert response.json()["httpStatusCode"] == 405
+
+
+def test_unexpected_failure_is_a_sas_500(client, monkeypatch) -> None:
+    # given a fault deep in the server (the edge of what a test can provoke honestly)
+    def broken() -> list:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("jobs.flows.definitions.flows", broken)
+    # when
+    response = client.get(f"{BASE}/jobFlowDefns")
+    # then the client still gets the SAS error shape, without the internals
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/vnd.sas.error+json"
+    assert response.json()["errorCode"] == 11500
+    assert "disk on fire" not in response.json()["message"]
