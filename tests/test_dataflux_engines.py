@@ -306,3 +306,25 @@ def test_request_waiting_for_a_deleted_flow_is_told_it_is_gone() -> None:
     # then the waiter leaves the queue with "deleted" (the API answers 404)
     assert outcome == ["The job flow 'gone.ddf' was deleted."]
     assert capped.infos() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_are_recorded_off_the_request_path_even_if_the_flow_goes() -> None:
+    # given a request outside any transaction, as under the real server
+    from jobs.flows import recorder
+
+    make_user("ann")
+    client = basic_client("ann")
+    upload(client, "Determine_Gender.ddf")
+    # when it runs and the flow is deleted before the recorder writes
+    assert execute(client, GENDER, NAMES).status_code == 200
+    client.delete(f"{BASE}/jobFlowDefns/{GENDER}")
+    # then the run is recorded, detached from the deleted flow
+    assert recorder.flush()
+    execution = Execution.objects.get()
+    assert (execution.job_id, execution.job_key, execution.status) == (
+        None,
+        "Determine_Gender.ddf",
+        "succeeded",
+    )
+    assert LogEntry.objects.filter(execution=execution).count() == 1

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.db import close_old_connections, connection, transaction
 
-from jobs.models import Execution, LogEntry
+from jobs.models import Execution, Job, LogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,12 @@ def _drain(first: Record | threading.Event) -> list[Record | threading.Event]:
 
 def _write(batch: list[Record]) -> None:
     with transaction.atomic():
+        # A flow deleted since its run answered keeps its history, detached (as SET_NULL does).
+        wanted = {item.execution.job_id for item in batch} - {None}
+        present = set(Job.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+        for item in batch:
+            if item.execution.job_id not in present:
+                item.execution.job_id = None
         # One INSERT for the batch; SQLite (3.35+) and PostgreSQL give the new ids back.
         Execution.objects.bulk_create([item.execution for item in batch])
         LogEntry.objects.bulk_create(
