@@ -150,7 +150,8 @@ def main() -> None:
                 "cpu_seconds_inside_apply": round(min(applying), 3),
                 "inside_apply_percent_of_read": round(min(applying) / read_cpu * 100, 1),
                 "target_overhead_percent": TARGET_OVERHEAD_PERCENT,
-                "target_met": overhead <= TARGET_OVERHEAD_PERCENT,
+                # Met only when both clocks agree: wall time alone swings with the load.
+                "target_met": max(overhead, cpu_overhead) <= TARGET_OVERHEAD_PERCENT,
             },
             indent=2,
         )
