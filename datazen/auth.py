@@ -46,8 +46,8 @@ class KeyScopePermission(BasePermission):
     message = "This access key is not allowed to make this call."
 
     def has_permission(self, request: Request, view: object) -> bool:
-        key: AccessKey | None = request.auth
-        if key is None:
+        key = request.auth
+        if not isinstance(key, AccessKey):
             raise exceptions.NotAuthenticated("Missing Authorization header (SharedKey <key>).")
         api = view.api  # type: ignore[attr-defined]
         if not key.allows(api, request.method or "GET"):

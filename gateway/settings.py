@@ -116,7 +116,7 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # from the apps' folders, so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,

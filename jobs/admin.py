@@ -30,7 +30,7 @@ class ConnectionStringForm(forms.ModelForm):
         fields = ["key", "system", "connection_type", "display_name", "display_value"]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if not self.instance.pk and not cleaned.get("value"):
             self.add_error("value", "A new connection needs its connection string.")
         return cleaned
@@ -115,7 +115,14 @@ class AccessKeyAdmin(admin.ModelAdmin):
 class ExecutionInline(admin.TabularInline):
     model = Execution
     fields = ["guid", "listener_type", "status", "record_count", "delete_count", "created_on"]
-    readonly_fields = fields
+    readonly_fields = [
+        "guid",
+        "listener_type",
+        "status",
+        "record_count",
+        "delete_count",
+        "created_on",
+    ]
     extra = 0
     max_num = 0
     show_change_link = True
@@ -174,7 +181,7 @@ class JobAdmin(admin.ModelAdmin):
 class LogEntryInline(admin.TabularInline):
     model = LogEntry
     fields = ["sequence", "level", "created_at", "message"]
-    readonly_fields = fields
+    readonly_fields = ["sequence", "level", "created_at", "message"]
     extra = 0
     max_num = 0
     can_delete = False

@@ -98,7 +98,7 @@ class ExecutionContext:
             raise Cancelled("Stopped on request.")
 
 
-_PY_LEVELS = {
+_PY_LEVELS: dict[int, int] = {
     LogLevel.DEBUG: logging.DEBUG,
     LogLevel.INFO: logging.INFO,
     LogLevel.WARNING: logging.WARNING,
