@@ -226,3 +226,21 @@ class AgentStateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(admin.ModelAdmin):
+    """Every run's log lines across jobs, to search for an error message or a job's output."""
+
+    list_display = ["created_at", "level", "execution", "sequence", "message"]
+    list_filter = ["level"]
+    search_fields = ["message", "job_guid", "execution__guid", "execution__job_key"]
+    list_select_related = ["execution"]
+    readonly_fields = ["execution", "job_guid", "sequence", "level", "message", "created_at"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

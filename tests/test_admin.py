@@ -119,3 +119,21 @@ def test_admin_login_page_is_served(client):
     response = client.get("/admin/login/")
     assert response.status_code == 200
     assert b"csrfmiddlewaretoken" in response.content
+
+
+def test_log_entries_can_be_searched_across_runs(admin_client):
+    job = Job.objects.create(kind="reader", job_key="films")
+    run = Execution.objects.create(
+        job=job, job_guid=job.guid, job_key="films", listener_type="reader", status="failed"
+    )
+    LogEntry.objects.create(
+        execution=run,
+        job_guid=job.guid,
+        sequence=1,
+        level=3,
+        message='relation "film" does not exist',
+    )
+    LogEntry.objects.create(execution=run, job_guid=job.guid, sequence=2, message="Reader done")
+    response = admin_client.get("/admin/jobs/logentry/?q=does+not+exist&level__exact=3")
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 1
