@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from jobs import agent, pipeline, schedule, services
+from jobs import agent, pipeline, schedule, services, triggers
 from jobs.models import Execution, Job, JobKind, JobStatus, new_guid
 
 MAX_KEY_LENGTH = 400
@@ -138,6 +138,13 @@ def validate_pipeline(value: Any, where: str) -> None:
         raise DefinitionError(f"{where}.PipelineDef: {exc}") from exc
 
 
+def validate_job_triggers(json_data: dict[str, Any], where: str) -> None:
+    try:
+        triggers.validate_triggers(json_data)
+    except ValueError as exc:
+        raise DefinitionError(f"{where}.JsonData.JobTriggers: {exc}") from exc
+
+
 def _string(obj: dict[str, Any], name: str, where: str) -> str:
     value = obj.get(name)
     if value is None:
@@ -224,6 +231,8 @@ def read_payload(body: Any, *, dynamic: bool = False) -> Payload:
         json_data = obj.get("JsonData")
         if json_data is not None and not isinstance(json_data, dict):
             raise DefinitionError(f"{where}.JsonData must be an object or null.")
+        if json_data:
+            validate_job_triggers(json_data, where)
     if writer is not None and reader is None and not dynamic and not writer.get("SourceJobKey"):
         raise DefinitionError(
             "A JobWriter needs a JobReader: send both (a direct job), or name an existing "

@@ -527,3 +527,25 @@ def test_delete_direct_writer_alone_leaves_a_plain_reader(datazen) -> None:
     assert package["IsDirectMode"] is False and package["JobWriter"] is None
     assert package["JobReader"]["JsonData"]["DirectWriter"] is None
     assert Job.objects.count() == 1
+
+
+def test_a_job_whose_triggers_cannot_be_read_is_refused_and_nothing_is_saved(datazen) -> None:
+    # given a reader whose JobTriggers names a trigger kind the gateway does not know
+    body = {
+        "JobReader": {
+            "JobKey": "with-bad-trigger",
+            "SqlRead": "SELECT 1",
+            "ConnectionString": "sql2017",
+            "JsonData": {
+                "JobTriggersEnabled": True,
+                "JobTriggers": [{"JobKey": "next", "TriggerType": "WhenTheMoonIsFull"}],
+            },
+        },
+        "JobWriter": None,
+    }
+    # when
+    response = datazen.post("/job", body, format="json")
+    # then
+    assert response.status_code == 400
+    assert "JobTriggers" in response.json()["Error"]
+    assert not Job.objects.filter(job_key="with-bad-trigger").exists()
