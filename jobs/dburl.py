@@ -218,7 +218,11 @@ def _new_engine(url: URL) -> Engine:
             )
 
         return engine
-    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if backend == "postgresql" and "options" not in url.query:
+        # Sessions in UTC: timestamptz values arrive with datetime.timezone.utc already,
+        # so the reader has nothing to convert (the instants are the same in any zone).
+        connect_args["options"] = "-c TimeZone=UTC"
     return create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=5)
 
 

@@ -355,3 +355,27 @@ def test_initialize_runs_once_in_full(sqlite_url: str, target_url: str) -> None:
     assert (first.record_count, second.record_count) == (10, 0)
     job.refresh_from_db()
     assert job.definition["Initialize"] is False
+
+
+def test_a_pointer_set_by_hand_is_parsed_and_rows_after_it_are_sent(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given: text timestamps in SQLite, and a pointer a client moved back through the API
+    execute(
+        sqlite_url,
+        "CREATE TABLE ev (id INTEGER PRIMARY KEY, v TEXT, ts TEXT)",
+        "INSERT INTO ev VALUES (1, 'a', '2024-01-01T10:00:00'), (2, 'b', '2024-01-03T10:00:00')",
+    )
+    job = direct_job(
+        sqlite_url, target_url, sql="SELECT * FROM ev", target="ev", timestamp_col="ts"
+    )
+    run(job)
+    execute(target_url, "DELETE FROM ev")
+    Job.objects.filter(pk=job.pk).update(last_ts_pointer="2024-01-02T00:00:00")
+    # when
+    execution = run(job)
+    # then: the row past the hand-set pointer is sent again, the older one is not
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "ev") == [(2, "b", "2024-01-03T10:00:00")]
+    job.refresh_from_db()
+    assert job.last_ts_pointer == "2024-01-03T10:00:00"

@@ -188,6 +188,21 @@ def format_pointer(value: Any) -> str:
     return str(value)
 
 
+def _row_identity(batch: Batch, keys: list[str]) -> Callable[[tuple], str]:
+    """How a row sent at the pointer is recognised later: its key and its content."""
+    keyed = _key_fn(key_positions(batch, keys)) if keys else None
+
+    def identity(row: tuple) -> str:
+        digest = str(row_hash(row))
+        return f"{keyed(row)!r}|{digest}" if keyed else digest
+
+    return identity
+
+
+def _key_identity(key: tuple) -> str:
+    return repr(encode_key(key))
+
+
 class _Pointer:
     """A high-water mark and the identities of the rows sent at exactly that mark."""
 
@@ -205,28 +220,37 @@ class _Pointer:
             else:
                 self.value = parse_pointer(text)
         self.max: Any = self.value
-        self.at_max: set[str] = set(self.boundary)
+        # The rows at the current maximum; identities are computed for them only at the end,
+        # since rows read in timestamp order each become the maximum in turn.
+        self._kept: set[str] = set(self.boundary)
+        self._rows: list[tuple] = []
 
     def already_sent(self, ts: Any, identity: str) -> bool:
         return self.value is not None and ts == self.value and identity in self.boundary
 
-    def saw(self, ts: Any, identity: Callable[[], str]) -> None:
+    def saw(self, ts: Any, row: tuple) -> None:
         if ts is None:
             return
-        if self.max is None or ts > self.max:
+        try:
+            newer = self.max is None or ts > self.max
+        except TypeError:  # a pointer typed from its text (int, timestamp) vs a text column
+            newer = type(ts) is not type(self.max) and self.max == self.value
+        if newer:
             self.max = ts
-            self.at_max = {identity()}
+            self._kept = set()
+            self._rows = [row]
         elif ts == self.max:
-            self.at_max.add(identity())
+            self._rows.append(row)
 
     def text(self) -> str | None:
         return None if self.max is None else format_pointer(self.max)
 
-    def save(self) -> None:
+    def save(self, identity: Callable[[tuple], str]) -> None:
         if self.max is None:
             return
+        boundary = self._kept | {identity(row) for row in self._rows}
         self.stage.set_meta(
-            self.name, {"text": self.text(), "value": self.max, "boundary": sorted(self.at_max)}
+            self.name, {"text": self.text(), "value": self.max, "boundary": sorted(boundary)}
         )
 
 
@@ -250,9 +274,12 @@ def detect_timestamp(
     pointer = _Pointer(stage, "ts_pointer", pointer_text, full=full)
     del_pointer = _Pointer(stage, "ts_del_pointer", del_pointer_text, full=full)
 
+    identities: list[Callable[[tuple], str]] = []
+
     def commit() -> None:
-        pointer.save()
-        del_pointer.save()
+        if identities:
+            pointer.save(identities[0])
+        del_pointer.save(_key_identity)
         stage.commit()
 
     result = DetectionResult(commit_stage=commit)
@@ -281,23 +308,16 @@ def detect_timestamp(
             log.write_deletes(deletes)
             deletes = []
         ts_at = key_positions(batch, [spec.timestamp_col], "TimestampCol")[0]
-        keyed = _key_fn(key_positions(batch, spec.keys)) if spec.keys else None
+        if not identities:
+            identities.append(_row_identity(batch, spec.keys))
+        identity = identities[0]
         fresh = []
         for row in batch.rows:
             ts = row[ts_at]
-
-            def identity(row: tuple = row, keyed: Callable[[tuple], Any] | None = keyed) -> str:
-                digest = str(row_hash(row))
-                return f"{keyed(row)!r}|{digest}" if keyed else digest
-
-            if (
-                pointer.value is not None
-                and ts == pointer.value
-                and pointer.already_sent(ts, identity())
-            ):
+            if ts == pointer.value and pointer.already_sent(ts, identity(row)):
                 skipped += 1
                 continue
-            pointer.saw(ts, identity)
+            pointer.saw(ts, row)
             fresh.append(row)
         log.write_upserts(fresh)
         result.rows_read += len(batch.rows)
@@ -341,12 +361,11 @@ def _deleted_records(
         )
         for row in batch.rows:
             key = tuple(row[p] for p in positions)
-            ident = repr(encode_key(key))
             if ts_at is not None:
                 ts = row[ts_at]
-                if pointer.already_sent(ts, ident):
+                if ts == pointer.value and pointer.already_sent(ts, _key_identity(key)):
                     continue
-                pointer.saw(ts, lambda ident=ident: ident)
+                pointer.saw(ts, key)
             found.append(key)
     ctx.log(f"DeletedRecordsSQL returned {len(found)} deleted records.")
     return found

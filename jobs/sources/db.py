@@ -185,10 +185,10 @@ def _refine(
                     converters[position] = _to_text
                 elif inferred == "datetimetz":
                     converters[position] = _utc
-                if inferred == "binary" and column.length:
-                    column = Column(column.name, "binary", length=column.length * 4)
-                else:
-                    column = Column(column.name, inferred, length=column.length)
+                # A text length does not carry over to bytes (MySQL counts characters of up
+                # to four bytes): binary columns go unbounded rather than risk truncation.
+                length = None if inferred == "binary" else column.length
+                column = Column(column.name, inferred, length=length)
         refined.append(column)
     return refined
 
@@ -227,6 +227,8 @@ def read_batches(
             if cursor.description is None:
                 raise ValueError("SqlRead returned no result set (is it a SELECT?).")
             columns, converters = _describe(dialect, cursor.description)
+            if dialect == "postgresql" and getattr(raw.info, "timezone", None) is dt.UTC:
+                converters = [None if fn is _utc else fn for fn in converters]
             refined = False
             remaining = limit
             while True:
