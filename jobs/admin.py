@@ -9,11 +9,21 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 
 from jobs.connections import check_connection
-from jobs.models import AccessKey, AgentState, ConnectionString, Execution, Job, LogEntry
+from jobs.models import (
+    AccessKey,
+    AgentState,
+    ConnectionString,
+    Execution,
+    FlowEngine,
+    Job,
+    LogEntry,
+)
 
 
 class ConnectionStringForm(forms.ModelForm):
@@ -238,6 +248,39 @@ class LogEntryAdmin(admin.ModelAdmin):
     list_select_related = ["execution"]
     readonly_fields = ["execution", "job_guid", "sequence", "level", "message", "created_at"]
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FlowEngine)
+class FlowEngineAdmin(admin.ModelAdmin):
+    """Loaded flow engines, wherever they live: in this process (embedded) or on the workers."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        from jobs.flows import engines
+
+        if request.method == "POST" and "unload" in request.POST:
+            if not self.has_delete_permission(request):
+                raise PermissionDenied
+            engine_id = int(request.POST["unload"])
+            unloaded = engines.unload_engine(engine_id)
+            self.message_user(
+                request,
+                f"Engine {engine_id} {'unloaded' if unloaded else 'was already gone'}.",
+                messages.SUCCESS if unloaded else messages.WARNING,
+            )
+            return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Flow engines",
+            "engines": engines.list_engines(),
+            "where": "this gateway process" if engines.is_embedded() else "the Celery workers",
+        }
+        return TemplateResponse(request, "admin/jobs/flowengine/engines.html", context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -137,3 +137,22 @@ def test_log_entries_can_be_searched_across_runs(admin_client):
     response = admin_client.get("/admin/jobs/logentry/?q=does+not+exist&level__exact=3")
     assert response.status_code == 200
     assert response.context["cl"].result_count == 1
+
+
+def test_engines_page_lists_loaded_flows_and_unloads_them(admin_client):
+    # given a flow loaded into an engine of this (embedded) gateway
+    from jobs.flows.engines import pool, reset_pool
+    from tests.test_dataflux_support import example_xml
+
+    reset_pool()
+    flow = Job.objects.create(
+        kind="flow", job_key="Determine_Gender.ddf", content=example_xml("Determine_Gender.ddf")
+    )
+    engine = pool().preload(flow)
+    # when
+    page = admin_client.get("/admin/jobs/flowengine/")
+    unloaded = admin_client.post("/admin/jobs/flowengine/", {"unload": engine.id}, follow=True)
+    # then
+    assert "Determine_Gender.ddf" in page.content.decode()
+    assert f"Engine {engine.id} unloaded." in [str(m) for m in unloaded.context["messages"]]
+    assert "No engine is loaded." in unloaded.content.decode()
