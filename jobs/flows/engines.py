@@ -124,13 +124,17 @@ class EnginePool:
         self._waiting = 0
         self._ids = itertools.count(1)
         self._gone: set[int] = set()
+        self._dead: list[int] = []
 
     # -- running ---------------------------------------------------------------------------
 
     @contextmanager
     def lease(self, job: Job, user: str, max_seconds: float | None) -> Iterator[Engine]:
         """An engine with the job's flow loaded, for one run by `user`."""
-        engine = self._acquire(job, user)
+        try:
+            engine = self._acquire(job, user)
+        finally:
+            self._bury()
         engine.deadline = time.monotonic() + max_seconds if max_seconds else None
         self._mirror_use(engine)
         try:
@@ -211,24 +215,37 @@ class EnginePool:
             self._drop(min(idle, key=lambda e: e.last_used))
 
     def _drop(self, engine: Engine) -> None:
+        """Forget the engine (under the lock); its row goes in `_bury`, outside the lock."""
         self.engines.pop(engine.id, None)
-        self._mirror_unload(engine)
+        if self.mirror:
+            self._dead.append(engine.id)
+
+    def _bury(self) -> None:
+        # Database writes never happen under the pool's lock: other threads' leases go on.
+        if not self.mirror:
+            return
+        with self._cond:
+            dead, self._dead = self._dead, []
+        if dead:
+            FlowEngine.objects.filter(pk__in=dead).delete()
 
     def _release(self, engine: Engine) -> None:
+        may_stay = self._mirror_idle(engine)
         with self._cond:
             engine.runs += 1
             engine.in_use_by = ""
             engine.deadline = None
             engine.last_used = time.monotonic()
             unload = (
-                engine.stop_requested
+                not may_stay
+                or engine.stop_requested
                 or engine.on_completion == EngineCompletion.UNLOAD
                 or engine.job_id in self._gone
-                or not self._mirror_idle(engine)
             )
             if unload:
                 self._drop(engine)
             self._cond.notify_all()
+        self._bury()
 
     # -- managing --------------------------------------------------------------------------
 
@@ -249,7 +266,8 @@ class EnginePool:
             else:
                 self._drop(engine)
             self._cond.notify_all()
-            return True
+        self._bury()
+        return True
 
     def set_on_completion(self, engine_id: int, value: str) -> bool:
         with self._cond:
@@ -269,6 +287,7 @@ class EnginePool:
                 if engine.job_id == job_id and not engine.busy:
                     self._drop(engine)
             self._cond.notify_all()
+        self._bury()
 
     def infos(self, flow_name: str | None = None) -> list[EngineInfo]:
         with self._cond:
@@ -288,6 +307,7 @@ class EnginePool:
             self._gone.clear()
             self.compiles = 0
             self._cond.notify_all()
+        self._bury()
 
     # -- the fleet's mirror in FlowEngine rows ---------------------------------------------
 
@@ -318,10 +338,6 @@ class EnginePool:
         FlowEngine.objects.filter(pk=engine.id).update(
             in_use_by=engine.in_use_by, run_deadline=deadline
         )
-
-    def _mirror_unload(self, engine: Engine) -> None:
-        if self.mirror:
-            FlowEngine.objects.filter(pk=engine.id).delete()
 
     def _mirror_idle(self, engine: Engine) -> bool:
         """Mark the engine's row idle; False when a web process asked for it to be unloaded."""
