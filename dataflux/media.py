@@ -7,6 +7,7 @@ answer is JSON labelled with the resource's own SAS media type, whatever `Accept
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -76,7 +77,8 @@ class XMLContentRenderer(BaseRenderer):
 class SasNegotiation(BaseContentNegotiation):
     """Pick the JSON parser for JSON-ish bodies, the raw one for XML and text; never 406."""
 
-    def select_parser(self, request: Any, parsers: list[BaseParser]) -> BaseParser | None:
+    def select_parser(self, request: Any, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        parsers = list(parsers)
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         wants_raw = "xml" in content_type or content_type.startswith(("text/", "application/oct"))
         for parser in parsers:
@@ -85,7 +87,7 @@ class SasNegotiation(BaseContentNegotiation):
         return parsers[0] if parsers else None
 
     def select_renderer(
-        self, request: Any, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Any, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
-        renderer = renderers[0]
+        renderer = next(iter(renderers))
         return renderer, renderer.media_type

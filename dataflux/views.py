@@ -275,7 +275,7 @@ def _engine(engine_id: int) -> engines.EngineInfo:
 
 
 def _completion(request: Request) -> str:
-    data = request.data
+    data: Any = request.data
     if isinstance(data, dict):
         data = data.get("onCompletion", data.get("value", ""))
     if isinstance(data, bytes):

@@ -13,7 +13,7 @@ from typing import Any
 from jobs.expressions import ExpressionError, compile_expression
 from jobs.flows.errors import FlowError, InputError
 from jobs.flows.nodes import NODE_TYPES, CompileContext, Node, RunState, Stream, find
-from jobs.flows.parser import FlowSpec, parse_flow
+from jobs.flows.parser import FlowSpec, line_of, parse_flow
 from jobs.flows.values import TYPES, ConversionError, Field, convert, macro_text, render
 
 # Output macros the engine fills in itself, unless the flow computes them.
@@ -176,7 +176,7 @@ def _table(name: str, value: dict[str, Any], declared: list[Field]) -> Stream:
             raise InputError(
                 f"data table {name!r}: row {number} has {size} values, expected {width}"
             )
-        values = []
+        values: list[Any] = []
         for target, source in zip(targets, sources, strict=True):
             if source < 0:
                 values.append(None)
@@ -220,7 +220,7 @@ def compile_flow(
         node_type = NODE_TYPES.get(element.tag)
         if node_type is None:
             known = ", ".join(sorted(NODE_TYPES))
-            raise FlowError(f"unknown node <{element.tag}> (known: {known})", element.sourceline)
+            raise FlowError(f"unknown node <{element.tag}> (known: {known})", line_of(element))
         node = node_type(element, context)
         fields = node.plan(fields)
         nodes.append(node)

@@ -51,6 +51,13 @@ class Engine:
     last_used: float = field(default_factory=time.monotonic)
 
     @property
+    def compiled(self) -> CompiledFlow:
+        """The loaded flow; a leased engine always has one (None only while compiling)."""
+        if self.flow is None:
+            raise FlowError(f"engine {self.id} has no flow loaded")
+        return self.flow
+
+    @property
     def busy(self) -> bool:
         return bool(self.in_use_by) or self.flow is None
 

@@ -85,13 +85,13 @@ def _execute_here(
                 (
                     LogLevel.INFO,
                     f"Flow {job.job_key} loaded into engine {engine.id} "
-                    f"(compiled in {engine.flow.compile_seconds * 1000:.1f} ms)"
+                    f"(compiled in {engine.compiled.compile_seconds * 1000:.1f} ms)"
                     if first
                     else f"Flow {job.job_key} runs on engine {engine.id} (run {engine.runs + 1})",
                 )
             )
             try:
-                outputs = engine.flow.run(
+                outputs = engine.compiled.run(
                     inputs,
                     deadline=engine.deadline,
                     log=lambda message: logs.append((LogLevel.INFO, message)),
@@ -236,7 +236,7 @@ def run_flow(context: ExecutionContext) -> None:
                 ).exists()
                 return engine.stop_requested
 
-            outputs = engine.flow.run(
+            outputs = engine.compiled.run(
                 options.get("inputs"),
                 deadline=engine.deadline,
                 log=context.log,

@@ -22,7 +22,7 @@ from jobs.expressions import (
     compile_expression,
 )
 from jobs.flows.errors import FlowError, RunTimeout
-from jobs.flows.parser import DEFAULT_TABLE, field_of, flag, required_attribute
+from jobs.flows.parser import DEFAULT_TABLE, field_of, flag, line_of, required_attribute
 from jobs.flows.values import Field
 
 
@@ -85,7 +85,7 @@ class Node:
     label: ClassVar[str] = ""
 
     def __init__(self, element: etree._Element, context: CompileContext) -> None:
-        self.line = element.sourceline
+        self.line = line_of(element)
         self.context = context
 
     def plan(self, fields: list[Field]) -> list[Field]:
@@ -168,16 +168,16 @@ class Expression(_UsesExpressions):
 
     def __init__(self, element: etree._Element, context: CompileContext) -> None:
         super().__init__(element, context)
-        self.outputs: list[tuple[Field, str, int]] = []
+        self.outputs: list[tuple[Field, str, int | None]] = []
         for child in element:
             if not isinstance(child.tag, str):
                 continue
             if child.tag != "field":
-                raise FlowError(f"unknown element <{child.tag}> in <expression>", child.sourceline)
+                raise FlowError(f"unknown element <{child.tag}> in <expression>", line_of(child))
             text = (child.get("expression") or child.text or "").strip()
             if not text:
-                raise FlowError("an expression field needs an expression", child.sourceline)
-            self.outputs.append((field_of(child), text, child.sourceline))
+                raise FlowError("an expression field needs an expression", line_of(child))
+            self.outputs.append((field_of(child), text, line_of(child)))
         if not self.outputs:
             raise self.fail("no <field> to compute")
 
@@ -315,15 +315,15 @@ class Standardize(Node):
 
     def __init__(self, element: etree._Element, context: CompileContext) -> None:
         super().__init__(element, context)
-        self.rules: list[tuple[_Rule, int]] = []
+        self.rules: list[tuple[_Rule, int | None]] = []
         for child in element:
             if not isinstance(child.tag, str):
                 continue
             if child.tag != "field":
-                raise FlowError(f"unknown element <{child.tag}> in <standardize>", child.sourceline)
+                raise FlowError(f"unknown element <{child.tag}> in <standardize>", line_of(child))
             case = child.get("case")
             if case is not None and case not in self.CASES:
-                raise FlowError(f"case must be one of {', '.join(self.CASES)}", child.sourceline)
+                raise FlowError(f"case must be one of {', '.join(self.CASES)}", line_of(child))
             replaces, patterns = [], []
             for item in child:
                 if not isinstance(item.tag, str):
@@ -335,7 +335,7 @@ class Standardize(Node):
                         _Pattern(required_attribute(item, "match"), item.get("output") or "")
                     )
                 else:
-                    raise FlowError(f"unknown element <{item.tag}> in <field>", item.sourceline)
+                    raise FlowError(f"unknown element <{item.tag}> in <field>", line_of(item))
             rule = _Rule(
                 required_attribute(child, "name"),
                 case,
@@ -344,7 +344,7 @@ class Standardize(Node):
                 replaces,
                 patterns,
             )
-            self.rules.append((rule, child.sourceline))
+            self.rules.append((rule, line_of(child)))
         if not self.rules:
             raise self.fail("no <field> to standardize")
 
@@ -390,7 +390,7 @@ class FieldLayout(Node):
             elif child.tag == "drop":
                 self.drops.add(name.lower())
             else:
-                raise FlowError(f"unknown element <{child.tag}> in <fieldLayout>", child.sourceline)
+                raise FlowError(f"unknown element <{child.tag}> in <fieldLayout>", line_of(child))
         if not self.entries and not self.drops:
             raise self.fail("lists no <field> or <drop>")
 
@@ -437,9 +437,9 @@ class SqlLookup(Node):
         super().__init__(element, context)
         self.connection_key = required_attribute(element, "connection")
         query = element.find("query")
-        if query is None or not (query.text or "").strip():
+        self.query = (query.text or "").strip() if query is not None else ""
+        if not self.query:
             raise self.fail("needs a <query>")
-        self.query = query.text.strip()
         self.params: dict[str, str] = {}
         self.results: list[tuple[str, Field]] = []
         for child in element:
@@ -451,7 +451,7 @@ class SqlLookup(Node):
                 target = field_of(child)
                 self.results.append((child.get("column") or target.name, target))
             else:
-                raise FlowError(f"unknown element <{child.tag}> in <sqlLookup>", child.sourceline)
+                raise FlowError(f"unknown element <{child.tag}> in <sqlLookup>", line_of(child))
         if not self.results:
             raise self.fail("needs at least one <result>")
         for name in _PARAM.findall(self.query):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
@@ -49,6 +50,12 @@ class FlowSpec:
     nodes: list[etree._Element] = field(default_factory=list)
 
 
+def line_of(element: Any) -> int | None:
+    """The element's line in the document (lxml's stubs leave `sourceline` untyped)."""
+    line = getattr(element, "sourceline", None)
+    return line if isinstance(line, int) else None
+
+
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
@@ -68,17 +75,16 @@ def parse_xml(content: str | bytes) -> etree._Element:
         raise FlowError("the flow content is empty")
     dtd = _DTD.search(data)
     if dtd:
-        line = data.count(b"\n", 0, dtd.start()) + 1
-        raise FlowError("DOCTYPE and ENTITY declarations are not allowed in a flow", line)
+        at = data.count(b"\n", 0, dtd.start()) + 1
+        raise FlowError("DOCTYPE and ENTITY declarations are not allowed in a flow", at)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        line = exc.lineno if exc.lineno else None
-        raise FlowError(f"not well-formed XML: {exc.msg}", line) from None
-    if root.getroottree().docinfo.doctype:
+        raise FlowError(f"not well-formed XML: {exc.msg}", exc.lineno or None) from None
+    if getattr(root.getroottree().docinfo, "doctype", ""):
         raise FlowError("DOCTYPE declarations are not allowed in a flow", 1)
     if root.tag != "flow":
-        raise FlowError(f"the root element must be <flow>, not <{root.tag}>", root.sourceline)
+        raise FlowError(f"the root element must be <flow>, not <{root.tag}>", line_of(root))
     return root
 
 
@@ -108,7 +114,7 @@ def parse_flow(content: str | bytes) -> FlowSpec:
         elif child.tag == "nodes":
             spec.nodes = list(_elements(child))
         else:
-            raise FlowError(f"unknown element <{child.tag}> in <flow>", child.sourceline)
+            raise FlowError(f"unknown element <{child.tag}> in <flow>", line_of(child))
     _check_unique([m.name for m in spec.input_macros], "input macro", root)
     _check_unique([t.name for t in spec.input_tables], "input table", root)
     _check_unique([m.name for m in spec.output_macros], "output macro", root)
@@ -128,11 +134,11 @@ def _bindings(parent: etree._Element, *, inputs: bool) -> tuple[list[Macro], lis
         elif child.tag == "table":
             fields = tuple(_field(item) for item in _elements(child))
             if not fields:
-                raise FlowError("a data table has at least one field", child.sourceline)
+                raise FlowError("a data table has at least one field", line_of(child))
             _check_unique([f.name for f in fields], "field", child)
-            tables.append(Table(child.get("name") or DEFAULT_TABLE, fields, child.sourceline))
+            tables.append(Table(child.get("name") or DEFAULT_TABLE, fields, line_of(child)))
         else:
-            raise FlowError(f"unknown element <{child.tag}> in <{parent.tag}>", child.sourceline)
+            raise FlowError(f"unknown element <{child.tag}> in <{parent.tag}>", line_of(child))
     return macros, tables
 
 
@@ -144,12 +150,12 @@ def _macro(element: etree._Element, *, inputs: bool) -> Macro:
         None if inputs else (element.get("expression") or (element.text or "").strip() or None)
     )
     required = flag(element, "required", default=False)
-    return Macro(name, kind, default, required, expression, element.sourceline)
+    return Macro(name, kind, default, required, expression, line_of(element))
 
 
 def _field(element: etree._Element) -> Field:
     if element.tag != "field":
-        raise FlowError(f"unknown element <{element.tag}> in <table>", element.sourceline)
+        raise FlowError(f"unknown element <{element.tag}> in <table>", line_of(element))
     return field_of(element)
 
 
@@ -159,7 +165,7 @@ def field_of(element: etree._Element) -> Field:
     kind = _type(element)
     max_chars = element.get("maxChars")
     if max_chars is not None and not (max_chars.isdigit() and int(max_chars) > 0):
-        raise FlowError(f"maxChars of {name!r} must be a positive integer", element.sourceline)
+        raise FlowError(f"maxChars of {name!r} must be a positive integer", line_of(element))
     return Field(name, kind, int(max_chars) if max_chars else None, flag(element, "required"))
 
 
@@ -167,7 +173,7 @@ def _type(element: etree._Element) -> str:
     kind = (element.get("type") or "string").strip().lower()
     if kind not in TYPES:
         raise FlowError(
-            f"unknown type {kind!r} (expected one of {', '.join(TYPES)})", element.sourceline
+            f"unknown type {kind!r} (expected one of {', '.join(TYPES)})", line_of(element)
         )
     return kind
 
@@ -175,7 +181,7 @@ def _type(element: etree._Element) -> str:
 def required_attribute(element: etree._Element, name: str) -> str:
     value = element.get(name)
     if value is None or not value.strip():
-        raise FlowError(f"<{element.tag}> needs a {name!r} attribute", element.sourceline)
+        raise FlowError(f"<{element.tag}> needs a {name!r} attribute", line_of(element))
     return value.strip()
 
 
@@ -188,12 +194,12 @@ def flag(element: etree._Element, name: str, default: bool = False) -> bool:
         return True
     if lowered in ("false", "0", "no"):
         return False
-    raise FlowError(f"{name!r} must be true or false, not {value!r}", element.sourceline)
+    raise FlowError(f"{name!r} must be true or false, not {value!r}", line_of(element))
 
 
 def _check_unique(names: list[str], what: str, where: etree._Element) -> None:
     seen: set[str] = set()
     for name in names:
         if name.lower() in seen:
-            raise FlowError(f"duplicate {what} {name!r}", where.sourceline)
+            raise FlowError(f"duplicate {what} {name!r}", line_of(where))
         seen.add(name.lower())

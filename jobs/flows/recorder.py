@@ -76,7 +76,10 @@ def _run() -> None:
         batch: list[Record] = []
         waiters: list[threading.Event] = []
         for item in _drain(first):
-            (waiters if isinstance(item, threading.Event) else batch).append(item)
+            if isinstance(item, threading.Event):
+                waiters.append(item)
+            else:
+                batch.append(item)
         if batch:
             try:
                 close_old_connections()
@@ -100,7 +103,7 @@ def _drain(first: Record | threading.Event) -> list[Record | threading.Event]:
 def _write(batch: list[Record]) -> None:
     with transaction.atomic():
         # A flow deleted since its run answered keeps its history, detached (as SET_NULL does).
-        wanted = {item.execution.job_id for item in batch} - {None}
+        wanted = {item.execution.job_id for item in batch if item.execution.job_id is not None}
         present = set(Job.objects.filter(pk__in=wanted).values_list("pk", flat=True))
         for item in batch:
             if item.execution.job_id not in present:
@@ -114,7 +117,7 @@ def _write(batch: list[Record]) -> None:
                 sequence=number,
                 level=level,
                 message=message,
-                created_at=item.execution.finished_at,
+                created_at=item.execution.finished_at or item.execution.created_on,
             )
             for item in batch
             for number, (level, message) in enumerate(item.logs, 1)

@@ -82,17 +82,16 @@ def convert(value: Any, field: Field) -> Any:
                 pass
         raise ConversionError(f"expected a date (YYYY-MM-DD), got {_show(value)}")
     if kind == "real":
-        number = _number(value, kind)
-        result = float(number)
-        if not math.isfinite(result):
+        real = float(_number(value, kind))
+        if not math.isfinite(real):
             raise ConversionError(f"expected a finite real number, got {_show(value)}")
-        return result
+        return real
     if kind == "decimal":
-        number = _number(value, kind)
-        result = decimal.Decimal(str(number)) if not isinstance(number, decimal.Decimal) else number
-        if not result.is_finite():
+        given = _number(value, kind)
+        exact = given if isinstance(given, decimal.Decimal) else decimal.Decimal(str(given))
+        if not exact.is_finite():
             raise ConversionError(f"expected a finite decimal number, got {_show(value)}")
-        return result
+        return exact
     raise ConversionError(f"unknown type {kind!r}")
 
 
