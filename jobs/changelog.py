@@ -188,9 +188,12 @@ class ChangeLogWriter:
         self._thread = threading.Thread(target=self._drain, name="changelog-writer", daemon=True)
         self._thread.start()
 
-    def write_upserts(self, rows: list[tuple]) -> None:
+    def write_upserts(
+        self, rows: list[tuple], encoded: tuple[tuple[int, ...], list[tuple]] | None = None
+    ) -> None:
+        """Append upserts; `encoded` is `encode_frame(rows)` when the caller has it already."""
         if rows:
-            self._frame(UPSERT, rows, self._row_types)
+            self._frame(UPSERT, rows, self._row_types, encoded)
             self.upserts += len(rows)
 
     def write_deletes(self, keys: list[tuple]) -> None:
@@ -198,10 +201,16 @@ class ChangeLogWriter:
             self._frame(DELETE, keys, self._key_types)
             self.deletes += len(keys)
 
-    def _frame(self, op: bytes, rows: list[tuple], types: list[str]) -> None:
+    def _frame(
+        self,
+        op: bytes,
+        rows: list[tuple],
+        types: list[str],
+        encoded: tuple[tuple[int, ...], list[tuple]] | None = None,
+    ) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((op, len(rows), dumps(encode_frame(rows, types))))
+        self._queue.put((op, len(rows), dumps(encoded or encode_frame(rows, types))))
         if self._on_frame is not None:
             self._on_frame(op, rows)
 

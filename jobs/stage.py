@@ -43,19 +43,15 @@ def row_hash(row: tuple) -> int:
     return (_crc32(data) << 32 | _adler32(data)) - _SIGN
 
 
-# Logical types whose values pickle through __reduce__ (slow one row at a time); rows with
-# them are hashed from their repr, which is exact for these types and several times faster.
-RICH_TYPES = frozenset({"decimal", "date", "time", "datetime", "datetimetz", "json"})
+def row_hashes(rows: Sequence[tuple]) -> list[int]:
+    """`row_hash` of every row, with the lookups hoisted out of the loop.
 
-
-def row_hashes(rows: Sequence[tuple], *, rich: bool = False) -> list[int]:
-    """A 64-bit digest per row (see `row_hash`); `rich` rows are digested from their repr."""
+    The full strategy hashes rows as the change log encodes them (decimals, dates and
+    timestamps as text, see jobs.changelog.encode_frame): pickling those objects one row at
+    a time is several times slower, and the text is exact for them.
+    """
     crc, adler, sign = _crc32, _adler32, _SIGN
-    if rich:
-        encoded: Iterator[bytes] = (repr(row).encode("utf-8", "backslashreplace") for row in rows)
-    else:
-        encoded = map(_dumps5, rows)
-    return [(crc(data) << 32 | adler(data)) - sign for data in encoded]
+    return [(crc(data) << 32 | adler(data)) - sign for data in map(_dumps5, rows)]
 
 
 def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from jobs.batch import Batch
-from jobs.changelog import ChangeLogWriter
+from jobs.changelog import ChangeLogWriter, encode_frame
 from jobs.sources.db import read_batches, wrap_since
 from jobs.stage import (
-    RICH_TYPES,
     StageStore,
     batch_keys,
     decode_key,
@@ -118,9 +117,15 @@ def detect_full(
             positions = key_positions(batch, spec.keys)
         rows = batch.rows
         keys = batch_keys(rows, positions)
-        hashes = row_hashes(rows, rich=any(c.type in RICH_TYPES for c in batch.columns))
+        encoded = encode_frame(rows, [c.type for c in batch.columns])
+        hashes = row_hashes(encoded[1])
         changed = stage.changed(keys, hashes)
-        log.write_upserts(rows if len(changed) == len(rows) else [rows[i] for i in changed])
+        if len(changed) == len(rows):
+            log.write_upserts(rows, encoded)
+        elif changed:
+            log.write_upserts(
+                [rows[i] for i in changed], (encoded[0], [encoded[1][i] for i in changed])
+            )
         result.rows_read += len(rows)
         result.detect_seconds += time.perf_counter() - started
         report(records_available=result.rows_read, record_count=log.upserts)
