@@ -155,9 +155,9 @@ def run_reader(ctx: ExecutionContext) -> None:
         + "."
     )
     ctx.progress(execution_id=execution_id)
-    direct = DirectStream.open(ctx, job, spec, engine, execution_id) if job.is_direct else None
     stage = StageStore(stage_path(job))
     log: list[ChangeLogWriter] = []
+    direct: DirectStream | None = None
 
     def open_log(batch: Batch) -> ChangeLogWriter:
         if not log:
@@ -168,6 +168,8 @@ def run_reader(ctx: ExecutionContext) -> None:
         return log[0]
 
     try:
+        if job.is_direct:
+            direct = DirectStream.open(ctx, job, spec, engine, execution_id)
         common = {
             "ctx": ctx,
             "engine": engine,
@@ -302,8 +304,9 @@ def _run_direct_writer(ctx: ExecutionContext, reader: Job) -> None:
 class DirectStream:
     """A direct job's writer applying the reader's frames as they are produced.
 
-    Used when nothing else is pending for the writer and it needs no scripts; its execution
-    shares the reader's guid, as in the sequential case (`_run_direct_writer`).
+    Used when nothing else is pending for the writer and nothing must change the target before
+    the rows (scripts, recreate); its execution shares the reader's guid, as in the sequential
+    case (`_run_direct_writer`).
     """
 
     def __init__(
@@ -322,8 +325,15 @@ class DirectStream:
         try:
             writer = Job.objects.select_related("source").get(pk=reader.direct_writer_id)
             wspec = WriterSpec.of(writer)
-            if wspec.init_script or wspec.final_script or wspec.source_key != spec.job_key:
-                return None
+            recreate = _flag((ctx.execution.options or {}).get("recreate"))
+            if (
+                wspec.init_script
+                or wspec.final_script
+                or recreate
+                or wspec.settings.auto_recreate
+                or wspec.source_key != spec.job_key
+            ):
+                return None  # these change the target before the rows: only once read
             folder = job_folder(data_dir(), wspec.path)
             if folder != job_folder(data_dir(), spec.path):
                 return None
@@ -342,19 +352,15 @@ class DirectStream:
             return None
         from jobs import runner, services
 
-        recreate = _flag((ctx.execution.options or {}).get("recreate"))
         created = services.new_execution(
             writer,
-            options={"recreate": True} if recreate else {},
             guid=ctx.execution.guid,
             requested_by=ctx.execution.job_key,
         )
         claimed = runner.claim(created.pk)
         if claimed is None:
             return None
-        stream = StreamingApply(
-            target, wspec.settings, execution_id, transform=pipeline, recreate=recreate
-        )
+        stream = StreamingApply(target, wspec.settings, execution_id, transform=pipeline)
         direct = cls(writer, wspec, claimed, stream)
         ctx.log(f"Direct writer {writer.job_key} applies the changes as they are read.")
         direct.context.log(
