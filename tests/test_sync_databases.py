@@ -321,3 +321,25 @@ def test_auto_recreate_rebuilds_a_target_with_other_columns(
     # then
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
     assert rows(mariadb_url, "t") == [(1, "a")]
+
+
+def test_a_source_failing_mid_read_leaves_the_direct_target_untouched(
+    postgres_url: str, sqlite_url: str
+) -> None:
+    # given: a query whose 15,000th row fails, after a first batch went to the writer
+    job = direct_job(
+        postgres_url,
+        sqlite_url,
+        sql="SELECT i AS id, 100 / (i - 15000) AS x FROM generate_series(1, 20000) AS i",
+        target="t",
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error_message == "division by zero"
+    writer = writer_execution(execution)
+    assert writer.status == ExecutionStatus.FAILED
+    assert "nothing was applied" in writer.error_message
+    assert rows(sqlite_url, "t") == []
+    assert execution.package_file == ""
