@@ -162,7 +162,7 @@ def run_reader(ctx: ExecutionContext) -> None:
     def open_log(batch: Batch) -> ChangeLogWriter:
         if not log:
             header = Header(spec.job_key, execution_id, batch.columns, spec.keys)
-            log.append(ChangeLogWriter(path, header, direct.stream.feed if direct else None))
+            log.append(ChangeLogWriter(path, header, direct.feed if direct else None))
             if direct is not None:
                 direct.stream.start(header)
         return log[0]
@@ -317,6 +317,12 @@ class DirectStream:
         self.execution = execution
         self.context = ExecutionContext(execution)
         self.stream = stream
+        self._report = throttled(self.context.progress)
+
+    def feed(self, op: bytes, rows: list[tuple]) -> None:
+        """Pass a frame to the writer; its counters follow (saved from this thread)."""
+        self.stream.feed(op, rows)
+        self._report(record_count=self.stream.upserts, delete_count=self.stream.deletes)
 
     @classmethod
     def open(
