@@ -283,9 +283,3 @@ def wrap_since(engine: Engine, sql: str, column: str) -> str:
     quoted = engine.dialect.identifier_preparer.quote(column)
     body = sql.strip().rstrip(";")
     return f"SELECT * FROM ({body}) dz_src WHERE dz_src.{quoted} >= \x00?\x00"
-
-
-def wrap_top(engine: Engine, sql: str, count: int) -> str:
-    """`sql` limited to `count` rows on the server."""
-    body = sql.strip().rstrip(";")
-    return f"SELECT * FROM ({body}) dz_top LIMIT {int(count)}"
