@@ -170,7 +170,7 @@ def run_reader(ctx: ExecutionContext) -> None:
     try:
         if job.is_direct:
             direct = DirectStream.open(ctx, job, spec, engine, execution_id)
-        common = {
+        common: dict[str, Any] = {
             "ctx": ctx,
             "engine": engine,
             "spec": spec,
@@ -278,6 +278,7 @@ def _run_direct_writer(ctx: ExecutionContext, reader: Job) -> None:
     """Run the direct job's writer now, in this task, under the same execution guid."""
     from jobs import runner, services
 
+    assert reader.direct_writer_id is not None
     writer_job = Job.objects.get(pk=reader.direct_writer_id)
     options = {k: v for k, v in (ctx.execution.options or {}).items() if k == "recreate"}
     created = services.new_execution(
@@ -329,6 +330,7 @@ class DirectStream:
         cls, ctx: ExecutionContext, reader: Job, spec: ReaderSpec, source: Any, execution_id: str
     ) -> DirectStream | None:
         try:
+            assert reader.direct_writer_id is not None
             writer = Job.objects.select_related("source").get(pk=reader.direct_writer_id)
             wspec = WriterSpec.of(writer)
             recreate = _flag((ctx.execution.options or {}).get("recreate"))

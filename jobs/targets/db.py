@@ -300,7 +300,7 @@ def _existing_target(
         names.append(found)
     table = Table(name, MetaData(), *[SAColumn(n) for n in names], schema=schema)
     wanted = {k.lower() for k in keys}
-    unique_sets = [
+    unique_sets: list[list[Any]] = [
         inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
     ]
     unique_sets += [
@@ -379,7 +379,7 @@ def _set_timeout(connection: Connection, seconds: int) -> None:
 
 
 def _clear_timeout(connection: Connection, seconds: int) -> None:
-    if seconds > 0 and connection.dialect.name == "mysql" and connection.dialect.is_mariadb:
+    if seconds > 0 and getattr(connection.dialect, "is_mariadb", False):
         connection.exec_driver_sql("SET SESSION max_statement_time = 0")
 
 
