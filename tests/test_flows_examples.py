@@ -11,6 +11,7 @@ from jobs.flows.definitions import flow_id
 from jobs.models import ConnectionString, ConnectionType
 from tests.test_dataflux_support import (
     BASE,
+    EXAMPLES,
     basic_client,
     execute,
     fresh_state,
@@ -161,3 +162,27 @@ def test_listing_shows_all_three_examples(client) -> None:
         upload(client, name)
     names = [item["name"] for item in client.get(f"{BASE}/jobFlowDefns").json()["items"]]
     assert names == ["Determine_Gender.ddf", "Enrich_Contacts.ddf", "dataSvcTypes.ddf"]
+
+
+def test_a_change_to_a_referenced_flow_reaches_the_flows_using_it(client, crm: Path) -> None:
+    # given Enrich_Contacts has run with Determine_Gender as it was
+    upload(client, "Determine_Gender.ddf")
+    upload(client, "Enrich_Contacts.ddf")
+    contacts = {
+        "contacts": {
+            "metadata": [{"name": "CustomerId", "type": "integer"}, {"name": "Name"}],
+            "data": [[1, "mary"]],
+        }
+    }
+    first = execute(client, flow_id("Enrich_Contacts.ddf"), contacts)
+    assert first.json()["outputs"]["contacts"]["data"][0][-1] == "F"
+    # when the referenced flow changes
+    changed = (EXAMPLES / "Determine_Gender.ddf").read_text().replace("THEN 'F'", "THEN 'W'")
+    client.put(
+        f"{BASE}/jobFlowDefns/{flow_id('Determine_Gender.ddf')}/content",
+        changed,
+        content_type="application/vnd.sas.datamgmt.jobflow.content+xml",
+    )
+    # then the next run of the flow that uses it sees the change
+    second = execute(client, flow_id("Enrich_Contacts.ddf"), contacts)
+    assert second.json()["outputs"]["contacts"]["data"][0][-1] == "W"

@@ -30,6 +30,8 @@ class CompiledFlow:
         self.name = name
         self.spec = spec
         self.nodes = nodes
+        # Stored flows it refers to (directly or not) → their versions when compiled.
+        self.references: dict[str, str] = {}
         self._output_macros = [(macro, macro.expression) for macro in spec.output_macros]
 
     def run(

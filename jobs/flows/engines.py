@@ -83,8 +83,14 @@ def version_of(job: Job) -> str:
     return job.updated_at.isoformat() if job.updated_at else ""
 
 
-def load_referenced(name: str, line: int | None, stack: tuple[str, ...]) -> CompiledFlow:
-    """Compile a flow named in another flow's reference node, with its own references."""
+def load_referenced(
+    name: str, line: int | None, stack: tuple[str, ...], seen: dict[str, str]
+) -> CompiledFlow:
+    """Compile a flow named in another flow's reference node, with its own references.
+
+    `seen` collects each referenced flow's version, so a change to one replaces the engines
+    of the flows that use it.
+    """
     if name in stack:
         raise FlowError(f"flow reference cycle: {' → '.join((*stack, name))}", line)
     if len(stack) >= MAX_REFERENCE_DEPTH:
@@ -92,10 +98,11 @@ def load_referenced(name: str, line: int | None, stack: tuple[str, ...]) -> Comp
     job = Job.objects.filter(kind=JobKind.FLOW, is_dynamic=False, job_key=name).first()
     if job is None:
         raise FlowError(f"referenced flow {name!r} is not stored on the server", line)
+    seen[name] = version_of(job)
     inner = (*stack, name)
     try:
         return compile_flow(
-            name, job.content, lambda ref, ref_line: load_referenced(ref, ref_line, inner)
+            name, job.content, lambda ref, ref_line: load_referenced(ref, ref_line, inner, seen)
         )
     except FlowError as exc:
         where = f" (line {exc.line})" if exc.line else ""
@@ -103,10 +110,28 @@ def load_referenced(name: str, line: int | None, stack: tuple[str, ...]) -> Comp
 
 
 def compile_job(job: Job) -> CompiledFlow:
-    return compile_flow(
+    seen: dict[str, str] = {}
+    flow = compile_flow(
         job.job_key,
         job.content,
-        lambda ref, line: load_referenced(ref, line, (job.job_key,)),
+        lambda ref, line: load_referenced(ref, line, (job.job_key,), seen),
+    )
+    flow.references = seen
+    return flow
+
+
+def references_current(flow: CompiledFlow) -> bool:
+    """Whether every flow this one refers to is still stored as it was compiled."""
+    if not flow.references:
+        return True
+    stored = dict(
+        Job.objects.filter(
+            kind=JobKind.FLOW, is_dynamic=False, job_key__in=list(flow.references)
+        ).values_list("job_key", "updated_at")
+    )
+    return all(
+        name in stored and stored[name].isoformat() == version
+        for name, version in flow.references.items()
     )
 
 
@@ -140,6 +165,13 @@ class EnginePool:
         """An engine with the job's flow loaded, for one run by `user`."""
         try:
             engine = self._acquire(job, user)
+            if not references_current(engine.compiled):
+                # A flow it refers to changed: compile this one again, in a new engine.
+                with self._cond:
+                    self._drop(engine)
+                    self._cond.notify_all()
+                self._bury()
+                engine = self._acquire(job, user)
         finally:
             self._bury()
         engine.deadline = time.monotonic() + max_seconds if max_seconds else None
