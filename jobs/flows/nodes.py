@@ -6,6 +6,7 @@ node against the fields it will see, at compile time, so mistakes name their lin
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -421,7 +422,11 @@ class FieldLayout(Node):
 
     def run(self, stream: Stream, state: RunState) -> Stream:
         picks, fields = self._mapping(stream.fields)
-        return Stream(fields, [tuple(row[p] for p in picks) for row in stream.rows])
+        if len(picks) == 1:
+            (only,) = picks
+            return Stream(fields, [(row[only],) for row in stream.rows])
+        pick = operator.itemgetter(*picks)  # gives a tuple when there are several
+        return Stream(fields, [pick(row) for row in stream.rows])
 
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

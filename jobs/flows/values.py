@@ -42,6 +42,12 @@ def convert(value: Any, field: Field) -> Any:
     if value is None:
         return None
     kind = field.type
+    if kind == "string" and type(value) is str:
+        if field.max_chars is not None and len(value) > field.max_chars:
+            raise ConversionError(
+                f"is {len(value)} characters long, more than maxChars {field.max_chars}"
+            )
+        return value
     if isinstance(value, dict | list):
         raise ConversionError(f"expected a {kind} value, got a JSON {type(value).__name__}")
     if kind == "string":
@@ -142,6 +148,8 @@ def parse_date(text: str) -> dt.date:
 
 
 def _as_text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
