@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# `make test` = lint (ruff, format check, mypy) + makemigrations --check + pytest.
 .PHONY: run test lint format migrate bootstrap fleet-worker fleet-scheduler fleet-web bench clean
 
 $(STAMP): pyproject.toml
@@ -24,6 +25,7 @@ run: bootstrap
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy jobs gateway datazen dataflux
 
 format: $(STAMP)
 	$(BIN)/ruff format .

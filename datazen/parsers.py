@@ -1,6 +1,7 @@
 """JSON bodies that say where they broke, whatever Content-Type the client sent."""
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ class DataZenJSONParser(BaseParser):
         self,
         stream: Any,
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         raw = stream.read() if stream is not None else b""

@@ -16,7 +16,7 @@ from jobs.license import datazen_license
 from jobs.models import ConnectionString, Execution, Job, JobKind, LogEntry
 
 NEVER = "0001-01-01T00:00:00"
-JOB_TYPE = {JobKind.READER: 1, JobKind.WRITER: 2}
+JOB_TYPE: dict[str, int] = {JobKind.READER: 1, JobKind.WRITER: 2}
 # SyncStatus members a JobInfoPackage's LastStatus leaves out (as the document shows it).
 RUN_FIELDS = ("LastTsPointer", "LastDelTsPointer", "ExecGuid", "ExecRunTime", "ExecStartTime",
               "ExecStopTime")  # fmt: skip
@@ -178,9 +178,14 @@ def job_info(job: Job, latest: dict[int, Execution], writer: Job | None = None) 
     }
 
 
+def _json_data(body: dict[str, Any]) -> dict[str, Any]:
+    json_data = body.get("JsonData")
+    return json_data if isinstance(json_data, dict) else {}
+
+
 def _source_flags(body: dict[str, Any], connection_type: str) -> dict[str, bool]:
     """Which kind of source a reader reads: as sent if the client said, else derived."""
-    json_data = body.get("JsonData") if isinstance(body.get("JsonData"), dict) else {}
+    json_data = _json_data(body)
     queueing = bool(json_data.get("MessagingOptions") or json_data.get("IsQueuingSource"))
     derived = {
         "IsQueueingSource": queueing or connection_type == "Messaging",
@@ -209,7 +214,7 @@ def summary_row(
     direct_run = latest.get(writer.pk) if writer is not None else None
     source_system = body.get("SystemName") or system
     flags = _source_flags(body, connection_type) if job.kind == JobKind.READER else {}
-    json_data = body.get("JsonData") if isinstance(body.get("JsonData"), dict) else {}
+    json_data = _json_data(body)
     return {
         "Guid": job.guid,
         "TargetGuid": writer.guid if writer is not None else None,

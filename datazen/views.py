@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,9 +38,16 @@ class DataZenView(APIView):
     def param(self, name: str) -> str | None:
         return self.request.query_params.get(name)
 
+    @property
+    def access_key(self) -> AccessKey:
+        """The caller's key; SharedKeyAuthentication guarantees there is one."""
+        key = self.request.auth
+        if not isinstance(key, AccessKey):
+            raise NotAuthenticated("Missing Authorization header (SharedKey <key>).")
+        return key
+
     def requester(self) -> str:
-        key: AccessKey | None = self.request.auth
-        return f"datazen:{key.name}" if key is not None else "datazen"
+        return f"datazen:{self.access_key.name}"
 
 
 # --- Agent API -------------------------------------------------------------------------------
@@ -102,7 +109,7 @@ class ConnectionsView(DataZenView):
 
     def get(self, request: Request) -> Response:
         decrypt = not self.metadata and self.param("decrypt") == "1"
-        if decrypt and not request.auth.can_decrypt:
+        if decrypt and not self.access_key.can_decrypt:
             raise PermissionDenied("This access key is not allowed to decrypt connection strings.")
         found = ConnectionString.objects.all()
         if key := self.param("key"):
@@ -176,7 +183,7 @@ class EnableJobView(DataZenView):
         return ok()
 
     def get(self, request: Request) -> HttpResponse:
-        if request.auth.read_only:
+        if self.access_key.read_only:
             raise PermissionDenied(
                 "This access key is read-only: it cannot enable or disable jobs."
             )

@@ -106,7 +106,7 @@ def dynamic_executions(job_guid: str) -> list[dict[str, Any]]:
         )
         .order_by("-last_run")
     )
-    return list(rows)
+    return [dict(row) for row in rows]
 
 
 def _direct_exec_guids(job_guid: str) -> QuerySet[Execution, Any]:

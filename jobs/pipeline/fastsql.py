@@ -249,7 +249,7 @@ def columns_of(node: Node) -> set[str]:
 
 # --- evaluation over columns ---------------------------------------------------------------
 
-NONE = type(None)
+NONE: type = type(None)
 
 
 class Values:
