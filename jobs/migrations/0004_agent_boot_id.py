@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0003_scheduler_lease'),
+        ("jobs", "0003_scheduler_lease"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='agentstate',
-            name='boot_id',
+            model_name="agentstate",
+            name="boot_id",
             field=models.CharField(blank=True, editable=False, max_length=32),
         ),
     ]
