@@ -91,7 +91,7 @@ def test_stop_mid_run_leaves_the_target_and_pointers_unmoved(
     services.stop_job(job)
     wait_for(lambda: finished(execution), seconds=30)
     # then
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 8  # a poll every 0.5 s, a check per batch
     assert execution.status == ExecutionStatus.CANCELLED
     assert execution.package_file == ""
     folder = Path(settings.DATA_DIR) / "drive_c" / "tmp" / "datasync_reader"
