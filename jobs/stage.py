@@ -181,6 +181,14 @@ class StageStore:
             self._db.executemany(upsert, zip(keys, hashes, strict=True))
             return list(range(len(keys)))
         ints = set(map(type, keys)) == {int}
+        aligned = self._aligned(keys, hashes) if ints else None
+        if aligned is not None:
+            self._matched += len(keys)
+            self._seen_ints.extend(keys)
+            if self._candidates:
+                self._candidates.difference_update(keys)
+            self._db.executemany(upsert, ((keys[i], hashes[i]) for i in aligned))
+            return aligned
         previous = self._lookup(keys, ints)
         self._matched += len(previous)
         if self._candidates:
@@ -197,6 +205,28 @@ class StageStore:
         ]
         self._db.executemany(upsert, ((keys[i], hashes[i]) for i in positions))
         return positions
+
+    def _aligned(self, keys: Sequence[int], hashes: Sequence[int]) -> list[int] | None:
+        """Changed positions when the batch holds exactly the stored keys of its key range,
+        in order (an ordered read with no insert or delete there: the common case); else None.
+        """
+        if not keys:
+            return None
+        low, high = keys[0], keys[-1]
+        if high - low >= 4 * len(keys) or low > high:
+            return None
+        stored = self._db.execute(
+            "SELECT k, h FROM state WHERE k BETWEEN ? AND ?", (low, high)
+        ).fetchall()
+        if len(stored) != len(keys):
+            return None
+        stored_keys, stored_hashes = zip(*stored, strict=True)
+        if list(stored_keys) != list(keys):
+            return None
+        if list(stored_hashes) == list(hashes):
+            return []
+        pairs = zip(stored_hashes, hashes, strict=True)
+        return [i for i, (before, now) in enumerate(pairs) if before != now]
 
     def _lookup(self, keys: Sequence[Any], ints: bool) -> dict[Any, int]:
         previous: dict[Any, int] = {}

@@ -379,3 +379,24 @@ def test_a_pointer_set_by_hand_is_parsed_and_rows_after_it_are_sent(
     assert rows(target_url, "ev") == [(2, "b", "2024-01-03T10:00:00")]
     job.refresh_from_db()
     assert job.last_ts_pointer == "2024-01-03T10:00:00"
+
+
+def test_changes_spread_over_an_ordered_table_are_all_found(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given: several batches of keys read in order (the stage store's aligned fast path)
+    seed_films(sqlite_url, 25_000)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films ORDER BY id", target="f")
+    run(job)
+    execute(
+        sqlite_url,
+        "UPDATE films SET rate = rate + 1 WHERE id % 997 = 0",
+        "DELETE FROM films WHERE id % 1999 = 0",
+        "INSERT INTO films VALUES (30000, 'late', 1.0, 1)",
+    )
+    # when
+    execution = run(job)
+    # then
+    changed = len([i for i in range(1, 25_001) if i % 997 == 0 and i % 1999 != 0])
+    assert (execution.record_count, execution.delete_count) == (changed + 1, 25_000 // 1999)
+    assert rows(target_url, "f") == rows(sqlite_url, "films")
