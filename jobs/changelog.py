@@ -102,6 +102,23 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return allowed
 
 
+def pickle_rows(rows: list[tuple]) -> tuple[bytes, list[int]]:
+    """Each row as its own pickle, back to back: the bytes and where each row ends.
+
+    The memo is off, so a row's bytes depend only on its values (the row hash is computed
+    from them) and each row reads back on its own; one Pickler serves the whole batch.
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # no memo: rows hold scalars only, nothing refers back
+    dump, tell = pickler.dump, buffer.tell
+    ends = []
+    for row in rows:
+        dump(row)
+        ends.append(tell())
+    return buffer.getvalue(), ends
+
+
 def loads(payload: bytes) -> Any:
     """Unpickle values written by this module, refusing anything but plain value types."""
     return _RestrictedUnpickler(io.BytesIO(payload)).load()
@@ -189,11 +206,15 @@ class ChangeLogWriter:
         self._thread.start()
 
     def write_upserts(
-        self, rows: list[tuple], encoded: tuple[tuple[int, ...], list[tuple]] | None = None
+        self,
+        rows: list[tuple],
+        encoded: tuple[tuple[int, ...], list[tuple]] | None = None,
+        pickled: bytes | None = None,
     ) -> None:
-        """Append upserts; `encoded` is `encode_frame(rows)` when the caller has it already."""
+        """Append upserts; `encoded` (`encode_frame(rows)`) and `pickled` (the encoded rows
+        through `pickle_rows`) are passed when the caller has them already."""
         if rows:
-            self._frame(UPSERT, rows, self._row_types, encoded)
+            self._frame(UPSERT, rows, self._row_types, encoded, pickled)
             self.upserts += len(rows)
 
     def write_deletes(self, keys: list[tuple]) -> None:
@@ -207,10 +228,14 @@ class ChangeLogWriter:
         rows: list[tuple],
         types: list[str],
         encoded: tuple[tuple[int, ...], list[tuple]] | None = None,
+        pickled: bytes | None = None,
     ) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((op, len(rows), dumps(encoded or encode_frame(rows, types))))
+        text_columns, encoded_rows = encoded or encode_frame(rows, types)
+        if pickled is None:
+            pickled = pickle_rows(encoded_rows)[0]
+        self._queue.put((op, len(rows), dumps((text_columns,)) + pickled))
         if self._on_frame is not None:
             self._on_frame(op, rows)
 
@@ -305,10 +330,15 @@ class ChangeLogReader:
                 return
             if op not in (UPSERT, DELETE):
                 raise ChangeLogError(f"{self.path.name}: unknown frame {op!r}.")
-            rows = decode_frame(loads(zlib.decompress(payload)), self._types(op))
-            if len(rows) != count:
-                raise ChangeLogError(f"{self.path.name}: frame holds {len(rows)}, not {count}.")
-            yield Frame(op, rows)
+            unpickler = _RestrictedUnpickler(io.BytesIO(zlib.decompress(payload)))
+            try:
+                (text_columns,) = unpickler.load()
+                rows = [unpickler.load() for _ in range(count)]
+            except ChangeLogError:
+                raise
+            except (EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+                raise ChangeLogError(f"{self.path.name}: damaged frame ({exc}).") from None
+            yield Frame(op, decode_frame((text_columns, rows), self._types(op)))
 
     def _types(self, op: bytes) -> list[str]:
         if op == DELETE:

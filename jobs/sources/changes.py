@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from jobs.batch import Batch
-from jobs.changelog import ChangeLogWriter, encode_frame
+from jobs.changelog import ChangeLogWriter, encode_frame, pickle_rows
 from jobs.sources.db import read_batches, wrap_since
 from jobs.stage import (
     StageStore,
     batch_keys,
     decode_key,
     encode_key,
+    hashes_of,
     row_hash,
-    row_hashes,
 )
 
 if TYPE_CHECKING:
@@ -118,13 +118,16 @@ def detect_full(
         rows = batch.rows
         keys = batch_keys(rows, positions)
         encoded = encode_frame(rows, [c.type for c in batch.columns])
-        hashes = row_hashes(encoded[1])
-        changed = stage.changed(keys, hashes)
+        pickled, ends = pickle_rows(encoded[1])
+        changed = stage.changed(keys, hashes_of(pickled, ends))
         if len(changed) == len(rows):
-            log.write_upserts(rows, encoded)
+            log.write_upserts(rows, encoded, pickled)
         elif changed:
+            starts = [0, *ends]
             log.write_upserts(
-                [rows[i] for i in changed], (encoded[0], [encoded[1][i] for i in changed])
+                [rows[i] for i in changed],
+                (encoded[0], [encoded[1][i] for i in changed]),
+                b"".join(pickled[starts[i] : ends[i]] for i in changed),
             )
         result.rows_read += len(rows)
         result.detect_seconds += time.perf_counter() - started
