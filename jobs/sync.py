@@ -346,8 +346,10 @@ class DirectStream:
             if folder != job_folder(data_dir(), spec.path):
                 return None
             target = engine_for(wspec.connection)
-            if target.dialect.name == "sqlite" and target.url == source.url:
-                return None  # one SQLite file cannot be read and written at the same time
+            if target.dialect.name == "sqlite" and source.dialect.name == "sqlite":
+                # Both sides are local Python work under one GIL: overlapping them buys
+                # nothing measurable (and one file cannot be read and written at once).
+                return None
             done = (
                 applied_execution_id(_ensure_state(target, writer), writer.guid)
                 or writer.last_execution_id

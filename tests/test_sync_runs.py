@@ -96,9 +96,8 @@ def test_stop_mid_run_leaves_the_target_and_pointers_unmoved(
     assert execution.package_file == ""
     folder = Path(settings.DATA_DIR) / "drive_c" / "tmp" / "datasync_reader"
     assert not list(folder.glob(f"{job.job_key}_*"))  # no change log, not even a partial one
-    # the direct writer, applying while the reader read, rolled back with it
-    writers = Execution.objects.filter(guid=execution.guid, listener_type="writer")
-    assert [w.status for w in writers] == [ExecutionStatus.CANCELLED]
+    # SQLite to SQLite: the writer would have run after the reader, so it never started
+    assert not Execution.objects.filter(guid=execution.guid, listener_type="writer").exists()
     assert table_or_nothing(target, "items") == []
     # and the next run sends everything, as if the stopped run never happened
     again = services.start_job(job)
@@ -107,6 +106,34 @@ def test_stop_mid_run_leaves_the_target_and_pointers_unmoved(
     assert again.status == ExecutionStatus.SUCCEEDED, again.error_message
     assert again.record_count == 60_000
     assert [row[:3] for row in rows(target, "items")] == rows(sqlite_url, "items")
+
+
+def test_stop_while_the_direct_writer_applies_alongside_rolls_both_back(
+    embedded_worker: object, postgres_url: str, tmp_path: Path
+) -> None:
+    # given: a PostgreSQL reader (its writer applies batches while it reads) that is slow
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    job = direct_job(
+        postgres_url,
+        target,
+        sql="SELECT i AS id, pg_sleep(0.0002)::text AS pause FROM generate_series(1, 60000) AS i",
+        target="items",
+        options={"BatchCount": 500},
+    )
+    execution = services.start_job(job)
+    assert execution is not None
+    wait_for(lambda: Execution.objects.get(pk=execution.pk).records_available > 0)
+    writer = Execution.objects.get(guid=execution.guid, listener_type="writer")
+    # when
+    services.stop_job(job)
+    wait_for(lambda: finished(execution), seconds=30)
+    # then: both are cancelled and the target has none of the rows already handed over
+    writer.refresh_from_db()
+    assert execution.status == ExecutionStatus.CANCELLED
+    assert writer.status == ExecutionStatus.CANCELLED
+    assert table_or_nothing(target, "items") == []
+    assert execution.package_file == ""
+    dispose_engines()
 
 
 CHILD = """
