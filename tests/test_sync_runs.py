@@ -116,7 +116,8 @@ def test_stop_while_the_direct_writer_applies_alongside_rolls_both_back(
     job = direct_job(
         postgres_url,
         target,
-        sql="SELECT i AS id, pg_sleep(0.0002)::text AS pause FROM generate_series(1, 60000) AS i",
+        sql="SELECT i AS id, CASE WHEN i % 1000 = 0 THEN pg_sleep(0.1)::text END AS pause"
+        " FROM generate_series(1, 60000) AS i",
         target="items",
         options={"BatchCount": 500},
     )
