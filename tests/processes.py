@@ -75,3 +75,30 @@ def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def celery_worker(queue: str, name: str, loglevel: str = "INFO") -> list[str]:
+    """A fleet worker as docker-compose.yml runs it (threads pool, so its pid runs the tasks)."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "gateway",
+        "worker",
+        "-Q",
+        queue,
+        "-n",
+        name,
+        "--pool",
+        "threads",
+        "-c",
+        "2",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        loglevel,
+    ]
+
+
+def gunicorn(port: int) -> list[str]:
+    """The fleet's web server, as docker-compose.yml runs it."""
+    return [str(BIN / "gunicorn"), "gateway.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]

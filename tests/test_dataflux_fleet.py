@@ -14,7 +14,15 @@ import pytest
 import requests
 
 from tests import services
-from tests.processes import BIN, free_port, gateway_env, manage, started, wait_for_http
+from tests.processes import (
+    celery_worker,
+    free_port,
+    gateway_env,
+    gunicorn,
+    manage,
+    started,
+    wait_for_http,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -44,26 +52,13 @@ def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> N
     url = f"http://127.0.0.1:{port}{BASE}"
     session = requests.Session()
     session.auth = ("ops", "fleet-password")
-    worker = [
-        str(BIN / "celery"),
-        "-A",
-        "gateway",
-        "worker",
-        "-Q",
-        env["DATAFLUX_QUEUE"],
-        "--pool",
-        "threads",
-        "-c",
-        "2",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        "WARNING",
-    ]
-    web = [str(BIN / "gunicorn"), "gateway.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
     with (
-        started(worker, env, tmp_path / "worker.log"),
-        started(web, env, tmp_path / "web.log"),
+        started(
+            celery_worker(env["DATAFLUX_QUEUE"], f"flows-{uuid.uuid4().hex[:6]}@%h", "WARNING"),
+            env,
+            tmp_path / "worker.log",
+        ),
+        started(gunicorn(port), env, tmp_path / "web.log"),
     ):
         wait_for_http(f"{url}/")
         xml = (EXAMPLES / "Determine_Gender.ddf").read_bytes()

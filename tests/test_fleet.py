@@ -11,7 +11,15 @@ import pytest
 import requests
 
 from tests import services
-from tests.processes import BIN, free_port, gateway_env, manage, started, wait_for_http
+from tests.processes import (
+    celery_worker,
+    free_port,
+    gateway_env,
+    gunicorn,
+    manage,
+    started,
+    wait_for_http,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -65,34 +73,10 @@ def test_a_job_started_over_http_runs_in_a_fleet_worker(tmp_path):
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"SharedKey {key}"}
-        worker = [
-            str(BIN / "celery"),
-            "-A",
-            "gateway",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "threads",
-            "-c",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ]
-        web = [
-            str(BIN / "gunicorn"),
-            "gateway.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-        ]
         with (
-            started(web, env, tmp_path / "web.log") as web_process,
-            started([*worker, "-n", f"w1-{queue}@%h"], env, tmp_path / "w1.log") as w1,
-            started([*worker, "-n", f"w2-{queue}@%h"], env, tmp_path / "w2.log") as w2,
+            started(gunicorn(port), env, tmp_path / "web.log") as web_process,
+            started(celery_worker(queue, f"w1-{queue}@%h"), env, tmp_path / "w1.log") as w1,
+            started(celery_worker(queue, f"w2-{queue}@%h"), env, tmp_path / "w2.log") as w2,
             started([sys.executable, "manage.py", "runscheduler"], env, tmp_path / "sched.log"),
         ):
             wait_for_http(f"{base}/version")
