@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from dataflux.media import ERROR
+from gateway.api_errors import error_message
 
 logger = logging.getLogger(__name__)
 
@@ -80,17 +81,8 @@ def sas_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, SasError):
         message, code, details = str(exc.detail), exc.error_code, exc.details
     else:
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        message = "; ".join(_flatten(detail)) if isinstance(detail, dict | list) else str(detail)
+        message = error_message(exc)
         code, details = _DEFAULT_CODES.get(response.status_code, UNEXPECTED), None
     response.data = error_body(response.status_code, message, code, details)
     response.content_type = ERROR
     return response
-
-
-def _flatten(detail: Any, prefix: str = "") -> list[str]:
-    if isinstance(detail, dict):
-        return [m for key, value in detail.items() for m in _flatten(value, f"{prefix}{key}: ")]
-    if isinstance(detail, list):
-        return [m for value in detail for m in _flatten(value, prefix)]
-    return [f"{prefix}{detail}"]

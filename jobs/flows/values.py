@@ -129,15 +129,7 @@ def render(value: Any, field: Field) -> Any:
 
 def macro_text(value: Any) -> str | None:
     """Macro values travel as strings, as DataFlux passes them to the platform."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
+    return None if value is None else _as_text(value)
 
 
 def parse_date(text: str) -> dt.date:
