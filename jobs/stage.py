@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import operator
 import pickle
 import sqlite3
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,21 @@ def hashes_of(pickled: bytes, ends: Sequence[int]) -> list[int]:
         hashes.append((crc(data) << 32 | adler(data)) - sign)
         start = end
     return hashes
+
+
+def batch_digest(pickled: bytes) -> int:
+    """A 64-bit digest of a whole batch as pickled by jobs.changelog.pickle_rows (every row's
+    bytes back to back, keys included): two C calls over one buffer, however many rows."""
+    return (_crc32(pickled) << 32 | _adler32(pickled)) - _SIGN
+
+
+def _ascending(keys: Sequence[Any]) -> bool:
+    """Plain ints, strictly increasing (so also without duplicates); compared in C."""
+    return (
+        bool(keys)
+        and set(map(type, keys)) == {int}
+        and all(map(operator.lt, keys, islice(keys, 1, None)))
+    )
 
 
 def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
@@ -148,6 +165,12 @@ class StageStore:
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB)")
         self._db.execute("CREATE TABLE IF NOT EXISTS boundary (k PRIMARY KEY) WITHOUT ROWID")
+        # One row per batch of the last run when its keys were plain ints read in strictly
+        # increasing order across the whole run: first key, last key, rows, batch digest.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS segment "
+            "(lo INTEGER PRIMARY KEY, hi INTEGER, n INTEGER, h INTEGER)"
+        )
         self._started = False
         self.full = False
 
@@ -171,6 +194,14 @@ class StageStore:
         self._seen_ints = array("q")
         self._db.execute("DROP TABLE IF EXISTS seen")
         self._db.execute("CREATE TABLE seen (k PRIMARY KEY) WITHOUT ROWID")
+        # This run's batch segments (see `changed`); they replace the last run's at commit,
+        # and only if every batch of the run came in strictly increasing int key order.
+        self._db.execute("DROP TABLE IF EXISTS segment_next")
+        self._db.execute(
+            "CREATE TABLE segment_next (lo INTEGER PRIMARY KEY, hi INTEGER, n INTEGER, h INTEGER)"
+        )
+        self._in_order = True
+        self._last_key: int | None = None
 
     def _count(self, table: str) -> int:
         return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
@@ -178,14 +209,39 @@ class StageStore:
     def is_empty(self) -> bool:
         return self._db.execute("SELECT 1 FROM state LIMIT 1").fetchone() is None
 
-    def changed(self, keys: Sequence[Any], hashes: Sequence[int]) -> list[int]:
-        """Positions of rows that are new or differ from the last run; records their hashes."""
+    def changed(
+        self,
+        keys: Sequence[Any],
+        hashes: Sequence[int] | Callable[[], Sequence[int]],
+        digest: int | None = None,
+    ) -> list[int]:
+        """Positions of rows that are new or differ from the last run; records their hashes.
+
+        `hashes` may be a function computing them: with the batch `digest`, a batch equal byte
+        for byte to one of the last run (same first and last key, same rows) is known to be
+        unchanged without hashing its rows or reading the store's rows for it.
+        """
         upsert = "INSERT OR REPLACE INTO state (k, h) VALUES (?, ?)"
+        in_order = self._note_order(keys)
+        if in_order and digest is not None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO segment_next (lo, hi, n, h) VALUES (?, ?, ?, ?)",
+                (keys[0], keys[-1], len(keys), digest),
+            )
+            if not self.full and self._same_segment(keys, digest):
+                self._matched += len(keys)
+                self._seen_ints.extend(keys)
+                if self._candidates:
+                    self._candidates.difference_update(keys)
+                return []
+        if callable(hashes):
+            hashes = hashes()
         if self.full:
             self._db.executemany(upsert, zip(keys, hashes, strict=True))
             return list(range(len(keys)))
         ints = set(map(type, keys)) == {int}
-        aligned = self._aligned(keys, hashes) if ints else None
+        stored = self._range(keys) if ints else None
+        aligned = self._aligned(keys, hashes, stored) if stored is not None else None
         if aligned is not None:
             self._matched += len(keys)
             self._seen_ints.extend(keys)
@@ -193,7 +249,7 @@ class StageStore:
                 self._candidates.difference_update(keys)
             self._db.executemany(upsert, ((keys[i], hashes[i]) for i in aligned))
             return aligned
-        previous = self._lookup(keys, ints)
+        previous = self._lookup(keys, ints, stored)
         self._matched += len(previous)
         if self._candidates:
             self._candidates.difference_update(previous)
@@ -210,46 +266,71 @@ class StageStore:
         self._db.executemany(upsert, ((keys[i], hashes[i]) for i in positions))
         return positions
 
-    def _aligned(self, keys: Sequence[int], hashes: Sequence[int]) -> list[int] | None:
+    def _note_order(self, keys: Sequence[Any]) -> bool:
+        """Whether the run so far, this batch included, came in strictly increasing int keys.
+
+        Only then can no earlier batch of this run have touched this batch's keys, and only
+        then are this run's segments kept (see `commit`).
+        """
+        if not self._in_order or not keys:
+            return False
+        if not _ascending(keys) or (self._last_key is not None and keys[0] <= self._last_key):
+            self._in_order = False
+            return False
+        self._last_key = keys[-1]
+        return True
+
+    def _same_segment(self, keys: Sequence[int], digest: int) -> bool:
+        """The last run had a batch with exactly these rows: its hashes are in the store.
+
+        That run read its keys in strictly increasing order (segments are kept only then),
+        so each of these keys was in that batch only and its stored hash is that row's.
+        """
+        found = self._db.execute("SELECT hi, n, h FROM segment WHERE lo = ?", (keys[0],)).fetchone()
+        return found is not None and tuple(found) == (keys[-1], len(keys), digest)
+
+    def _range(self, keys: Sequence[int]) -> list[tuple[int, int]] | None:
+        """Stored (key, hash) pairs of the batch's key range, in key order, when its keys
+        come (roughly) in order: one range scan beats thousands of seeks."""
+        if not keys:
+            return None
+        low, high = min(keys), max(keys)
+        if high - low >= 4 * len(keys):
+            return None
+        return self._db.execute(
+            "SELECT k, h FROM state WHERE k BETWEEN ? AND ? ORDER BY k", (low, high)
+        ).fetchall()
+
+    def _aligned(
+        self, keys: Sequence[int], hashes: Sequence[int], stored: list[tuple[int, int]]
+    ) -> list[int] | None:
         """Changed positions when the batch holds exactly the stored keys of its key range,
         in order (an ordered read with no insert or delete there: the common case); else None.
         """
-        if not keys:
-            return None
-        low, high = keys[0], keys[-1]
-        if high - low >= 4 * len(keys) or low > high:
-            return None
-        stored = self._db.execute(
-            "SELECT k, h FROM state WHERE k BETWEEN ? AND ?", (low, high)
-        ).fetchall()
         if len(stored) != len(keys):
             return None
+        if stored == list(zip(keys, hashes, strict=True)):
+            return []  # same keys, same hashes: compared pairwise in C
         stored_keys, stored_hashes = zip(*stored, strict=True)
         if list(stored_keys) != list(keys):
             return None
-        if list(stored_hashes) == list(hashes):
-            return []
         pairs = zip(stored_hashes, hashes, strict=True)
         return [i for i, (before, now) in enumerate(pairs) if before != now]
 
-    def _lookup(self, keys: Sequence[Any], ints: bool) -> dict[Any, int]:
+    def _lookup(
+        self, keys: Sequence[Any], ints: bool, stored: list[tuple[int, int]] | None = None
+    ) -> dict[Any, int]:
         previous: dict[Any, int] = {}
         if not keys:
             return previous
-        if ints:
-            low, high = min(keys), max(keys)
-            if high - low < 4 * len(keys):
-                # Keys read in (roughly) key order: one range scan beats thousands of seeks.
-                scanned = dict(
-                    self._db.execute(
-                        "SELECT k, h FROM state WHERE k BETWEEN ? AND ?", (low, high)
-                    ).fetchall()
-                )
-                missing = scanned.keys() - set(keys)
-                for k in missing:
-                    del scanned[k]
-                self._track_candidates(missing)
-                return scanned
+        if ints and stored is not None:
+            # The range scan of `_range`: keys read in (roughly) key order.
+            scanned = dict(stored)
+            missing = scanned.keys() - set(keys)
+            for k in missing:
+                del scanned[k]
+            self._track_candidates(missing)
+            return scanned
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = keys[start : start + LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -301,6 +382,10 @@ class StageStore:
     def commit(self) -> None:
         """Make this run the one the next run compares with."""
         self._db.execute("DROP TABLE IF EXISTS seen")
+        self._db.execute("DELETE FROM segment")
+        if self._in_order:
+            self._db.execute("INSERT INTO segment SELECT * FROM segment_next")
+        self._db.execute("DROP TABLE IF EXISTS segment_next")
         self._db.execute("COMMIT")
         self._started = False
 

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -21,6 +22,7 @@ from jobs.changelog import ChangeLogWriter, encode_frame, pickle_rows
 from jobs.sources.db import read_batches, wrap_since
 from jobs.stage import (
     StageStore,
+    batch_digest,
     batch_keys,
     decode_key,
     encode_key,
@@ -119,7 +121,9 @@ def detect_full(
         keys = batch_keys(rows, positions)
         encoded = encode_frame(rows, [c.type for c in batch.columns])
         pickled, ends = pickle_rows(encoded[1])
-        changed = stage.changed(keys, hashes_of(pickled, ends))
+        changed = stage.changed(
+            keys, partial(hashes_of, pickled, ends), batch_digest(pickled) if keys else None
+        )
         if len(changed) == len(rows):
             log.write_upserts(rows, encoded, pickled)
         elif changed:
