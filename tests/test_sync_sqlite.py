@@ -400,3 +400,62 @@ def test_changes_spread_over_an_ordered_table_are_all_found(
     changed = len([i for i in range(1, 25_001) if i % 997 == 0 and i % 1999 != 0])
     assert (execution.record_count, execution.delete_count) == (changed + 1, 25_000 // 1999)
     assert rows(target_url, "f") == rows(sqlite_url, "films")
+
+
+def test_changes_after_an_unchanged_run_of_an_ordered_table_are_found(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given: an unchanged second run (its batches match the first run's segments)
+    seed_films(sqlite_url, 25_000)
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM films ORDER BY id", target="f")
+    run(job)
+    unchanged = run(job)
+    assert (unchanged.record_count, unchanged.delete_count) == (0, 0)
+    execute(
+        sqlite_url,
+        "UPDATE films SET title = title || '!' WHERE id IN (1, 10000, 10001, 25000)",
+        "DELETE FROM films WHERE id = 20000",
+    )
+    # when
+    execution = run(job)
+    # then
+    assert (execution.record_count, execution.delete_count) == (4, 1)
+    assert rows(target_url, "f") == rows(sqlite_url, "films")
+
+
+def test_stage_store_skips_only_batches_equal_to_a_batch_of_the_last_run(tmp_path: Path) -> None:
+    from jobs.stage import StageStore
+
+    def unhashed() -> list[int]:
+        raise AssertionError("the rows were hashed")
+
+    store = StageStore(tmp_path / "stage.sqlite3")
+    try:
+        # given: a first run read in key order
+        store.begin(full=False)
+        assert store.changed([1, 2, 3], [10, 20, 30], 111) == [0, 1, 2]
+        assert store.changed([4, 5, 6], [40, 50, 60], 222) == [0, 1, 2]
+        store.commit()
+        # when / then: an equal batch is not hashed; a different one is compared row by row
+        store.begin(full=False)
+        assert store.changed([1, 2, 3], unhashed, 111) == []
+        assert store.changed([4, 5, 6], [40, 51, 60], 333) == [1]
+        assert list(store.deleted(10)) == []
+        store.commit()
+        # a run out of key order compares row by row and keeps no segment
+        store.begin(full=False)
+        assert store.changed([4, 5, 6], unhashed, 333) == []
+        assert store.changed([1, 2, 3], [10, 20, 31], 444) == [2]
+        store.commit()
+        store.begin(full=False)
+        hashed: list[int] = []
+        assert store.changed([1, 2, 3], lambda: hashed.append(1) or [10, 20, 31], 444) == []
+        assert hashed == [1]
+        # a rolled-back run changes nothing
+        assert store.changed([4, 5, 6], [0, 0, 0], 555) == [0, 1, 2]
+        store.rollback()
+        store.begin(full=False)
+        assert store.changed([4, 5, 6], [40, 51, 60], 555) == []
+        store.rollback()
+    finally:
+        store.close()
