@@ -145,8 +145,9 @@ def main() -> None:
                     "read_with_pipeline": round(pipeline_cpu, 3),
                 },
                 "pipeline_cpu_overhead_percent": round(cpu_overhead, 1),
-                # CPU spent inside pipeline.apply itself; the rest of the difference is the
-                # memory cost of rows that outlive their batch (kept rows, new tuples).
+                # CPU spent inside pipeline.apply itself; the rest of the difference is paid
+                # outside it: freeing the new rows, and the reader's own memory traffic
+                # (docs/pipeline.md, Performance).
                 "cpu_seconds_inside_apply": round(min(applying), 3),
                 "inside_apply_percent_of_read": round(min(applying) / read_cpu * 100, 1),
                 "target_overhead_percent": TARGET_OVERHEAD_PERCENT,

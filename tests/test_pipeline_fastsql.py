@@ -154,6 +154,32 @@ def test_a_filter_moves_ahead_of_a_dynamic_column_it_does_not_read() -> None:
     ]
 
 
+def test_the_output_batch_holds_the_rows_read_until_it_is_dropped() -> None:
+    """The input rows are freed with the output (one wave, list order), not in two waves."""
+    pipeline = compile_pipeline(
+        [
+            {"Name": "DataDynamicColumn", "ColumnName": "with_tax",
+             "SQLExpression": "amount * 1.2", "DataType": "Double"},
+            {"Name": "DataFilter", "FilterType": 0, "Filter": "amount > 1"},
+        ]
+    )  # fmt: skip
+    rows = list(ROWS)
+    batch = Batch(BATCH.columns, rows)
+    out = pipeline.apply(batch)
+    assert rows == ROWS  # the input is not changed
+    held = [value for key, value in vars(out).items() if key not in ("columns", "rows")]
+    assert len(held) == 1 and held[0][0] is rows
+    # it is not part of the batch's value: equality and repr see columns and rows only
+    assert out == Batch(out.columns, list(out.rows))
+    assert "with_tax" in repr(out) and "held" not in repr(out)
+    # nothing is held when the rows come out as they went in
+    same = compile_pipeline(
+        [{"Name": "DataDynamicColumn", "ColumnName": "amount", "SQLExpression": "1",
+          "DataType": "Int", "IgnoreIfExists": True}]
+    )  # fmt: skip
+    assert vars(same.apply(batch)).keys() == {"columns", "rows"}
+
+
 def random_expression(rng: random.Random, depth: int = 0) -> str:
     """An expression from the fast path's grammar, over BATCH's columns."""
     if depth > 2 or rng.random() < 0.3:
