@@ -70,6 +70,11 @@ EXPRESSIONS = [
     "amount * amount - amount * amount",
     "(amount * amount) / (amount * amount)",
     "amount * amount > 1",
+    "amount * 2",
+    "2 * amount - 3",
+    "amount / 4",
+    "250 <= amount",
+    "amount < 9007199254740993",
 ]
 
 
@@ -178,6 +183,27 @@ def test_the_output_batch_holds_the_rows_read_until_it_is_dropped() -> None:
           "DataType": "Int", "IgnoreIfExists": True}]
     )  # fmt: skip
     assert vars(same.apply(batch)).keys() == {"columns", "rows"}
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["v >= 250", "v = 3", "v < 9007199254740993", "v = 9007199254740992", "v * 3 - 1",
+     "v / 2", "v + 9007199254740993", "-2 < v", "v <> 0"],
+)  # fmt: skip
+def test_int_constants_beside_a_float_column_give_sqlites_answers(expression: str) -> None:
+    """The fast path turns such constants into floats when that changes no answer."""
+    floats = Batch(
+        [Column("v", "float")],
+        [(250.0,), (249.99,), (3.0,), (-2.0,), (0.0,), (9007199254740992.0,), (1e300,)],
+    )
+    fast = BatchExpression(expression, condition=False)
+    slow = BatchExpression(expression, condition=False, fast=False)
+    assert fast._fast(floats) is not None
+    assert fast.values(floats)[0] == slow.values(floats)[0]
+    assert [type(v) for v in fast.values(floats)[0]] == [type(v) for v in slow.values(floats)[0]]
+    fast = BatchExpression(expression, condition=True)
+    slow = BatchExpression(expression, condition=True, fast=False)
+    assert fast.keep(floats) == slow.keep(floats)
 
 
 def random_expression(rng: random.Random, depth: int = 0) -> str:

@@ -73,7 +73,7 @@ class DataDynamicColumn(Component):
         if position is None:
             columns = [*batch.columns, column]
             # tuple + 1-tuple, all in C: appending is the bulk of this component's cost.
-            rows = list(map(operator.add, batch.rows, zip(converted)))
+            rows = list(map(operator.concat, batch.rows, zip(converted)))
             cache = current_cache()
             if cache is not None and kinds is not None and converted is values:
                 cache.appended(batch.rows, rows, converted, kinds)

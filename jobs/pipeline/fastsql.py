@@ -304,7 +304,7 @@ def _check_finite(values: list[Any], kinds: frozenset[type]) -> None:
         return
     if not kinds <= NUMERIC:
         raise Unsupported("floats mixed with other values")
-    if not math.isfinite(sum(filter(None, values))):
+    if not math.isfinite(sum(filter(None, values) if NONE in kinds else values)):
         raise Unsupported("an infinite or NaN value")
 
 
@@ -314,10 +314,28 @@ STRINGS = frozenset({str, NONE})
 PRINTABLE = frozenset({str, int, NONE})
 
 
+FLOATS = frozenset({float, NONE})
+_EXACT = 2**53  # every int up to this size is a float exactly
+
+
+def _float_const(const: Values, other: Values) -> Values:
+    """An int constant beside a column of floats, as the equal float. Python's float-with-int
+    operations use the int's exact value, and an int within 2**53 is exactly that float, so
+    every answer is the same; float with float is the faster C path."""
+    value = const.const
+    if type(value) is int and other.kinds <= FLOATS and -_EXACT <= value <= _EXACT:
+        return Values.constant(float(value))
+    return const
+
+
 def _pairwise(fn: Callable[[Any, Any], Any], left: Values, right: Values, count: int) -> list:
     """fn over two operands, NULL in → NULL out; C-level map when there is no NULL."""
     if (left.is_const and left.const is None) or (right.is_const and right.const is None):
         return [None] * count
+    if right.is_const and not left.is_const:
+        right = _float_const(right, left)
+    elif left.is_const and not right.is_const:
+        left = _float_const(left, right)
     nulls = left.has_null or right.has_null
     if left.is_const:
         if not nulls:
