@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import operator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from jobs.batch import Batch
 from jobs.expressions import ExpressionError
@@ -11,6 +12,9 @@ from jobs.pipeline import enzo
 from jobs.pipeline.base import Component, first_of, flag, register
 from jobs.pipeline.sql import BatchExpression, current_cache
 from jobs.pipeline.types import ConversionError, convert_all, make_column
+
+# Tuple + 1-tuple through the sequence protocol directly (operator.add tries numbers first).
+_concat = cast(Callable[[tuple, tuple], tuple], operator.concat)
 
 
 def is_enzo(expression_type: str) -> bool:
@@ -73,7 +77,7 @@ class DataDynamicColumn(Component):
         if position is None:
             columns = [*batch.columns, column]
             # tuple + 1-tuple, all in C: appending is the bulk of this component's cost.
-            rows = list(map(operator.concat, batch.rows, zip(converted)))
+            rows = list(map(_concat, batch.rows, zip(converted)))
             cache = current_cache()
             if cache is not None and kinds is not None and converted is values:
                 cache.appended(batch.rows, rows, converted, kinds)
