@@ -20,11 +20,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from jobs.changelog import dumps, loads
 
 _dumps = pickle.dumps
 _crc32 = zlib.crc32
 _adler32 = zlib.adler32
+_xxh64 = xxhash.xxh3_64_intdigest
 _SIGN = 1 << 63  # shifted into SQLite's signed 64-bit INTEGER range
 
 MAX_CANDIDATES = 200_000
@@ -56,6 +59,25 @@ def hashes_of(pickled: bytes, ends: Sequence[int]) -> list[int]:
     for end in ends:
         data = view[start:end]
         hashes.append((crc(data) << 32 | adler(data)) - sign)
+        start = end
+    return hashes
+
+
+# The row hashes of a store: stores rebuilt (first run, resync, Initialize) since XXH3 came
+# in use it; older ones keep CRC-32 + Adler-32 (`hashes_of`) until their next full run.
+HASH_XXH3 = "xxh3-64"
+HASH_CRC_ADLER = "crc32+adler32"
+
+
+def xxh3_hashes_of(pickled: bytes, ends: Sequence[int]) -> list[int]:
+    """Row hashes of rows pickled back to back, as `hashes_of`, with XXH3-64: one C call
+    per row instead of two, about three times cheaper per batch."""
+    xxh, sign = _xxh64, _SIGN
+    view = memoryview(pickled)
+    hashes = []
+    start = 0
+    for end in ends:
+        hashes.append(xxh(view[start:end]) - sign)
         start = end
     return hashes
 
@@ -173,6 +195,13 @@ class StageStore:
         )
         self._started = False
         self.full = False
+        self.hash_name = HASH_XXH3
+
+    def row_hashes(self, pickled: bytes, ends: Sequence[int]) -> list[int]:
+        """The hashes of pickled rows (jobs.changelog.pickle_rows) as this store keeps them."""
+        if self.hash_name == HASH_XXH3:
+            return xxh3_hashes_of(pickled, ends)
+        return hashes_of(pickled, ends)
 
     # -- a run ------------------------------------------------------------------------------
     # A run works inside one SQLite transaction: changed hashes are written into `state` as
@@ -184,6 +213,10 @@ class StageStore:
         self.full = full or self.is_empty()
         if self.full:
             self._db.execute("DELETE FROM state")
+            self.set_meta("row_hash", HASH_XXH3)
+            self.hash_name = HASH_XXH3
+        else:
+            self.hash_name = self.get_meta("row_hash") or HASH_CRC_ADLER
         self._state_count = 0 if self.full else self._count("state")
         self._matched = 0
         # Stored keys inside a range-scanned batch's key range but not in it: the deletes,

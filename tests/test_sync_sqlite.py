@@ -459,3 +459,35 @@ def test_stage_store_skips_only_batches_equal_to_a_batch_of_the_last_run(tmp_pat
         store.rollback()
     finally:
         store.close()
+
+
+def test_stage_store_keeps_the_row_hash_of_stores_written_before_xxh3(tmp_path: Path) -> None:
+    from jobs.changelog import pickle_rows
+    from jobs.stage import HASH_CRC_ADLER, HASH_XXH3, StageStore, hashes_of, xxh3_hashes_of
+
+    pickled, ends = pickle_rows([(1, "a", 1.5), (2, "b", None)])
+    store = StageStore(tmp_path / "stage.sqlite3")
+    try:
+        # given: a store rebuilt by a full run uses XXH3
+        store.begin(full=False)
+        assert store.full and store.hash_name == HASH_XXH3
+        store.changed([1, 2], store.row_hashes(pickled, ends))
+        store.commit()
+        store.begin(full=False)
+        assert store.hash_name == HASH_XXH3
+        assert store.row_hashes(pickled, ends) == xxh3_hashes_of(pickled, ends)
+        assert store.changed([1, 2], store.row_hashes(pickled, ends)) == []
+        store.rollback()
+        # when: a store from before (no row_hash entry) is compared
+        store._db.execute("DELETE FROM meta")
+        store.begin(full=False)
+        # then: its CRC-32 + Adler-32 hashes are kept until its next full run
+        assert store.hash_name == HASH_CRC_ADLER
+        assert store.row_hashes(pickled, ends) == hashes_of(pickled, ends)
+        assert hashes_of(pickled, ends) != xxh3_hashes_of(pickled, ends)
+        store.rollback()
+        store.begin(full=True)
+        assert store.hash_name == HASH_XXH3
+        store.rollback()
+    finally:
+        store.close()

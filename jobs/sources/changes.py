@@ -26,7 +26,6 @@ from jobs.stage import (
     batch_keys,
     decode_key,
     encode_key,
-    hashes_of,
     row_hash,
 )
 
@@ -122,7 +121,7 @@ def detect_full(
         encoded = encode_frame(rows, [c.type for c in batch.columns])
         pickled, ends = pickle_rows(encoded[1])
         changed = stage.changed(
-            keys, partial(hashes_of, pickled, ends), batch_digest(pickled) if keys else None
+            keys, partial(stage.row_hashes, pickled, ends), batch_digest(pickled) if keys else None
         )
         if len(changed) == len(rows):
             log.write_upserts(rows, encoded, pickled)
