@@ -3,13 +3,15 @@
 Django's password hash is deliberately slow (hundreds of milliseconds), too slow to run on
 every real-time call. A verified user name + password is remembered for
 DATAFLUX_AUTH_CACHE_SECONDS as a keyed hash (never the password); each request still loads
-the user, so a deactivated user or a changed password stops working at once.
+the user (one prepared SELECT, jobs.flows.rows), so a deactivated user or a changed password
+stops working at once.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import threading
@@ -22,6 +24,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+
+from jobs.flows.rows import RowGetter
 
 REALM = "SASDataMgmtRTDataJob"
 
@@ -43,10 +47,17 @@ def _remembered(fingerprint: str) -> Any | None:
     user_id, password_hash, expires = entry
     if time.monotonic() > expires:
         return None
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    if user is None or user.password != password_hash:
+    user = _user_by_pk().get(user_id)
+    if user is None or not user.is_active or user.password != password_hash:
         return None
     return user
+
+
+@functools.cache
+def _user_by_pk() -> RowGetter:
+    """The user row, loaded fresh on every request without compiling a QuerySet each time."""
+    model = get_user_model()
+    return RowGetter(model, where=(model._meta.pk.name,))
 
 
 def _remember(fingerprint: str, user: Any) -> None:
