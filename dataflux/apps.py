@@ -15,12 +15,12 @@ _frozen = threading.Event()
 def freeze_startup_heap(**kwargs: Any) -> None:
     """Move everything alive at the first request out of the cyclic GC's reach, once.
 
-    The gateway's modules, URL resolvers, engines and the worker's objects (a few hundred
-    thousand) are all in generation 2, and every full collection walked them again: 50-78 ms
-    with the whole interpreter stopped, every 1.5-5 s under load, which was the real-time
-    p99. Frozen, a full collection walks only what was allocated since. Nothing frozen is
-    garbage (it is collected first), so this only costs the objects that would have lived
-    for the whole process anyway.
+    The gateway's modules, URL resolvers, engines and the worker's objects (about 100,000)
+    are all in generation 2, and every full collection walked them again: 50-78 ms of wall
+    time with the whole interpreter stopped, every 1.5-5 s under bench/realtime.py, which was
+    the real-time p99. Frozen, a full collection walks only what was allocated since.
+    Nothing frozen is garbage (it is collected first), so this only costs the objects that
+    would have lived for the whole process anyway.
     """
     if _frozen.is_set():
         return
