@@ -7,7 +7,7 @@ processes, keep-alive connections) over loopback. `--fleet` measures the same ag
 broker, a `celery -A gateway worker` and PostgreSQL (when it answers on 127.0.0.1:5432) too.
 Prints JSON.
 
-Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--clients 8] [--fleet]
+Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--clients 8] [--fleet [--no-embedded]]
 """
 
 from __future__ import annotations
@@ -291,8 +291,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 20)))
     parser.add_argument("--clients", type=int, default=int(os.environ.get("BENCH_CLIENTS", 8)))
     parser.add_argument("--fleet", action="store_true", help="also measure Redis + celery worker")
+    parser.add_argument("--no-embedded", action="store_true", help="measure the fleet only")
     args = parser.parse_args()
-    report: dict[str, Any] = {"embedded": run_mode("embedded", args.clients, args.seconds)}
+    report: dict[str, Any] = {}
+    if not args.no_embedded:
+        report["embedded"] = run_mode("embedded", args.clients, args.seconds)
     if args.fleet:
         if not reachable(6379):
             report["fleet"] = {"skipped": "Redis is not reachable on 127.0.0.1:6379"}

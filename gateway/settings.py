@@ -139,6 +139,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=12 * 3600)
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Task modules beyond jobs.tasks: DataFlux real-time runs on the fleet.
+CELERY_IMPORTS = ["jobs.flows.fleet"]
+# Celery's Django fix-up closes the task thread's database connections around every task
+# unless this is set: a new PostgreSQL connection per task cost a real-time flow run more than
+# the run. With it set they are reused (CONN_MAX_AGE and the health check still apply) and
+# closed after every CELERY_DB_REUSE_MAX tasks.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
 # DataFlux real-time flows (docs/dataflux.md). Engines are capped per flow and in total per
 # engine host (the gateway process when embedded, each Celery worker process on the fleet).

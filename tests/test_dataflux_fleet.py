@@ -79,6 +79,16 @@ def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> N
         for answer in answers:
             assert answer.status_code == 200, answer.text
             assert answer.json()["outputs"]["dataTable"]["data"] == [["Anna", "F"], ["John", "M"]]
+        # and a bad input is answered with the worker's error, as embedded runs answer it
+        bad = {"dataTable": {"metadata": [{"name": "Name"}], "data": [["anna", "extra"]]}}
+        refused = session.post(
+            f"{url}/jobFlowDefns/{GENDER}",
+            json={"inputs": bad},
+            headers={"Accept": METADATA},
+            timeout=60,
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errorCode"] == 11002
         listings = [session.get(f"{url}/engines", timeout=30).json() for _ in range(4)]
         assert {listing["count"] for listing in listings} == {1}
         engine_id = listings[0]["items"][0]["id"]
@@ -86,8 +96,15 @@ def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> N
             runs = db.execute(
                 "SELECT status, worker, requested_by FROM jobs_execution ORDER BY id"
             ).fetchall()
-        assert [(status, user) for status, _, user in runs] == [("succeeded", "ops")] * 2
+            logs = db.execute(
+                "SELECT execution_id, level, message FROM jobs_logentry ORDER BY id"
+            ).fetchall()
+        assert [(status, user) for status, _, user in runs] == [("succeeded", "ops")] * 2 + [
+            ("failed", "ops")
+        ]
         assert len({worker_name for _, worker_name, _ in runs}) == 1
+        assert len({execution for execution, _, _ in logs}) == 3
+        assert "row 1" in logs[-1][2]
         # and ids holding "/" work through a real server, raw and percent-encoded
         noel = base64.b64encode("Noël.ddf".encode()).decode()
         body = {"name": "Noël.ddf", "content": base64.b64encode(b"<flow/>").decode()}

@@ -2,8 +2,9 @@
 
 Either way the run is an `Execution` with `LogEntry` rows. Embedded runs are recorded when
 they end, by the recorder thread (jobs.flows.recorder), so a real-time call writes nothing on
-its own path; fleet runs go through the runner like any other job (`WORK["flow"]` is
-`run_flow` below).
+its own path; real-time fleet runs are queued and recorded by jobs.flows.fleet. A flow
+execution queued any other way goes through the runner like any other job (`WORK["flow"]`
+is `run_flow` below).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from jobs.flows import recorder
@@ -26,6 +26,7 @@ from jobs.flows.errors import (
     InputError,
     RunTimeout,
 )
+from jobs.flows.fleet import ERROR_KINDS, run_on_fleet
 from jobs.models import (
     Execution,
     ExecutionStatus,
@@ -35,17 +36,6 @@ from jobs.models import (
     LogLevel,
 )
 from jobs.runner import CANCEL_POLL_SECONDS, ExecutionContext, worker_name
-
-# How the fleet path tells the web which error a worker met (kept in Execution.result).
-ERROR_KINDS: dict[type[Exception], str] = {
-    InputError: "input",
-    FlowError: "flow",
-    EngineBusy: "busy",
-    RunTimeout: "timeout",
-    EngineStopped: "stopped",
-    FlowGone: "gone",
-}
-_KIND_ERRORS = {kind: cls for cls, kind in ERROR_KINDS.items()}
 
 
 @dataclass
@@ -153,50 +143,11 @@ def _count_rows(outputs: dict[str, Any] | None) -> int:
 
 # -- the fleet ----------------------------------------------------------------------------
 
-POLL_START_SECONDS = 0.001
-POLL_MAX_SECONDS = 0.02
-
 
 def _execute_on_fleet(
     job: Job, inputs: dict[str, Any] | None, user: str, seconds: float | None
 ) -> FlowResult:
-    from jobs.services import new_execution
-    from jobs.tasks import run_execution
-
-    execution = new_execution(
-        job, options={"inputs": inputs or {}, "max_seconds": seconds}, requested_by=user
-    )
-    transaction.on_commit(
-        lambda: run_execution.apply_async((execution.pk,), queue=settings.DATAFLUX_QUEUE)
-    )
-    # Wait as long as a queued request may wait for an engine plus the run's own limit.
-    budget = settings.DATAFLUX_QUEUE_WAIT_SECONDS + (seconds or 3600) + 5
-    give_up = time.monotonic() + budget
-    pause = POLL_START_SECONDS
-    while True:
-        row = (
-            Execution.objects.filter(pk=execution.pk)
-            .values("status", "result", "error_message")
-            .first()
-        )
-        if row and row["status"] in (
-            ExecutionStatus.SUCCEEDED,
-            ExecutionStatus.FAILED,
-            ExecutionStatus.CANCELLED,
-        ):
-            break
-        if time.monotonic() > give_up:
-            Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
-            raise RunTimeout(f"No worker finished the run of {job.job_key!r} in {budget:g} s.")
-        time.sleep(pause)
-        pause = min(pause * 1.25, POLL_MAX_SECONDS)
-    result = row["result"] or {}
-    if row["status"] == ExecutionStatus.SUCCEEDED:
-        return FlowResult(result.get("outputs"))
-    failure = result.get("error") or {}
-    cls = _KIND_ERRORS.get(failure.get("kind", ""), FlowError)
-    message = failure.get("message") or row["error_message"] or "The run failed."
-    raise cls(message)
+    return FlowResult(run_on_fleet(job, inputs, user, seconds))
 
 
 _preloaded = False
