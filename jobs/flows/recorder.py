@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
+from jobs.flows.rows import RowInserter
 from jobs.models import Execution, Job, LogEntry
 
 logger = logging.getLogger(__name__)
@@ -122,20 +123,26 @@ def _write(batch: list[Record]) -> None:
         for item in batch:
             if item.execution.job_id not in present:
                 item.execution.job_id = None
-        # One INSERT for the batch; SQLite (3.35+) and PostgreSQL give the new ids back.
-        Execution.objects.bulk_create([item.execution for item in batch])
-        LogEntry.objects.bulk_create(
-            LogEntry(
-                execution=item.execution,
-                job_guid=item.execution.job_guid,
-                sequence=number,
-                level=level,
-                message=message,
-                created_at=item.execution.finished_at or item.execution.created_on,
-            )
-            for item in batch
-            for number, (level, message) in enumerate(item.logs, 1)
+        _EXECUTIONS.insert([item.execution for item in batch], with_ids=True)
+        _LOG_ENTRIES.insert(
+            [
+                LogEntry(
+                    execution=item.execution,
+                    job_guid=item.execution.job_guid,
+                    sequence=number,
+                    level=level,
+                    message=message,
+                    created_at=item.execution.finished_at or item.execution.created_on,
+                )
+                for item in batch
+                for number, (level, message) in enumerate(item.logs, 1)
+            ]
         )
+
+
+# Prepared INSERTs: bulk_create compiled its SQL anew for every batch.
+_EXECUTIONS = RowInserter(Execution)
+_LOG_ENTRIES = RowInserter(LogEntry)
 
 
 atexit.register(flush, 5.0)
