@@ -15,6 +15,8 @@ import pickle
 import sqlite3
 import zlib
 from array import array
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -31,6 +33,8 @@ _xxh64 = xxhash.xxh3_64_intdigest
 _SIGN = 1 << 63  # shifted into SQLite's signed 64-bit INTEGER range
 
 MAX_CANDIDATES = 200_000
+
+_INT64 = range(-(1 << 63), 1 << 63)  # what an SQLite INTEGER holds
 
 # SQLite's default variable limit is 32766; stay well below it per lookup.
 LOOKUP_CHUNK = 5000
@@ -103,18 +107,23 @@ def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
         p = positions[0]
         keys = [row[p] for row in rows]
         kinds = set(map(type, keys))
-        if kinds == {int} or (kinds == {str} and not any(k.startswith("[[") for k in keys)):
+        if kinds == {int} and (not keys or (min(keys) in _INT64 and max(keys) in _INT64)):
+            return keys
+        if kinds == {str} and not any(k.startswith("[[") for k in keys):
             return keys
         return [encode_key((k,)) for k in keys]
     return [encode_key(tuple(row[p] for p in positions)) for row in rows]
 
 
 def encode_key(values: tuple) -> Any:
-    """The identity of a row's key in the store: the value itself for one int or text column."""
+    """The identity of a row's key in the store: the value itself for one int or text column
+    (an int within SQLite's 64-bit range), otherwise a tagged JSON list."""
     if len(values) == 1:
         value = values[0]
         # Text that starts like the tagged form is tagged too, so decoding is unambiguous.
-        if type(value) is int or (type(value) is str and not value.startswith("[[")):
+        if (type(value) is int and value in _INT64) or (
+            type(value) is str and not value.startswith("[[")
+        ):
             return value
     return json.dumps([_tag(value) for value in values], separators=(",", ":"))
 
@@ -171,8 +180,139 @@ def _untag(tag: str, text: Any) -> Any:
     return text
 
 
+_SEGMENT_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {name} (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, "
+    "n INTEGER NOT NULL, digest INTEGER, keys BLOB NOT NULL, hashes BLOB NOT NULL)"
+)
+
+
+SegmentHeader = tuple[int, int, int, int | None]  # a segment's first key, last key, rows, digest
+
+
+def _ints(blob: bytes) -> list[int]:
+    values = array("q")
+    values.frombytes(blob)
+    return values.tolist()
+
+
+class _Segments:
+    """The last run as segments: its pairs in key order, taken front to back by this run."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        # Headers only (a few per million rows); a segment's arrays are read when reached.
+        self._headers = deque(
+            tuple(row) for row in db.execute("SELECT lo, hi, n, digest FROM segment ORDER BY lo")
+        )
+        self.count = sum(header[2] for header in self._headers)
+        self._keys: list[int] = []
+        self._hashes: list[int] = []
+        self._at = 0
+
+    def take(self, bound: int | None) -> tuple[list[int], list[int]]:
+        """The pairs not taken yet with a key below `bound` (None: all of them)."""
+        keys: list[int] = []
+        hashes: list[int] = []
+        while True:
+            if self._at < len(self._keys):
+                end = len(self._keys) if bound is None else bisect_left(self._keys, bound, self._at)
+                keys += self._keys[self._at : end]
+                hashes += self._hashes[self._at : end]
+                self._at = end
+                if end < len(self._keys):
+                    return keys, hashes
+            if not self._headers or (bound is not None and self._headers[0][0] >= bound):
+                return keys, hashes
+            self._load(self._headers.popleft()[0])
+
+    def rest(self) -> Iterator[list[int]]:
+        """The keys not taken yet, a segment at a time."""
+        while True:
+            keys = self.take(self._headers[0][1] + 1 if self._headers else None)[0]
+            if not keys:
+                return
+            yield keys
+
+    def next_is(self, header: SegmentHeader) -> bool:
+        """The next segment, untouched, is exactly this one (same range, rows and digest)."""
+        return self._at >= len(self._keys) and bool(self._headers) and self._headers[0] == header
+
+    def skip(self) -> int:
+        return self._headers.popleft()[0]
+
+    def _load(self, lo: int) -> None:
+        keys, hashes = self._db.execute(
+            "SELECT keys, hashes FROM segment WHERE lo = ?", (lo,)
+        ).fetchone()
+        self._keys, self._hashes, self._at = _ints(keys), _ints(hashes), 0
+
+    def pairs(self) -> Iterator[tuple[list[int], list[int]]]:
+        """Every pair of the last run, segment by segment (taken or not)."""
+        for keys, hashes in self._db.execute("SELECT keys, hashes FROM segment ORDER BY lo"):
+            yield _ints(keys), _ints(hashes)
+
+
+class _Rows:
+    """The last run as rows of the `state` table, taken front to back by key range."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.count = int(db.execute("SELECT count(*) FROM state").fetchone()[0])
+        self._low: int | None = None
+
+    def take(self, bound: int | None) -> tuple[list[Any], list[int]]:
+        # Only int keys are below an int bound (SQLite orders numbers before text): text keys
+        # of an earlier run come last, with bound None.
+        where, params = [], []
+        if self._low is not None:
+            where.append("k >= ?")
+            params.append(self._low)
+        if bound is not None:
+            where.append("k < ?")
+            params.append(bound)
+            self._low = bound
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        found = self._db.execute(f"SELECT k, h FROM state{clause} ORDER BY k", params).fetchall()
+        if not found:
+            return [], []
+        keys, hashes = zip(*found, strict=True)
+        return list(keys), list(hashes)
+
+    def rest(self) -> Iterator[list[Any]]:
+        """The keys not taken yet (text keys of an earlier run included), a batch at a time."""
+        where, params = ("WHERE k >= ?", (self._low,)) if self._low is not None else ("", ())
+        cursor = self._db.execute(f"SELECT k FROM state {where} ORDER BY k", params)
+        while rows := cursor.fetchmany(LOOKUP_CHUNK):
+            yield [row[0] for row in rows]
+
+    def next_is(self, header: SegmentHeader) -> bool:
+        return False
+
+
+class _Nothing:
+    """A full run: nothing to compare with."""
+
+    count = 0
+
+    def take(self, bound: int | None) -> tuple[list[Any], list[int]]:
+        return [], []
+
+    def rest(self) -> Iterator[list[Any]]:
+        return iter(())
+
+    def next_is(self, header: SegmentHeader) -> bool:
+        return False
+
+
 class StageStore:
-    """Key → hash of the last committed run of one job."""
+    """Key → hash of the last committed run of one job.
+
+    Two layouts, chosen by how the last run read its keys. Plain int keys in strictly
+    increasing order (within and across batches): one `segment` row per batch, its keys and
+    hashes as arrays, so a run costs a few rows instead of one per source row, and this run
+    walks the last one front to back beside its own batches. Any other order: one `state` row
+    per key, looked up by key. A run that starts in order and then is not moves to rows.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,13 +326,11 @@ class StageStore:
             "CREATE TABLE IF NOT EXISTS state (k PRIMARY KEY, h INTEGER) WITHOUT ROWID"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS boundary (k PRIMARY KEY) WITHOUT ROWID")
-        # One row per batch of the last run when its keys were plain ints read in strictly
-        # increasing order across the whole run: first key, last key, rows, batch digest.
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS segment "
-            "(lo INTEGER PRIMARY KEY, hi INTEGER, n INTEGER, h INTEGER)"
-        )
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(segment)")]
+        if columns and "hashes" not in columns:
+            # An earlier version kept batch digests only, beside a complete `state` table.
+            self._db.execute("DROP TABLE segment")
+        self._db.execute(_SEGMENT_TABLE.format(name="segment"))
         self._started = False
         self.full = False
         self.hash_name = HASH_XXH3
@@ -204,35 +342,39 @@ class StageStore:
         return hashes_of(pickled, ends)
 
     # -- a run ------------------------------------------------------------------------------
-    # A run works inside one SQLite transaction: changed hashes are written into `state` as
-    # they are found and only COMMIT makes them count, once the change log is durable.
+    # A run works inside one SQLite transaction: what it finds is written as it goes and only
+    # COMMIT makes it count, once the change log is durable.
     def begin(self, *, full: bool) -> None:
         """Start a run; `full` ignores the previous state (first run, resync, Initialize)."""
         self._db.execute("BEGIN IMMEDIATE")
         self._started = True
         self.full = full or self.is_empty()
+        self._last: _Segments | _Rows | _Nothing | None
         if self.full:
             self._db.execute("DELETE FROM state")
+            self._db.execute("DELETE FROM segment")
             self.set_meta("row_hash", HASH_XXH3)
             self.hash_name = HASH_XXH3
+            self._last = _Nothing()
         else:
             self.hash_name = self.get_meta("row_hash") or HASH_CRC_ADLER
-        self._state_count = 0 if self.full else self._count("state")
+            has_segments = self._db.execute("SELECT 1 FROM segment LIMIT 1").fetchone()
+            self._last = _Segments(self._db) if has_segments else _Rows(self._db)
+        self._state_count = self._last.count
         self._matched = 0
-        # Stored keys inside a range-scanned batch's key range but not in it: the deletes,
-        # when reads come in key order (they are dropped again if a later batch has them).
+        # While in order: keys of the last run passed over by this one, i.e. deleted.
+        self._gone = array("q")
+        # In rows: stored keys inside a range-scanned batch's key range but not in it, the
+        # deletes when reads come roughly in key order (dropped if a later batch has them).
         self._candidates: set[Any] | None = set()
         # Keys seen this run, to find deletes: plain ints in memory (8 bytes each), others
         # in a table of the store, so memory does not grow with the table either way.
         self._seen_ints = array("q")
         self._db.execute("DROP TABLE IF EXISTS seen")
         self._db.execute("CREATE TABLE seen (k PRIMARY KEY) WITHOUT ROWID")
-        # This run's batch segments (see `changed`); they replace the last run's at commit,
-        # and only if every batch of the run came in strictly increasing int key order.
+        # This run's segments, while it reads in order; they replace the last run's at commit.
         self._db.execute("DROP TABLE IF EXISTS segment_next")
-        self._db.execute(
-            "CREATE TABLE segment_next (lo INTEGER PRIMARY KEY, hi INTEGER, n INTEGER, h INTEGER)"
-        )
+        self._db.execute(_SEGMENT_TABLE.format(name="segment_next"))
         self._in_order = True
         self._last_key: int | None = None
 
@@ -240,7 +382,10 @@ class StageStore:
         return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def is_empty(self) -> bool:
-        return self._db.execute("SELECT 1 FROM state LIMIT 1").fetchone() is None
+        return (
+            self._db.execute("SELECT 1 FROM state LIMIT 1").fetchone() is None
+            and self._db.execute("SELECT 1 FROM segment LIMIT 1").fetchone() is None
+        )
 
     def changed(
         self,
@@ -251,24 +396,97 @@ class StageStore:
         """Positions of rows that are new or differ from the last run; records their hashes.
 
         `hashes` may be a function computing them: with the batch `digest`, a batch equal byte
-        for byte to one of the last run (same first and last key, same rows) is known to be
-        unchanged without hashing its rows or reading the store's rows for it.
+        for byte to a batch of the last run (same first and last key, same rows) is known to
+        be unchanged without hashing its rows or reading its stored hashes.
         """
-        upsert = "INSERT OR REPLACE INTO state (k, h) VALUES (?, ?)"
-        in_order = self._note_order(keys)
-        if in_order and digest is not None:
-            self._db.execute(
-                "INSERT OR REPLACE INTO segment_next (lo, hi, n, h) VALUES (?, ?, ?, ?)",
-                (keys[0], keys[-1], len(keys), digest),
-            )
-            if not self.full and self._same_segment(keys, digest):
-                self._matched += len(keys)
-                self._seen_ints.extend(keys)
-                if self._candidates:
-                    self._candidates.difference_update(keys)
-                return []
+        if not keys:
+            return []
+        if self._in_order:
+            if self._note_order(keys):
+                return self._changed_in_order(keys, hashes, digest)
+            self._to_rows()
         if callable(hashes):
             hashes = hashes()
+        return self._changed_by_row(keys, hashes)
+
+    def _note_order(self, keys: Sequence[Any]) -> bool:
+        """Whether the run so far, this batch included, came in strictly increasing int keys
+        (within SQLite's 64-bit range). Only then was no key of this batch in an earlier one.
+        """
+        if (
+            not _ascending(keys)
+            or (self._last_key is not None and keys[0] <= self._last_key)
+            or keys[0] not in _INT64
+            or keys[-1] not in _INT64
+        ):
+            self._in_order = False
+            return False
+        self._last_key = keys[-1]
+        return True
+
+    def _changed_in_order(
+        self,
+        keys: Sequence[int],
+        hashes: Sequence[int] | Callable[[], Sequence[int]],
+        digest: int | None,
+    ) -> list[int]:
+        last = self._last
+        assert last is not None
+        # Keys of the last run below this batch were passed over: deleted.
+        self._gone.extend(last.take(keys[0])[0])
+        header: SegmentHeader = (keys[0], keys[-1], len(keys), digest)
+        self._seen_ints.extend(keys)
+        if digest is not None and last.next_is(header):
+            assert isinstance(last, _Segments)
+            self._db.execute(
+                "INSERT INTO segment_next SELECT * FROM segment WHERE lo = ?", (last.skip(),)
+            )
+            self._matched += len(keys)
+            return []
+        before_keys, before_hashes = last.take(keys[-1] + 1)
+        if callable(hashes):
+            hashes = hashes()
+        if not before_keys:  # all new (or a full run)
+            changed = list(range(len(keys)))
+        elif before_keys == keys:  # no insert or delete in this range: compare pairwise in C
+            self._matched += len(keys)
+            pairs = zip(before_hashes, hashes, strict=True)
+            changed = (
+                [] if before_hashes == hashes else [i for i, (a, b) in enumerate(pairs) if a != b]
+            )
+        else:
+            previous = dict(zip(before_keys, before_hashes, strict=True))
+            get = previous.get
+            changed = [i for i, (k, h) in enumerate(zip(keys, hashes, strict=True)) if get(k) != h]
+            present = previous.keys() & set(keys)
+            self._matched += len(present)
+            self._gone.extend(sorted(previous.keys() - present))
+        self._db.execute(
+            "INSERT INTO segment_next (lo, hi, n, digest, keys, hashes) VALUES (?, ?, ?, ?, ?, ?)",
+            (*header, array("q", keys).tobytes(), array("q", hashes).tobytes()),
+        )
+        return changed
+
+    def _to_rows(self) -> None:
+        """This run is not in key order after all: carry on with one `state` row per key.
+
+        `state` becomes the last run's pairs updated with this run's so far, as if the run
+        had been in rows from its start.
+        """
+        upsert = "INSERT OR REPLACE INTO state (k, h) VALUES (?, ?)"
+        if isinstance(self._last, _Segments):
+            for keys, hashes in self._last.pairs():
+                self._db.executemany(upsert, zip(keys, hashes, strict=True))
+        for keys_blob, hashes_blob in self._db.execute("SELECT keys, hashes FROM segment_next"):
+            self._db.executemany(upsert, zip(_ints(keys_blob), _ints(hashes_blob), strict=True))
+        self._db.execute("DELETE FROM segment_next")
+        gone = self._gone.tolist()
+        self._candidates = set(gone) if len(gone) <= MAX_CANDIDATES else None
+        self._gone = array("q")
+        self._last = None
+
+    def _changed_by_row(self, keys: Sequence[Any], hashes: Sequence[int]) -> list[int]:
+        upsert = "INSERT OR REPLACE INTO state (k, h) VALUES (?, ?)"
         if self.full:
             self._db.executemany(upsert, zip(keys, hashes, strict=True))
             return list(range(len(keys)))
@@ -299,34 +517,9 @@ class StageStore:
         self._db.executemany(upsert, ((keys[i], hashes[i]) for i in positions))
         return positions
 
-    def _note_order(self, keys: Sequence[Any]) -> bool:
-        """Whether the run so far, this batch included, came in strictly increasing int keys.
-
-        Only then can no earlier batch of this run have touched this batch's keys, and only
-        then are this run's segments kept (see `commit`).
-        """
-        if not self._in_order or not keys:
-            return False
-        if not _ascending(keys) or (self._last_key is not None and keys[0] <= self._last_key):
-            self._in_order = False
-            return False
-        self._last_key = keys[-1]
-        return True
-
-    def _same_segment(self, keys: Sequence[int], digest: int) -> bool:
-        """The last run had a batch with exactly these rows: its hashes are in the store.
-
-        That run read its keys in strictly increasing order (segments are kept only then),
-        so each of these keys was in that batch only and its stored hash is that row's.
-        """
-        found = self._db.execute("SELECT hi, n, h FROM segment WHERE lo = ?", (keys[0],)).fetchone()
-        return found is not None and tuple(found) == (keys[-1], len(keys), digest)
-
     def _range(self, keys: Sequence[int]) -> list[tuple[int, int]] | None:
         """Stored (key, hash) pairs of the batch's key range, in key order, when its keys
         come (roughly) in order: one range scan beats thousands of seeks."""
-        if not keys:
-            return None
         low, high = min(keys), max(keys)
         if high - low >= 4 * len(keys):
             return None
@@ -354,8 +547,6 @@ class StageStore:
         self, keys: Sequence[Any], ints: bool, stored: list[tuple[int, int]] | None = None
     ) -> dict[Any, int]:
         previous: dict[Any, int] = {}
-        if not keys:
-            return previous
         if ints and stored is not None:
             # The range scan of `_range`: keys read in (roughly) key order.
             scanned = dict(stored)
@@ -380,12 +571,15 @@ class StageStore:
             self._candidates = None  # reads are not in key order: use the exact anti-join
 
     def deleted(self, batch_size: int) -> Iterator[list[Any]]:
-        """Stored keys of the last run that this run did not see, in batches; drops them.
+        """Stored keys of the last run that this run did not see, in batches.
 
         Every stored key found again means nothing was deleted (UpsertColumns identify rows
-        uniquely), which spares the anti-join on the common path.
+        uniquely), which spares the search on the common path.
         """
         if self.full or self._matched >= self._state_count:
+            return
+        if self._in_order:
+            yield from self._deleted_in_order(batch_size)
             return
         candidates = self._candidates
         if candidates is not None and self._matched + len(candidates) == self._state_count:
@@ -412,11 +606,22 @@ class StageStore:
             "DELETE FROM state WHERE NOT EXISTS (SELECT 1 FROM seen n WHERE n.k = state.k)"
         )
 
+    def _deleted_in_order(self, batch_size: int) -> Iterator[list[Any]]:
+        """The keys passed over, then those past this run's last key (commit drops them all)."""
+        gone = self._gone
+        for start in range(0, len(gone), batch_size):
+            yield gone[start : start + batch_size].tolist()
+        assert self._last is not None
+        for rest in self._last.rest():
+            for start in range(0, len(rest), batch_size):
+                yield rest[start : start + batch_size]
+
     def commit(self) -> None:
         """Make this run the one the next run compares with."""
         self._db.execute("DROP TABLE IF EXISTS seen")
         self._db.execute("DELETE FROM segment")
         if self._in_order:
+            self._db.execute("DELETE FROM state")
             self._db.execute("INSERT INTO segment SELECT * FROM segment_next")
         self._db.execute("DROP TABLE IF EXISTS segment_next")
         self._db.execute("COMMIT")
@@ -427,7 +632,7 @@ class StageStore:
             self._db.execute("ROLLBACK")
             self._started = False
 
-    # -- pointers and the timestamp boundary -------------------------------------------------
+    # -- pointers ----------------------------------------------------------------------------
     def get_meta(self, name: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else loads(row[0])
@@ -437,27 +642,10 @@ class StageStore:
             "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, dumps(value))
         )
 
-    def boundary_contains(self, keys: Sequence[Any]) -> set[Any]:
-        found: set[Any] = set()
-        for start in range(0, len(keys), LOOKUP_CHUNK):
-            chunk = keys[start : start + LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._db.execute(f"SELECT k FROM boundary WHERE k IN ({marks})", chunk)
-            )
-        return found
-
-    def replace_boundary(self, keys: Sequence[Any], *, keep_existing: bool) -> None:
-        """The rows sent at the pointer's exact timestamp (kept across runs while it holds)."""
-        if not keep_existing:
-            self._db.execute("DELETE FROM boundary")
-        self._db.executemany("INSERT OR IGNORE INTO boundary (k) VALUES (?)", ((k,) for k in keys))
-
     def reset(self) -> None:
         """Forget everything (a resync of a timestamp job)."""
         self._db.execute("DELETE FROM state")
-        self._db.execute("DELETE FROM boundary")
+        self._db.execute("DELETE FROM segment")
         self._db.execute("DELETE FROM meta")
 
     def close(self) -> None:

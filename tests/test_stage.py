@@ -1,0 +1,163 @@
+"""The stage store against a plain dict model, over runs in and out of key order."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.stage import StageStore
+
+
+def _run(
+    store: StageStore,
+    rows: dict[Any, int],
+    order: list[Any],
+    batch: int,
+    *,
+    full: bool = False,
+) -> tuple[set[Any], set[Any]]:
+    """One run: the keys reported changed and the keys reported deleted."""
+    store.begin(full=full)
+    changed: set[Any] = set()
+    for start in range(0, len(order), batch):
+        keys = order[start : start + batch]
+        hashes = [rows[k] for k in keys]
+        digest = hash((tuple(keys), tuple(hashes)))
+        changed.update(keys[i] for i in store.changed(keys, hashes, digest))
+    deleted = {k for chunk in store.deleted(batch) for k in chunk}
+    return changed, deleted
+
+
+def _next_rows(rng: random.Random, rows: dict[Any, int], top: int) -> dict[Any, int]:
+    after = dict(rows)
+    for key in rng.sample(sorted(after), k=min(len(after), rng.randrange(0, 40))):
+        del after[key]
+    for key in rng.sample(sorted(after), k=min(len(after), rng.randrange(0, 40))):
+        after[key] += 1
+    for _ in range(rng.randrange(0, 40)):
+        after[rng.randrange(-top, 2 * top)] = rng.randrange(1 << 40)
+    return after
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_changes_and_deletes_match_a_model_in_and_out_of_key_order(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    store = StageStore(tmp_path / "stage.sqlite3")
+    top = 2_000
+    rows = {k: rng.randrange(1 << 40) for k in rng.sample(range(top), 1_500)}
+    committed: dict[Any, int] = {}
+    try:
+        for step in range(14):
+            # given: a run in key order, out of order, or in order that breaks halfway
+            order = sorted(rows)
+            kind = rng.choice(["ordered", "ordered", "shuffled", "breaks", "descending"])
+            if kind == "shuffled":
+                rng.shuffle(order)
+            elif kind == "descending":
+                order.reverse()
+            elif kind == "breaks":
+                cut = rng.randrange(len(order))
+                order = order[:cut] + list(reversed(order[cut:]))
+            batch = rng.choice([7, 50, 333, 1_000])
+            full = rng.random() < 0.15  # resync: everything is sent, nothing deleted
+            # when
+            changed, deleted = _run(store, rows, order, batch, full=full)
+            # then: exactly what differs from the last committed run
+            expected = set(rows) if full else {k for k, h in rows.items() if committed.get(k) != h}
+            assert changed == expected, (step, kind)
+            assert deleted == (set() if full else set(committed) - set(rows)), (step, kind)
+            if rng.random() < 0.2:
+                store.rollback()  # a failed run: the next one compares with the same state
+            else:
+                store.commit()
+                committed = dict(rows)
+                rows = _next_rows(rng, rows, top)
+    finally:
+        store.close()
+
+
+def test_text_keys_then_int_keys_in_order_delete_every_text_key(tmp_path: Path) -> None:
+    store = StageStore(tmp_path / "stage.sqlite3")
+    try:
+        # given: a run keyed by text (kept in rows)
+        _run(store, {"a": 1, "b": 2}, ["a", "b"], 10)
+        store.commit()
+        # when: the keys become ints read in order
+        changed, deleted = _run(store, {1: 1, 2: 2}, [1, 2], 10)
+        store.commit()
+        # then: the ints are new and every text key is deleted
+        assert (changed, deleted) == ({1, 2}, {"a", "b"})
+        assert _run(store, {1: 1, 2: 2}, [1, 2], 10) == (set(), set())
+        store.rollback()
+    finally:
+        store.close()
+
+
+def test_keys_beyond_64_bits_are_compared_by_row(tmp_path: Path) -> None:
+    from jobs.stage import batch_keys, decode_key
+
+    # MySQL BIGINT UNSIGNED reaches 2**64 - 1, past SQLite's signed 64-bit integers
+    big = batch_keys([(1,), (2**63,), (2**64 - 1,)], [0])
+    store = StageStore(tmp_path / "stage.sqlite3")
+    try:
+        _run(store, dict.fromkeys(big, 5), big, 10)
+        store.commit()
+        changed, deleted = _run(store, {big[0]: 5, big[1]: 6}, big[:2], 10)
+        assert (changed, deleted) == ({big[1]}, {big[2]})
+        assert decode_key(big[2], 1) == (2**64 - 1,)
+        store.rollback()
+    finally:
+        store.close()
+
+
+def test_an_ordered_run_keeps_a_few_segment_rows_instead_of_a_row_per_key(
+    tmp_path: Path,
+) -> None:
+    store = StageStore(tmp_path / "stage.sqlite3")
+    rows = {k: k * 7 for k in range(10_000)}
+    try:
+        _run(store, rows, sorted(rows), 1_000)
+        store.commit()
+        counts = [
+            store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("segment", "state")
+        ]
+        assert counts == [10, 0]
+        # a run out of order moves the store to one row per key
+        _run(store, rows, sorted(rows, reverse=True), 1_000)
+        store.commit()
+        counts = [
+            store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("segment", "state")
+        ]
+        assert counts == [0, 10_000]
+    finally:
+        store.close()
+
+
+def test_a_store_of_the_earlier_segment_layout_is_read_from_its_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    # given: a store written before segments kept their keys and hashes
+    path = tmp_path / "stage.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE state (k PRIMARY KEY, h INTEGER) WITHOUT ROWID")
+    db.execute("CREATE TABLE segment (lo INTEGER PRIMARY KEY, hi INTEGER, n INTEGER, h INTEGER)")
+    db.executemany("INSERT INTO state VALUES (?, ?)", [(1, 10), (2, 20), (3, 30)])
+    db.execute("INSERT INTO segment VALUES (1, 3, 3, 99)")
+    db.commit()
+    db.close()
+    store = StageStore(path)
+    try:
+        # when / then: its rows are the last run
+        assert _run(store, {1: 10, 3: 31}, [1, 3], 10) == ({3}, {2})
+        store.commit()
+        assert _run(store, {1: 10, 3: 31}, [1, 3], 10) == (set(), set())
+        store.rollback()
+    finally:
+        store.close()
