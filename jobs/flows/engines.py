@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from jobs.flows.compiler import CompiledFlow, compile_flow
 from jobs.flows.errors import EngineBusy, FlowError, FlowGone
+from jobs.flows.rows import RowUpdater
 from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
 
 logger = logging.getLogger(__name__)
@@ -374,20 +375,24 @@ class EnginePool:
         deadline = None
         if engine.deadline is not None:
             deadline = timezone.now() + dt.timedelta(seconds=engine.deadline - time.monotonic())
-        FlowEngine.objects.filter(pk=engine.id).update(
-            in_use_by=engine.in_use_by, run_deadline=deadline
-        )
+        _ENGINE_IN_USE.update((engine.in_use_by, deadline), (engine.id,))
 
     def _mirror_idle(self, engine: Engine) -> bool:
         """Mark the engine's row idle; False when a web process asked for it to be unloaded."""
         if not self.mirror:
             return True
         # One conditional UPDATE both frees the row and tells whether it may stay loaded.
-        return bool(
-            FlowEngine.objects.filter(pk=engine.id, unload_requested=False)
-            .exclude(on_completion=EngineCompletion.UNLOAD)
-            .update(in_use_by="", run_deadline=None)
-        )
+        return bool(_ENGINE_IDLE.update(("", None), (engine.id, False, EngineCompletion.UNLOAD)))
+
+
+# The fleet's per-run engine row updates, prepared once (jobs.flows.rows).
+_ENGINE_IN_USE = RowUpdater(FlowEngine, ("in_use_by", "run_deadline"), where=("id",))
+_ENGINE_IDLE = RowUpdater(
+    FlowEngine,
+    ("in_use_by", "run_deadline"),
+    where=("id", "unload_requested"),
+    where_not=("on_completion",),
+)
 
 
 _pool: EnginePool | None = None

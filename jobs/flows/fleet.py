@@ -37,7 +37,7 @@ from jobs.flows.errors import (
     InputError,
     RunTimeout,
 )
-from jobs.flows.rows import RowGetter
+from jobs.flows.rows import RowGetter, RowInserter, RowUpdater
 from jobs.models import (
     Execution,
     ExecutionStatus,
@@ -72,6 +72,16 @@ _EXECUTION = RowGetter(
 _JOB = RowGetter(
     Job, where=("id",), fields=("id", "guid", "kind", "job_key", "definition", "updated_at")
 )
+# Every statement of a run is prepared once: compiling ORM queries cost the worker more than
+# the flow did.
+_NEW_EXECUTION = RowInserter(Execution)
+_CLAIM = RowUpdater(Execution, ("status", "started_at", "worker"), where=("id", "status"))
+_FINISH = RowUpdater(
+    Execution,
+    ("status", "success", "error_message", "finished_at", "result", "record_count"),
+    where=("id",),
+)
+_LOG_ENTRIES = RowInserter(LogEntry)
 
 
 # -- the web process -----------------------------------------------------------------------
@@ -81,7 +91,7 @@ def run_on_fleet(
     job: Job, inputs: dict[str, Any] | None, user: str, seconds: float | None
 ) -> dict[str, Any] | None:
     """Queue the run, wait for a worker to finish it; its outputs, or its error raised."""
-    execution = Execution.objects.create(
+    execution = Execution(
         job_id=job.pk,
         job_guid=job.guid,
         job_key=job.job_key,
@@ -89,6 +99,7 @@ def run_on_fleet(
         options={"inputs": inputs or {}, "max_seconds": seconds},
         requested_by=user,
     )
+    _NEW_EXECUTION.insert([execution], with_ids=True)
     # Wait as long as a queued request may wait for an engine plus the run's own limit.
     budget = settings.DATAFLUX_QUEUE_WAIT_SECONDS + (seconds or 3600) + 5
     task_id = uuid.uuid4().hex
@@ -166,8 +177,9 @@ def run_flow_execution(execution_id: int) -> dict[str, Any]:
         _preloaded = True
         preload_configured_flows()
     started = timezone.now()
-    claimed = Execution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING).update(
-        status=ExecutionStatus.RUNNING, started_at=started, worker=worker_name()
+    claimed = _CLAIM.update(
+        (ExecutionStatus.RUNNING, started, worker_name()),
+        (execution_id, ExecutionStatus.PENDING),
     )
     if not claimed:
         # Delivered twice: the other delivery answers (and stores no result over its one).
@@ -260,25 +272,27 @@ class _FlowRun:
     def record(self, answer: dict[str, Any]) -> None:
         """The run's end and its log, in one transaction."""
         outputs = answer.get("outputs")
-        fields: dict[str, Any] = {
-            "status": self.status,
-            "success": self.status == ExecutionStatus.SUCCEEDED,
-            "error_message": self.error,
-            "finished_at": timezone.now(),
-            "result": answer if "error" in answer or outputs is not None else None,
-            "record_count": _count_rows(outputs),
-        }
+        values = (
+            self.status,
+            self.status == ExecutionStatus.SUCCEEDED,
+            self.error,
+            timezone.now(),
+            answer if "error" in answer or outputs is not None else None,
+            _count_rows(outputs),
+        )
         with transaction.atomic():
-            Execution.objects.filter(pk=self.execution_id).update(**fields)
-            LogEntry.objects.bulk_create(
-                LogEntry(
-                    execution_id=self.execution_id,
-                    job_guid=self.job_guid,
-                    sequence=number,
-                    level=level,
-                    message=message,
-                )
-                for number, (level, message) in enumerate(self.logs, 1)
+            _FINISH.update(values, (self.execution_id,))
+            _LOG_ENTRIES.insert(
+                [
+                    LogEntry(
+                        execution_id=self.execution_id,
+                        job_guid=self.job_guid,
+                        sequence=number,
+                        level=level,
+                        message=message,
+                    )
+                    for number, (level, message) in enumerate(self.logs, 1)
+                ]
             )
 
 
