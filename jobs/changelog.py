@@ -1,7 +1,8 @@
 """The change-log file format (`{JobKey}_{ExecutionId}.eds`): write, read and stream it.
 
 See docs/changelog.md. A JSON header describes the columns, types and keys; frames of upserts
-or deletes follow, each a zlib-compressed restricted pickle of row tuples; a trailer closes it.
+or deletes follow, each a Zstandard-compressed restricted pickle of row tuples; a trailer
+closes it.
 """
 
 from __future__ import annotations
@@ -19,20 +20,27 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
+
+import zstandard
 
 from jobs.batch import Column
 
 MAGIC = b"DZEDS\x01\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 1 (zlib frames) is still read: logs written before an upgrade stay applicable.
+_READABLE = {1: "zlib", 2: "zstd"}
 UPSERT = b"U"
 DELETE = b"D"
 END = b"E"
 _FRAME = struct.Struct(">cII")  # op, row count, payload length
 _TRAILER = struct.Struct(">QQ")  # total upserts, total deletes
 _LENGTH = struct.Struct(">I")
-COMPRESSION_LEVEL = 1  # the log is written once and read once: speed over size
+# The log is written once and read once: speed over size. Zstandard level 1 compresses as
+# well as zlib level 1 here at about three times the speed, and decompresses twice as fast.
+COMPRESSION_LEVEL = 1
 
 _NAME = re.compile(r"^(?P<key>.+)_(?P<id>\d+)\.eds$")
 
@@ -52,16 +60,17 @@ class Header:
     columns: list[Column]
     keys: list[str]
     created: str = ""
+    compression: str = "zstd"
 
     def to_json(self) -> bytes:
         body = {
-            "format": FORMAT_VERSION,
+            "format": 1 if self.compression == "zlib" else FORMAT_VERSION,
             "job_key": self.job_key,
             "execution_id": self.execution_id,
             "created": self.created,
             "columns": [asdict(column) for column in self.columns],
             "keys": self.keys,
-            "compression": "zlib",
+            "compression": self.compression,
             "encoding": "pickle5-restricted",
         }
         return json.dumps(body).encode()
@@ -69,7 +78,8 @@ class Header:
     @classmethod
     def from_json(cls, raw: bytes) -> Header:
         body = json.loads(raw)
-        if body.get("format") != FORMAT_VERSION:
+        compression = _READABLE.get(body.get("format"))  # type: ignore[arg-type]
+        if compression is None:
             raise ChangeLogError(f"Unsupported change log format {body.get('format')!r}.")
         return cls(
             job_key=body["job_key"],
@@ -77,6 +87,7 @@ class Header:
             columns=[Column(**column) for column in body["columns"]],
             keys=list(body["keys"]),
             created=body.get("created", ""),
+            compression=compression,
         )
 
 
@@ -195,10 +206,11 @@ class ChangeLogWriter:
         self.deletes = 0
         raw = header.to_json()
         self._file.write(MAGIC + _LENGTH.pack(len(raw)) + raw)
+        self._compression = header.compression
         self._row_types = [column.type for column in header.columns]
         by_name = {column.name.lower(): column.type for column in header.columns}
         self._key_types = [by_name.get(key.lower(), "") for key in header.keys]
-        # zlib releases the GIL: compressing and writing on a thread overlaps with reading the
+        # Zstandard releases the GIL: compressing and writing on a thread overlaps with reading the
         # next batch. The queue is short, so at most a few frames wait in memory.
         self._queue: queue.Queue[tuple[bytes, int, bytes] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
@@ -240,12 +252,17 @@ class ChangeLogWriter:
             self._on_frame(op, rows)
 
     def _drain(self) -> None:
+        compress = (
+            zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress
+            if self._compression == "zstd"
+            else partial(zlib.compress, level=COMPRESSION_LEVEL)
+        )
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue
             op, count, raw = item
             try:
-                payload = zlib.compress(raw, COMPRESSION_LEVEL)
+                payload = compress(raw)
                 self._file.write(_FRAME.pack(op, count, len(payload)))
                 self._file.write(payload)
             except BaseException as exc:  # handed to the reader's thread at the next call
@@ -322,6 +339,11 @@ class ChangeLogReader:
         return data
 
     def frames(self) -> Iterator[Frame]:
+        decompress = (
+            zstandard.ZstdDecompressor().decompress
+            if self.header.compression == "zstd"
+            else zlib.decompress
+        )
         while True:
             op, count, length = _FRAME.unpack(self._read(_FRAME.size))
             payload = self._read(length)
@@ -330,7 +352,11 @@ class ChangeLogReader:
                 return
             if op not in (UPSERT, DELETE):
                 raise ChangeLogError(f"{self.path.name}: unknown frame {op!r}.")
-            unpickler = _RestrictedUnpickler(io.BytesIO(zlib.decompress(payload)))
+            try:
+                raw = decompress(payload)
+            except (zlib.error, zstandard.ZstdError) as exc:
+                raise ChangeLogError(f"{self.path.name}: damaged frame ({exc}).") from None
+            unpickler = _RestrictedUnpickler(io.BytesIO(raw))
             try:
                 (text_columns,) = unpickler.load()
                 rows = [unpickler.load() for _ in range(count)]

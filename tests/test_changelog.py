@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
-import zlib
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from jobs.batch import Column
 from jobs.changelog import (
@@ -79,7 +79,7 @@ def test_a_frame_that_names_code_is_refused(tmp_path: Path) -> None:
     # given: a crafted frame whose pickle would call os.system
     path = tmp_path / "films_1.eds"
     write(path, [])
-    evil = zlib.compress(pickle.dumps([(__import__("os").getcwd,)]))
+    evil = zstandard.ZstdCompressor().compress(pickle.dumps([(__import__("os").getcwd,)]))
     data = path.read_bytes()
     trailer_at = len(data) - (9 + 16)
     import struct
@@ -88,6 +88,36 @@ def test_a_frame_that_names_code_is_refused(tmp_path: Path) -> None:
     path.write_bytes(data[:trailer_at] + frame + data[trailer_at:])
     # then
     with ChangeLogReader(path) as log, pytest.raises(ChangeLogError, match="not a value type"):
+        list(log.frames())
+
+
+def test_a_log_of_format_1_written_before_zstandard_is_still_read(tmp_path: Path) -> None:
+    # given: a change log written by an earlier version (zlib frames, format 1)
+    path = tmp_path / "films_1.eds"
+    rows = [(1, Decimal("1.2500"), None, "é", b"\x00"), (2, None, None, "b", None)]
+    writer = ChangeLogWriter(path, Header("films", "1", COLUMNS, ["id"], compression="zlib"))
+    writer.write_upserts(rows)
+    writer.commit()
+    # when
+    with ChangeLogReader(path) as log:
+        frames = list(log.frames())
+        header = log.header
+    # then
+    assert b'"format": 1' in path.read_bytes()[:400]
+    assert header.compression == "zlib"
+    assert [frame.rows for frame in frames] == [rows]
+
+
+def test_a_frame_that_does_not_decompress_is_refused(tmp_path: Path) -> None:
+    import struct
+
+    path = tmp_path / "films_1.eds"
+    write(path, [])
+    data = path.read_bytes()
+    trailer_at = len(data) - (9 + 16)
+    frame = struct.pack(">cII", b"U", 1, 5) + b"\x28\xb5\x2f\xfd\x00"
+    path.write_bytes(data[:trailer_at] + frame + data[trailer_at:])
+    with ChangeLogReader(path) as log, pytest.raises(ChangeLogError, match="damaged frame"):
         list(log.frames())
 
 
