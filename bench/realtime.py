@@ -8,6 +8,8 @@ broker, a `celery -A gateway worker` and PostgreSQL (when it answers on 127.0.0.
 Prints JSON.
 
 Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--clients 8] [--fleet [--no-embedded]]
+The fleet's worker is `-P threads -c 8` unless BENCH_WORKER_POOL / BENCH_WORKER_CONCURRENCY
+say otherwise.
 """
 
 from __future__ import annotations
@@ -204,9 +206,9 @@ def run_mode(
                     "gateway",
                     "worker",
                     "-P",
-                    "threads",
+                    os.environ.get("BENCH_WORKER_POOL", "threads"),
                     "-c",
-                    "8",
+                    os.environ.get("BENCH_WORKER_CONCURRENCY", "8"),
                     "-Q",
                     env["DATAFLUX_QUEUE"],
                     "--loglevel",
