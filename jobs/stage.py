@@ -435,7 +435,6 @@ class StageStore:
         # Keys of the last run below this batch were passed over: deleted.
         self._gone.extend(last.take(keys[0])[0])
         header: SegmentHeader = (keys[0], keys[-1], len(keys), digest)
-        self._seen_ints.extend(keys)
         if digest is not None and last.next_is(header):
             assert isinstance(last, _Segments)
             self._db.execute(
@@ -479,6 +478,7 @@ class StageStore:
                 self._db.executemany(upsert, zip(keys, hashes, strict=True))
         for keys_blob, hashes_blob in self._db.execute("SELECT keys, hashes FROM segment_next"):
             self._db.executemany(upsert, zip(_ints(keys_blob), _ints(hashes_blob), strict=True))
+            self._seen_ints.frombytes(keys_blob)  # the keys this run has seen so far
         self._db.execute("DELETE FROM segment_next")
         gone = self._gone.tolist()
         self._candidates = set(gone) if len(gone) <= MAX_CANDIDATES else None
@@ -619,11 +619,14 @@ class StageStore:
     def commit(self) -> None:
         """Make this run the one the next run compares with."""
         self._db.execute("DROP TABLE IF EXISTS seen")
-        self._db.execute("DELETE FROM segment")
         if self._in_order:
+            # A rename, not a copy: copying the arrays would hold them in a statement journal.
             self._db.execute("DELETE FROM state")
-            self._db.execute("INSERT INTO segment SELECT * FROM segment_next")
-        self._db.execute("DROP TABLE IF EXISTS segment_next")
+            self._db.execute("DROP TABLE segment")
+            self._db.execute("ALTER TABLE segment_next RENAME TO segment")
+        else:
+            self._db.execute("DELETE FROM segment")
+            self._db.execute("DROP TABLE IF EXISTS segment_next")
         self._db.execute("COMMIT")
         self._started = False
 
