@@ -116,3 +116,31 @@ def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> N
         # and unloading it from a web process removes it
         assert session.delete(f"{url}/engines/{engine_id}", timeout=30).status_code == 204
         assert session.get(f"{url}/engines", timeout=30).json()["count"] == 0
+
+
+@pytest.mark.django_db
+def test_a_run_the_web_gave_up_on_is_not_started_by_a_worker() -> None:
+    # given a queued flow run whose web request stopped waiting for it
+    from celery.exceptions import Ignore
+
+    from jobs.flows.fleet import run_flow_execution
+    from jobs.models import Execution, ExecutionStatus, Job, JobKind
+
+    xml = (EXAMPLES / "Determine_Gender.ddf").read_text()
+    job = Job.objects.create(kind=JobKind.FLOW, job_key="Determine_Gender.ddf", content=xml)
+    execution = Execution.objects.create(
+        job=job,
+        job_guid=job.guid,
+        job_key=job.job_key,
+        listener_type=JobKind.FLOW,
+        options={"inputs": {}},
+        cancel_requested=True,
+    )
+    # when a worker receives it
+    with pytest.raises(Ignore):
+        run_flow_execution(execution.pk)
+    # then it ends cancelled without having run
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.CANCELLED
+    assert execution.started_at is None
+    assert execution.worker == ""

@@ -75,7 +75,14 @@ _JOB = RowGetter(
 # Every statement of a run is prepared once: compiling ORM queries cost the worker more than
 # the flow did.
 _NEW_EXECUTION = RowInserter(Execution)
-_CLAIM = RowUpdater(Execution, ("status", "started_at", "worker"), where=("id", "status"))
+_CLAIM = RowUpdater(
+    Execution, ("status", "started_at", "worker"), where=("id", "status", "cancel_requested")
+)
+_GIVEN_UP = RowUpdater(
+    Execution,
+    ("status", "error_message", "finished_at"),
+    where=("id", "status", "cancel_requested"),
+)
 _FINISH = RowUpdater(
     Execution,
     ("status", "success", "error_message", "finished_at", "result", "record_count"),
@@ -114,8 +121,12 @@ def run_on_fleet(
     else:
         answer = _poll_execution(execution.pk, budget)
     if answer is None:
+        # A worker that takes the run after this sees the request and does not start it.
         Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
         raise RunTimeout(f"No worker finished the run of {job.job_key!r} in {budget:g} s.")
+    if not isinstance(answer, dict):
+        # The task itself failed (its result is the exception), e.g. recording the run.
+        raise RuntimeError(f"The worker failed running {job.job_key!r}: {answer!r}")
     if "error" not in answer:
         return answer.get("outputs")
     failure = answer["error"] or {}
@@ -128,10 +139,10 @@ def _results_published() -> bool:
     return settings.CELERY_RESULT_BACKEND.startswith(("redis://", "rediss://", "unix://"))
 
 
-def _wait_for_result(task_id: str, budget: float) -> dict[str, Any] | None:
+def _wait_for_result(task_id: str, budget: float) -> Any:
     result = run_flow_execution.AsyncResult(task_id)
     try:
-        return result.get(timeout=budget, propagate=False) or {}
+        return result.get(timeout=budget, propagate=False)
     except ResultTimeout:
         return None
     finally:
@@ -179,10 +190,15 @@ def run_flow_execution(execution_id: int) -> dict[str, Any]:
     started = timezone.now()
     claimed = _CLAIM.update(
         (ExecutionStatus.RUNNING, started, worker_name()),
-        (execution_id, ExecutionStatus.PENDING),
+        (execution_id, ExecutionStatus.PENDING, False),
     )
     if not claimed:
-        # Delivered twice: the other delivery answers (and stores no result over its one).
+        # The web gave up waiting before a worker took it: nobody wants the answer any more.
+        _GIVEN_UP.update(
+            (ExecutionStatus.CANCELLED, "No worker took the run in time.", started),
+            (execution_id, ExecutionStatus.PENDING, True),
+        )
+        # Or delivered twice: the other delivery answers (and stores no result over its one).
         raise Ignore()
     run = _FlowRun(execution_id)
     answer = run.run()
