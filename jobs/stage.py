@@ -260,19 +260,18 @@ class _Rows:
         self.count = int(db.execute("SELECT count(*) FROM state").fetchone()[0])
         self._low: int | None = None
 
-    def take(self, bound: int | None) -> tuple[list[Any], list[int]]:
-        # Only int keys are below an int bound (SQLite orders numbers before text): text keys
-        # of an earlier run come last, with bound None.
-        where, params = [], []
-        if self._low is not None:
-            where.append("k >= ?")
-            params.append(self._low)
-        if bound is not None:
-            where.append("k < ?")
-            params.append(bound)
-            self._low = bound
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        found = self._db.execute(f"SELECT k, h FROM state{clause} ORDER BY k", params).fetchall()
+    def take(self, bound: int) -> tuple[list[int], list[int]]:
+        """The pairs not taken yet with a key below `bound`; SQLite orders numbers before
+        text, so text keys of an earlier run are left for `rest`."""
+        if self._low is None:
+            found = self._db.execute(
+                "SELECT k, h FROM state WHERE k < ? ORDER BY k", (bound,)
+            ).fetchall()
+        else:
+            found = self._db.execute(
+                "SELECT k, h FROM state WHERE k >= ? AND k < ? ORDER BY k", (self._low, bound)
+            ).fetchall()
+        self._low = bound
         if not found:
             return [], []
         keys, hashes = zip(*found, strict=True)
@@ -294,7 +293,7 @@ class _Nothing:
 
     count = 0
 
-    def take(self, bound: int | None) -> tuple[list[Any], list[int]]:
+    def take(self, bound: int) -> tuple[list[int], list[int]]:
         return [], []
 
     def rest(self) -> Iterator[list[Any]]:
@@ -377,9 +376,6 @@ class StageStore:
         self._db.execute(_SEGMENT_TABLE.format(name="segment_next"))
         self._in_order = True
         self._last_key: int | None = None
-
-    def _count(self, table: str) -> int:
-        return int(self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def is_empty(self) -> bool:
         return (
