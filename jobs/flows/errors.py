@@ -30,3 +30,25 @@ class EngineStopped(Exception):
 
 class FlowGone(Exception):
     """The flow was deleted while the request waited for an engine."""
+
+
+# How a worker tells the web which error it met (in the task result and Execution.result).
+ERROR_KINDS: dict[type[Exception], str] = {
+    InputError: "input",
+    FlowError: "flow",
+    EngineBusy: "busy",
+    RunTimeout: "timeout",
+    EngineStopped: "stopped",
+    FlowGone: "gone",
+}
+_KIND_ERRORS = {kind: cls for cls, kind in ERROR_KINDS.items()}
+
+
+def error_kind(exc: BaseException) -> str | None:
+    """The kind of one of the errors above (None for any other exception)."""
+    return next((kind for cls, kind in ERROR_KINDS.items() if isinstance(exc, cls)), None)
+
+
+def error_of_kind(kind: str, message: str) -> Exception:
+    """The error a kind stands for (FlowError when unknown), to raise on the web's side."""
+    return _KIND_ERRORS.get(kind, FlowError)(message)

@@ -19,14 +19,17 @@ from django.utils import timezone
 from jobs.flows import recorder
 from jobs.flows.engines import is_embedded, pool
 from jobs.flows.errors import (
+    ERROR_KINDS,
     EngineBusy,
     EngineStopped,
     FlowError,
     FlowGone,
     InputError,
     RunTimeout,
+    error_kind,
 )
-from jobs.flows.fleet import ERROR_KINDS, run_on_fleet
+from jobs.flows.fleet import run_on_fleet
+from jobs.flows.values import count_rows
 from jobs.models import (
     Execution,
     ExecutionStatus,
@@ -124,7 +127,7 @@ def _record(
         status=ExecutionStatus.FAILED if error else ExecutionStatus.SUCCEEDED,
         success=error is None,
         error_message=str(error) if error else "",
-        record_count=_count_rows(outputs),
+        record_count=count_rows(outputs),
         requested_by=user,
         worker=worker_name(),
         result={"outputs": outputs} if outputs is not None else None,
@@ -133,12 +136,6 @@ def _record(
         finished_at=finished,
     )
     recorder.record(recorder.Record(execution, logs))
-
-
-def _count_rows(outputs: dict[str, Any] | None) -> int:
-    if not outputs:
-        return 0
-    return sum(len(v.get("data", [])) for v in outputs.values() if isinstance(v, dict))
 
 
 # -- the fleet ----------------------------------------------------------------------------
@@ -195,9 +192,8 @@ def run_flow(context: ExecutionContext) -> None:
             )
         context.progress(
             result={"outputs": outputs} if outputs is not None else None,
-            record_count=_count_rows(outputs),
+            record_count=count_rows(outputs),
         )
     except tuple(ERROR_KINDS) as exc:
-        kind = ERROR_KINDS[next(cls for cls in ERROR_KINDS if isinstance(exc, cls))]
-        context.progress(result={"error": {"kind": kind, "message": str(exc)}})
+        context.progress(result={"error": {"kind": error_kind(exc), "message": str(exc)}})
         raise

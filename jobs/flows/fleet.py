@@ -30,14 +30,15 @@ from django.utils import timezone
 
 from jobs.flows.engines import pool, preload_configured_flows
 from jobs.flows.errors import (
-    EngineBusy,
+    ERROR_KINDS,
     EngineStopped,
-    FlowError,
     FlowGone,
-    InputError,
     RunTimeout,
+    error_kind,
+    error_of_kind,
 )
 from jobs.flows.rows import RowGetter, RowInserter, RowUpdater
+from jobs.flows.values import count_rows
 from jobs.models import (
     Execution,
     ExecutionStatus,
@@ -51,16 +52,6 @@ from jobs.runner import CANCEL_POLL_SECONDS, worker_name
 
 logger = logging.getLogger(__name__)
 
-# How the worker tells the web which error it met (in the task result and Execution.result).
-ERROR_KINDS: dict[type[Exception], str] = {
-    InputError: "input",
-    FlowError: "flow",
-    EngineBusy: "busy",
-    RunTimeout: "timeout",
-    EngineStopped: "stopped",
-    FlowGone: "gone",
-}
-_KIND_ERRORS = {kind: cls for cls, kind in ERROR_KINDS.items()}
 FINISHED = (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
 
 POLL_START_SECONDS = 0.001
@@ -130,8 +121,7 @@ def run_on_fleet(
     if "error" not in answer:
         return answer.get("outputs")
     failure = answer["error"] or {}
-    cls = _KIND_ERRORS.get(failure.get("kind", ""), FlowError)
-    raise cls(failure.get("message") or "The run failed.")
+    raise error_of_kind(failure.get("kind", ""), failure.get("message") or "The run failed.")
 
 
 def _results_published() -> bool:
@@ -231,8 +221,7 @@ class _FlowRun:
             options = execution.options or {}
             return {"outputs": self._run(job, execution.requested_by, options)}
         except tuple(ERROR_KINDS) as exc:
-            kind = ERROR_KINDS[next(cls for cls in ERROR_KINDS if isinstance(exc, cls))]
-            return self._failed(kind, str(exc))
+            return self._failed(error_kind(exc) or "", str(exc))
         except Exception as exc:  # the run failed: record it, tell the web
             logger.exception("flow execution %s failed", self.execution_id)
             return self._failed("", str(exc).strip() or exc.__class__.__name__)
@@ -294,7 +283,7 @@ class _FlowRun:
             self.error,
             timezone.now(),
             answer if "error" in answer or outputs is not None else None,
-            _count_rows(outputs),
+            count_rows(outputs),
         )
         with transaction.atomic():
             _FINISH.update(values, (self.execution_id,))
@@ -310,9 +299,3 @@ class _FlowRun:
                     for number, (level, message) in enumerate(self.logs, 1)
                 ]
             )
-
-
-def _count_rows(outputs: dict[str, Any] | None) -> int:
-    if not outputs:
-        return 0
-    return sum(len(v.get("data", [])) for v in outputs.values() if isinstance(v, dict))

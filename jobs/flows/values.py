@@ -173,3 +173,10 @@ def _show(value: Any) -> str:
         else str(value)
     )
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def count_rows(outputs: dict[str, Any] | None) -> int:
+    """Rows in a run's output data tables (an Execution's record count)."""
+    if not outputs:
+        return 0
+    return sum(len(v.get("data", [])) for v in outputs.values() if isinstance(v, dict))
