@@ -126,9 +126,10 @@ def test_each_thread_evaluates_on_its_own_connection() -> None:
         ("(SELECT count(*) FROM sqlite_temp_master)", "not allowed"),
         ("(SELECT name FROM sqlite_master)", "not allowed"),
         ("(SELECT 1 FROM jobs_job)", "no such table|not allowed"),
-        ("(SELECT Name FROM rows_1)", "not allowed"),
+        ("(SELECT Name FROM batch)", "not allowed"),
+        ("(SELECT Name FROM rows_1)", "no such table|not allowed"),
         ("1; ATTACH DATABASE '/etc/passwd' AS x", "syntax error"),
-        ("1\n) FROM rows_1; ATTACH DATABASE 'x.db' AS x; SELECT (1", "one statement"),
+        ("1\n) FROM batch; ATTACH DATABASE 'x.db' AS x; SELECT (1", "one statement"),
         ("load_extension('/usr/lib/x86_64-linux-gnu/libsqlite3.so')", "load_extension"),
         ("readfile('/etc/passwd')", "readfile"),
         ("writefile('/tmp/pwned', 'x')", "writefile"),
@@ -139,7 +140,14 @@ def test_each_thread_evaluates_on_its_own_connection() -> None:
         ("zeroblob(1000000000)", "zeroblob"),
         ("fts3_tokenizer('simple')", "fts3_tokenizer"),
         ("(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT 1)", "not"),
-        ("Name) FROM rows_1 UNION SELECT sql FROM sqlite_temp_master --", "not allowed"),
+        ("Name) FROM batch UNION SELECT sql FROM sqlite_temp_master --", "not allowed|syntax"),
+        (
+            "Name) FROM batch UNION SELECT sql FROM sqlite_temp_master UNION SELECT (1",
+            "not allowed",
+        ),
+        ("1) FROM json_each('[1]') UNION SELECT (1", "not allowed|ORDER BY"),
+        ("?2", "bindings"),
+        (":name", "binding"),
     ],
 )
 def test_malicious_expressions_are_refused(attempt: str, reason: str) -> None:
@@ -161,6 +169,37 @@ def test_attach_cannot_create_or_read_a_file(tmp_path: Path) -> None:
 def test_condition_cannot_read_other_tables() -> None:
     with pytest.raises(ExpressionError, match="not allowed"):
         compile_condition("Name IN (SELECT name FROM sqlite_temp_master)", COLUMNS)
+    with pytest.raises(ExpressionError, match="not allowed"):
+        compile_condition("1) UNION SELECT key AS rowid FROM json_each('[7]') WHERE (1", COLUMNS)
+
+
+def test_the_one_parameter_is_the_batch_itself() -> None:
+    # The rows travel as one JSON document bound as ?1: an expression naming it reads its own
+    # batch and nothing else.
+    assert compile_expression("?1", COLUMNS).evaluate(ROWS[:1]) == ['[["bob", 42, "Bob Smith"]]']
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"\x00\xffblob", "nul\x00inside", 2**63 - 1, -(2**63), float("nan"), 1.5e300, "é😀", None],
+)
+def test_every_value_comes_back_as_itself(value: object) -> None:
+    # Values JSON cannot carry exactly (blobs, NUL, NaN) go through the row table instead.
+    expression = compile_expression("x", ["x", "y"])
+    got = expression.evaluate([(value, 1), (1, value)])
+    if isinstance(value, float) and value != value:
+        assert got == [None, 1]  # SQLite stores NaN as NULL
+    else:
+        assert got == [value, 1]
+        assert type(got[0]) is type(value)
+
+
+def test_integers_past_64_bits_are_refused_on_either_path() -> None:
+    expression = compile_expression("x", ["x"])
+    with pytest.raises(ExpressionError, match="cannot be used"):
+        expression.evaluate([(1,), (2**64,)])
+    with pytest.raises(ExpressionError, match="cannot be used"):
+        expression.evaluate([(b"blob",), (-(2**63) - 1,)])
 
 
 def test_huge_strings_are_stopped() -> None:
@@ -181,3 +220,37 @@ def test_values_beyond_64_bits_are_an_expression_error() -> None:
     expression = compile_expression("x + 1", ["x"])
     with pytest.raises(ExpressionError, match="cannot be used"):
         expression.evaluate([(2**70,)])
+
+
+def test_plain_rows_need_no_row_table() -> None:
+    # The fast path: ints, reals, text and NULLs travel as JSON; no INSERT, no transaction.
+    from jobs import expressions
+
+    tables: list[dict] = []
+
+    def work() -> None:
+        compile_expression("upper(Name) || Age", COLUMNS).evaluate(ROWS)
+        compile_condition("Age > 1", COLUMNS).filter(ROWS)
+        tables.append(dict(expressions._sandbox().tables))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert tables == [{}]
+
+
+def test_large_batches_give_the_same_answers_through_the_row_table() -> None:
+    from jobs.expressions import JSON_MAX_ROWS
+
+    rows = [(f"name {n}", n, None if n % 7 else "x") for n in range(JSON_MAX_ROWS * 2)]
+    expression = compile_expression(
+        "upper(Name) || (Age * 1.5) || coalesce(\"Full Name\", '-')", COLUMNS
+    )
+    condition = compile_condition("Age % 3 = 0", COLUMNS)
+    small = [
+        v
+        for start in range(0, len(rows), 100)
+        for v in expression.evaluate(rows[start : start + 100])
+    ]
+    assert expression.evaluate(rows) == small
+    assert condition.filter(rows) == [row for row in rows if row[1] % 3 == 0]
