@@ -328,3 +328,37 @@ def test_runs_are_recorded_off_the_request_path_even_if_the_flow_goes() -> None:
         "succeeded",
     )
     assert LogEntry.objects.filter(execution=execution).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_runs_keeps_each_runs_log_lines_with_it() -> None:
+    # given three finished runs handed to the recorder thread together
+    from django.utils import timezone
+
+    from jobs.flows import recorder
+
+    now = timezone.now()
+    runs = [
+        Execution(
+            job_guid=f"job-{n}",
+            job_key=f"flow-{n}.ddf",
+            listener_type="flow",
+            status="succeeded",
+            success=True,
+            record_count=n,
+            created_on=now,
+            finished_at=now,
+        )
+        for n in range(3)
+    ]
+    for n, run in enumerate(runs):
+        recorder.record(recorder.Record(run, [(20, f"run {n} line {i}") for i in range(n + 1)]))
+    # when the recorder writes them
+    assert recorder.flush()
+    # then every log line belongs to its own run, numbered from 1, stamped with its end
+    for n, run in enumerate(runs):
+        stored = Execution.objects.get(guid=run.guid)
+        lines = list(
+            stored.log_entries.values_list("sequence", "message", "job_guid", "created_at")
+        )
+        assert lines == [(i + 1, f"run {n} line {i}", f"job-{n}", now) for i in range(n + 1)]

@@ -123,26 +123,41 @@ def _write(batch: list[Record]) -> None:
         for item in batch:
             if item.execution.job_id not in present:
                 item.execution.job_id = None
-        _EXECUTIONS.insert([item.execution for item in batch], with_ids=True)
-        _LOG_ENTRIES.insert(
-            [
-                LogEntry(
-                    execution=item.execution,
-                    job_guid=item.execution.job_guid,
-                    sequence=number,
-                    level=level,
-                    message=message,
-                    created_at=item.execution.finished_at or item.execution.created_on,
-                )
-                for item in batch
-                for number, (level, message) in enumerate(item.logs, 1)
-            ]
+        _EXECUTIONS.insert([item.execution for item in batch])
+        _insert_logs(batch)
+
+
+def _insert_logs(batch: list[Record]) -> None:
+    """Each log line finds its execution by guid inside the INSERT, so no execution id comes
+    back to Python: a RETURNING per execution was half of the recorder's SQLite calls."""
+    log, execution = LogEntry._meta, Execution._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(log.get_field(name).column)
+        for name in ("execution", "job_guid", "sequence", "level", "message", "created_at")
+    )
+    table = quote(execution.db_table)
+    sql = (
+        f"INSERT INTO {quote(log.db_table)} ({columns}) "
+        f"SELECT {table}.{quote(execution.pk.column)}, %s, %s, %s, %s, %s FROM {table} "
+        f"WHERE {table}.{quote(execution.get_field('guid').column)} = %s"
+    )
+    created_at = log.get_field("created_at")
+    rows = []
+    for item in batch:
+        run = item.execution
+        when = created_at.get_db_prep_save(run.finished_at or run.created_on, connection)
+        rows.extend(
+            (run.job_guid, number, int(level), message, when, run.guid)
+            for number, (level, message) in enumerate(item.logs, 1)
         )
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
 
 
-# Prepared INSERTs: bulk_create compiled its SQL anew for every batch.
+# A prepared INSERT: bulk_create compiled its SQL anew for every batch.
 _EXECUTIONS = RowInserter(Execution)
-_LOG_ENTRIES = RowInserter(LogEntry)
 
 
 atexit.register(flush, 5.0)
