@@ -16,8 +16,10 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Model
 
 from jobs.flows.rows import RowInserter
 from jobs.models import Execution, Job, LogEntry
@@ -130,20 +132,17 @@ def _write(batch: list[Record]) -> None:
 def _insert_logs(batch: list[Record]) -> None:
     """Each log line finds its execution by guid inside the INSERT, so no execution id comes
     back to Python: a RETURNING per execution was half of the recorder's SQLite calls."""
-    log, execution = LogEntry._meta, Execution._meta
-    quote = connection.ops.quote_name
-    columns = ", ".join(
-        quote(log.get_field(name).column)
-        for name in ("execution", "job_guid", "sequence", "level", "message", "created_at")
-    )
-    table = quote(execution.db_table)
+    names = ("execution", "job_guid", "sequence", "level", "message", "created_at")
+    execution_id, guid = _columns(Execution, "id", "guid")
+    table = connection.ops.quote_name(Execution._meta.db_table)
     sql = (
-        f"INSERT INTO {quote(log.db_table)} ({columns}) "
-        f"SELECT {table}.{quote(execution.pk.column)}, %s, %s, %s, %s, %s FROM {table} "
-        f"WHERE {table}.{quote(execution.get_field('guid').column)} = %s"
+        f"INSERT INTO {connection.ops.quote_name(LogEntry._meta.db_table)} "
+        f"({', '.join(_columns(LogEntry, *names))}) "
+        f"SELECT {table}.{execution_id}, %s, %s, %s, %s, %s FROM {table} "
+        f"WHERE {table}.{guid} = %s"
     )
-    created_at = log.get_field("created_at")
-    rows = []
+    created_at = LogEntry._meta.get_field("created_at")
+    rows: list[tuple[Any, ...]] = []
     for item in batch:
         run = item.execution
         when = created_at.get_db_prep_save(run.finished_at or run.created_on, connection)
@@ -154,6 +153,11 @@ def _insert_logs(batch: list[Record]) -> None:
     if rows:
         with connection.cursor() as cursor:
             cursor.executemany(sql, rows)
+
+
+def _columns(model: type[Model], *names: str) -> list[str]:
+    by_name = {field.name: str(field.column) for field in model._meta.concrete_fields}
+    return [connection.ops.quote_name(by_name[name]) for name in names]
 
 
 # A prepared INSERT: bulk_create compiled its SQL anew for every batch.
