@@ -55,9 +55,18 @@ def _remembered(fingerprint: str) -> Any | None:
 
 @functools.cache
 def _user_by_pk() -> RowGetter:
-    """The user row, loaded fresh on every request without compiling a QuerySet each time."""
+    """The user row, loaded fresh on every request without compiling a QuerySet each time.
+
+    Only what authenticating and permission checks read (other fields load if something reads
+    them): in Python 3.11's sqlite3 every column fetched releases the GIL, and under load every
+    release is a thread switch.
+    """
     model = get_user_model()
-    return RowGetter(model, where=(model._meta.pk.name,))
+    wanted = (model._meta.pk.name, model.USERNAME_FIELD, "password", "is_active", "is_superuser")
+    present = {field.name for field in model._meta.concrete_fields}
+    return RowGetter(
+        model, where=(model._meta.pk.name,), fields=[name for name in wanted if name in present]
+    )
 
 
 def _remember(fingerprint: str, user: Any) -> None:

@@ -55,6 +55,30 @@ def test_every_route_needs_credentials(db: None, method: str, path: str) -> None
             assert response.json()["httpStatusCode"] == 401
 
 
+def test_a_verified_login_is_not_hashed_again(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a user who has called once (the slow password hash ran then)
+    from django.contrib.auth import authenticate
+
+    import dataflux.auth
+
+    make_user("ann")
+    client = basic_client("ann")
+    assert client.get(f"{BASE}/serverInfo").status_code == 200
+    calls: list[str] = []
+
+    def counting(request: object, **credentials: str) -> object:
+        calls.append(credentials["username"])
+        return authenticate(request, **credentials)
+
+    monkeypatch.setattr(dataflux.auth, "authenticate", counting)
+    # when the same credentials come again
+    for _ in range(3):
+        assert client.get(f"{BASE}/serverInfo").status_code == 200
+    # then the remembered login is used, and the user is still the right one
+    assert calls == []
+    assert client.get(f"{BASE}/").status_code == 200
+
+
 def test_malformed_credentials_are_401(db: None) -> None:
     client = APIClient()
     for header in ("Basic !!!", "Bearer abc", "Basic " + "YW5u"):

@@ -74,3 +74,14 @@ def test_many_rows_without_ids() -> None:
         (1, "one"),
         (2, "two"),
     ]
+
+
+def test_getter_fields_in_any_order() -> None:
+    # Model.from_db matches values to fields by position: the getter keeps the model's order.
+    job = Job.objects.create(kind=JobKind.FLOW, job_key="order.ddf", content="<flow/>")
+    loaded = RowGetter(Job, where=("job_key",), fields=("updated_at", "job_key", "id")).get(
+        "order.ddf"
+    )
+    assert loaded is not None
+    assert (loaded.pk, loaded.job_key, loaded.updated_at) == (job.pk, "order.ddf", job.updated_at)
+    assert loaded.content == "<flow/>"  # deferred, loaded when read

@@ -32,11 +32,9 @@ class RowGetter(Generic[M]):
             return plan[1]
         meta = self.model._meta
         table = meta.db_table
-        fields: list[Any] = (
-            [meta.get_field(name) for name in self.fields]
-            if self.fields
-            else list(meta.concrete_fields)
-        )
+        wanted = {meta.get_field(name) for name in self.fields}
+        # In the model's own order: Model.from_db matches values to fields by position.
+        fields: list[Any] = [f for f in meta.concrete_fields if not wanted or f in wanted]
         where: list[Any] = [meta.get_field(name) for name in self.where]
         quote = connection.ops.quote_name
         sql = (
