@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -69,11 +70,11 @@ class DataFluxView(APIView):
         if not self.request.user.has_perm(permission):
             raise SasError(403, f"User {self.request.user.get_username()!r} lacks {permission}.")
 
-    def flow(self, ref: str) -> Job:
+    def flow(self, ref: str, lookup: Callable[[str], Job | None] = flows.get_flow) -> Job:
         name = flows.name_from_id(ref)
         if name is None:
             raise SasError(400, f"{ref!r} is not a job flow id (the base64 of a job flow name).")
-        job = flows.get_flow(name)
+        job = lookup(name)
         if job is None:
             raise SasError(404, f"Job flow {name!r} (id {ref}) does not exist.")
         return job
@@ -151,7 +152,7 @@ class FlowView(DataFluxView):
         return Response(status=204)
 
     def post(self, request: Request, ref: str) -> Response:
-        job = self.flow(ref)
+        job = self.flow(ref, flows.flow_for_run)
         accept = request.META.get("HTTP_ACCEPT", "")
         if "application/vnd.sas.datamgmt.jobflow.metadata" not in accept:
             raise SasError(

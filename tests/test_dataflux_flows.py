@@ -351,3 +351,22 @@ def test_unexpected_failure_is_a_sas_500(client, monkeypatch) -> None:
     assert response["Content-Type"] == "application/vnd.sas.error+json"
     assert response.json()["errorCode"] == 11500
     assert "disk on fire" not in response.json()["message"]
+
+
+def test_a_run_reuses_its_flow_while_the_row_is_unchanged(db: None) -> None:
+    # given a stored flow, looked up once for a run
+    from jobs.flows import definitions
+
+    job = definitions.create_flow("reuse.ddf", b"<flow/>")
+    first = definitions.flow_for_run("reuse.ddf")
+    # then the next run gets the same instance, with no reload
+    assert first is not None and first.pk == job.pk
+    assert definitions.flow_for_run("reuse.ddf") is first
+    # when its content is replaced, the next run gets the new flow
+    definitions.replace_content(job, b"<flow><description>new</description></flow>")
+    second = definitions.flow_for_run("reuse.ddf")
+    assert second is not first and second is not None
+    assert second.content.endswith("<description>new</description></flow>")
+    # and once it is deleted, there is none
+    definitions.delete_flow(job)
+    assert definitions.flow_for_run("reuse.ddf") is None

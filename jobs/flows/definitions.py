@@ -99,13 +99,36 @@ def get_flow(name: str) -> Job | None:
     return _FLOW_BY_NAME.get(JobKind.FLOW, False, name)
 
 
-# Every execution looks its flow up by name: a prepared SELECT instead of a fresh QuerySet,
-# of the columns a run uses (each column fetched is a GIL release in Python 3.11's sqlite3).
+def flow_for_run(name: str) -> Job | None:
+    """The stored flow named `name`, for an execution, which only reads it.
+
+    While the flow's row keeps its id and `updated_at` (every save sets it), the instance
+    loaded last time is handed out again, so a run costs one SELECT of two columns and no
+    model instance. The instance is shared between requests: never change it.
+    """
+    version = _FLOW_VERSION.row(JobKind.FLOW, False, name)
+    if version is None:
+        _for_runs.pop(name, None)
+        return None
+    known = _for_runs.get(name)
+    if known is not None and known[0] == version:
+        return known[1]
+    job = get_flow(name)
+    if job is not None:
+        # Changed in between? Then the next run sees a newer version and loads it again.
+        _for_runs[name] = (version, job)
+    return job
+
+
+# Flows are looked up by name on every call: prepared SELECTs instead of fresh QuerySets, of
+# the columns a run uses (each column fetched is a GIL release in Python 3.11's sqlite3).
 _FLOW_BY_NAME = RowGetter(
     Job,
     where=("kind", "is_dynamic", "job_key"),
     fields=("id", "guid", "kind", "job_key", "updated_at"),
 )
+_FLOW_VERSION = RowGetter(Job, where=("kind", "is_dynamic", "job_key"), fields=("id", "updated_at"))
+_for_runs: dict[str, tuple[tuple, Job]] = {}
 
 
 def check_size(content: bytes) -> None:

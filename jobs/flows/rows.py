@@ -53,17 +53,23 @@ class RowGetter(Generic[M]):
         self._local.plan = (connection, built)
         return built
 
-    def get(self, *values: Any) -> M | None:
-        using = router.db_for_read(self.model)
-        connection = connections[using]
-        sql, where, converters, attnames = self._plan(connection)
+    def row(self, *values: Any) -> tuple | None:
+        """The row's values as the database driver gives them: no conversion, no instance."""
+        connection = connections[router.db_for_read(self.model)]
+        sql, where, _, _ = self._plan(connection)
         params = [f.get_db_prep_value(v, connection) for f, v in zip(where, values, strict=True)]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
+            return cursor.fetchone()
+
+    def get(self, *values: Any) -> M | None:
+        using = router.db_for_read(self.model)
+        connection = connections[using]
+        _, _, converters, attnames = self._plan(connection)
+        found = self.row(*values)
+        if found is None:
             return None
-        row = list(row)
+        row = list(found)
         for index, col, found in converters:
             value = row[index]
             for convert in found:
