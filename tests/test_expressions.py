@@ -254,3 +254,17 @@ def test_large_batches_give_the_same_answers_through_the_row_table() -> None:
     ]
     assert expression.evaluate(rows) == small
     assert condition.filter(rows) == [row for row in rows if row[1] % 3 == 0]
+
+
+def test_steps_run_in_one_statement_and_refuse_what_one_expression_would() -> None:
+    from jobs.expressions import CompiledSteps
+
+    steps = CompiledSteps(
+        [("First", "lower(substr(Name, 1, 3))"), ("Name", "First || '.'"), ("First", "Age")],
+        COLUMNS,
+    )
+    assert steps.targets == ["First", "Name"]
+    assert steps.evaluate(ROWS) == [(42, "bob."), (7, "ali."), (None, "car.")]
+    for attempt in ("(SELECT 1)", "1\n) FROM batch), evil AS (SELECT 1", "max(Age)"):
+        with pytest.raises(ExpressionError):
+            CompiledSteps([("A", "1"), ("B", attempt)], COLUMNS)

@@ -180,6 +180,37 @@ def test_field_layout_renames_reorders_drops() -> None:
     assert outputs["dataTable"]["data"] == [["y", 1]]
 
 
+def test_expression_outputs_replace_append_and_see_each_other() -> None:
+    # given an expression node whose later fields read earlier ones, one replacing an input
+    # field, one computed twice, and one reading a macro
+    flow = compile_flow(
+        "steps.ddf",
+        """<flow>
+        <inputs><macro name="Suffix" default="!"/>
+          <table><field name="Name"/><field name="Age" type="integer"/></table></inputs>
+        <outputs><table><field name="Name"/><field name="Age" type="integer"/>
+          <field name="Initial"/><field name="Label"/></table></outputs>
+        <nodes><externalData/>
+          <expression>
+            <field name="Initial">upper(substr(Name, 1, 1))</field>
+            <field name="Name">Initial || lower(substr(Name, 2))</field>
+            <field name="Label">Name || ' ' || coalesce(Age, '?')</field>
+            <field name="Label">Label || Suffix</field>
+            <field name="age" type="integer">Age + 1</field>
+          </expression>
+        </nodes></flow>""",
+    )
+    # when it runs
+    outputs = flow.run(
+        {"dataTable": table([{"name": "Name"}, {"name": "Age"}], [["aNN", 3], ["bob", None]])}
+    )
+    # then each field sees the ones before it, in order, and replaced fields stay in place
+    assert outputs["dataTable"]["data"] == [
+        ["Ann", 4, "A", "Ann 3!"],
+        ["Bob", None, "B", "Bob ?!"],
+    ]
+
+
 def test_standardize_patterns() -> None:
     flow = compile_flow(
         "phones.ddf",

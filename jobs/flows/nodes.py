@@ -18,9 +18,11 @@ from lxml import etree
 from jobs.expressions import (
     CompiledCondition,
     CompiledExpression,
+    CompiledSteps,
     ExpressionError,
     compile_condition,
     compile_expression,
+    find_name,
 )
 from jobs.flows.errors import FlowError, RunTimeout
 from jobs.flows.parser import DEFAULT_TABLE, field_of, flag, line_of, required_attribute
@@ -39,11 +41,7 @@ class Stream:
 
 def find(fields: Sequence[Field], name: str) -> int:
     """Position of a field, matched without case as SQL names are; -1 when absent."""
-    lowered = name.lower()
-    for position, item in enumerate(fields):
-        if item.name.lower() == lowered:
-            return position
-    return -1
+    return find_name([item.name for item in fields], name)
 
 
 @dataclass
@@ -190,25 +188,48 @@ class Expression(_UsesExpressions):
         return fields
 
     def run(self, stream: Stream, state: RunState) -> Stream:
-        fields, rows = list(stream.fields), stream.rows
-        for target, text, _ in self.outputs:
-            compiled, macros = self._compile("expression", text, [f.name for f in fields])
-            compiled.timeout = state.remaining()
-            try:
-                values = compiled.evaluate(self._rows(rows, macros, state))
-            except ExpressionError as exc:
-                state.check()  # an expression stopped by the run's deadline is a timeout
-                raise self.fail(f"field {target.name!r}: {exc}") from None
-            position = find(fields, target.name)
-            if position < 0:
-                rows = [(*row, value) for row, value in zip(rows, values, strict=True)]
-            else:
-                rows = [
-                    (*row[:position], value, *row[position + 1 :])
-                    for row, value in zip(rows, values, strict=True)
-                ]
+        steps, macros = self._steps(stream.names)
+        steps.timeout = state.remaining()
+        try:
+            values = steps.evaluate(self._rows(stream.rows, macros, state))
+        except ExpressionError as exc:
+            state.check()  # an expression stopped by the run's deadline is a timeout
+            raise self.fail(str(exc)) from None
+        fields = list(stream.fields)
+        for target, _, _ in self.outputs:
             fields = _put(fields, target)
+        # Where each target's final value goes: a field it replaces, or one after the others.
+        places = [find(fields, name) for name in steps.targets]
+        kept = len(stream.fields)
+        rows = []
+        for row, computed in zip(stream.rows, values, strict=True):
+            out = list(row) + [None] * (len(fields) - kept)
+            for place, value in zip(places, computed, strict=True):
+                out[place] = value
+            rows.append(tuple(out))
         return Stream(fields, rows)
+
+    def _steps(self, names: list[str]) -> tuple[CompiledSteps, list[str]]:
+        """All the outputs as one chained evaluation, compiled once per field list."""
+        key = ("steps", *names)
+        hit = self._cache.get(key)
+        if hit is None:
+            macros: list[str] = []
+            current = list(names)
+            for target, text, _ in self.outputs:
+                for macro in self._macros_used(text, current):
+                    if macro not in macros:
+                        macros.append(macro)
+                if find_name(current, target.name) < 0:
+                    current.append(target.name)
+            try:
+                steps = CompiledSteps(
+                    [(target.name, text) for target, text, _ in self.outputs], [*names, *macros]
+                )
+            except ExpressionError as exc:
+                raise self.fail(str(exc)) from None
+            hit = self._cache[key] = (steps, macros)
+        return hit
 
 
 class Filter(_UsesExpressions):
