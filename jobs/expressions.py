@@ -12,12 +12,13 @@ the list are refused when the statement is prepared. Extension loading is off, s
 length is capped and a progress handler stops an evaluation that runs too long.
 
 How it stays fast: a small batch (a real-time call's rows) travels as ONE JSON parameter read
-by `json_each`, so an evaluation is one cached statement with no INSERT and no transaction.
-That is fewer SQLite calls, and each call releases the GIL: under load every release is a
-thread switch (Determine_Gender: 13 instead of 58; see also CompiledSteps). Unpacking JSON costs about 0.5 µs a row
-more than inserting, so a large batch, or one holding a value JSON would not bring back as
-itself (a blob, a NUL character, an integer past 64 bits, NaN), goes through a temporary table
-instead, inserted and rolled back around the same SELECT.
+by `json_each`, so an evaluation is one cached statement with no INSERT and no transaction, and
+`CompiledSteps` computes several fields in that one statement. That is fewer SQLite calls, and
+each call releases the GIL: under load every release is a thread switch (a Determine_Gender
+run makes 13 instead of 58). Unpacking JSON costs about 0.5 µs a row more than inserting, so a
+large batch, or one holding a value JSON would not bring back as itself (a blob, a NUL
+character, an integer past 64 bits, NaN), goes through a temporary table instead, inserted and
+rolled back around the same SELECT.
 """
 
 from __future__ import annotations
