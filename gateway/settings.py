@@ -86,13 +86,10 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'gateway.sqlite3'}")
 }
 _SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
-# Database servers keep a thread's connection between requests and tasks. SQLite opens one per
-# request unless DATABASE_CONN_MAX_AGE says otherwise: keeping them makes every request faster
-# (serverInfo about 1.6x, DataFlux executions 1.2-1.4x) but the trivial ones by more, which
-# broke the DataFlux real-time target (2-row p50 under 2x serverInfo's; docs/dataflux.md).
-DATABASES["default"].setdefault(
-    "CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0 if _SQLITE else 60)
-)
+# Every thread keeps its database connection between requests and tasks, SQLite's too: opening
+# one costs SQLite about 0.45 ms of CPU (the PRAGMAs, Django's function registrations), more
+# than a trivial request's own work (docs/decisions.md).
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if _SQLITE:
     # Web threads, the embedded worker and the scheduler share one file: WAL lets readers

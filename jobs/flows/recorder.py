@@ -95,11 +95,9 @@ def _run() -> None:
 
 
 def _reuse_connection() -> None:
-    """Keep this thread's connection between batches unless it broke.
-
-    `close_old_connections()` closes it whenever CONN_MAX_AGE has passed, and with SQLite's
-    default of 0 that is every batch: a reconnect (PRAGMAs, function registration) per batch
-    cost the recorder more than the INSERTs did.
+    """Keep this thread's connection between batches unless it broke, whatever CONN_MAX_AGE
+    says: a reconnect (PRAGMAs, function registration) per batch cost the recorder more than
+    the INSERTs did when CONN_MAX_AGE was 0.
     """
     if connection.connection is not None and (
         connection.errors_occurred or not connection.is_usable()
