@@ -183,8 +183,9 @@ class _Sandbox:
         self.conn.execute("PRAGMA trusted_schema = OFF")
         self.trusted = True
         self.selects = 0
-        self.allowed_selects = 0
-        self.allowed = 1_000_000
+        # SELECTs of a one-step statement's own shape (the source's and the step's).
+        self.base_selects = 0
+        self.allowed_selects = 1_000_000  # counting, at start-up
         self.denied: str | None = None
         self.deadline = 0.0
         self.tables: dict[tuple[str, ...], str] = {}
@@ -201,7 +202,7 @@ class _Sandbox:
             self.conn.execute(_json_source(()) + "SELECT (NULL) FROM batch", ("[]",)).fetchall()
         finally:
             self.trusted = True
-        self.allowed_selects = self.selects
+        self.base_selects = self.selects
 
     def sync_functions(self) -> None:
         if self.generation == _custom_generation:
@@ -218,7 +219,7 @@ class _Sandbox:
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_SELECT:
             self.selects += 1
-            if self.selects <= self.allowed:
+            if self.selects <= self.allowed_selects:
                 return sqlite3.SQLITE_OK
             return self._deny("subqueries are not allowed")
         if action == sqlite3.SQLITE_READ:
@@ -303,7 +304,7 @@ class _Sandbox:
         self.trusted = False
         self.selects = 0
         # The source's SELECTs (counted at start-up with one step) and one per further step.
-        self.allowed = self.allowed_selects + steps - 1
+        self.allowed_selects = self.base_selects + steps - 1
         self.denied = None
         self.deadline = time.monotonic() + timeout
         try:
