@@ -211,6 +211,25 @@ def test_expression_outputs_replace_append_and_see_each_other() -> None:
     ]
 
 
+def test_an_expression_field_named_like_a_macro_hides_it_from_later_fields() -> None:
+    flow = compile_flow(
+        "shadow.ddf",
+        """<flow>
+        <inputs><macro name="Tag" default="x"/><table><field name="Name"/></table></inputs>
+        <outputs><table><field name="Name"/><field name="A"/><field name="Tag"/>
+          <field name="B"/></table></outputs>
+        <nodes><externalData/>
+          <expression>
+            <field name="A">Tag || '1'</field>
+            <field name="Tag">'y'</field>
+            <field name="B">Tag || '2'</field>
+          </expression>
+        </nodes></flow>""",
+    )
+    outputs = flow.run({"dataTable": table([{"name": "Name"}], [["n"]])})
+    assert outputs["dataTable"]["data"] == [["n", "x1", "y", "y2"]]
+
+
 def test_standardize_patterns() -> None:
     flow = compile_flow(
         "phones.ddf",
