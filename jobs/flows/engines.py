@@ -12,7 +12,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.flows.compiler import CompiledFlow, compile_flow
-from jobs.flows.errors import EngineBusy, FlowError, FlowGone
+from jobs.flows.errors import EngineBusy, EngineStopped, FlowError, FlowGone, RunTimeout
 from jobs.flows.rows import RowUpdater
 from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
 
@@ -61,6 +61,33 @@ class Engine:
     @property
     def busy(self) -> bool:
         return bool(self.in_use_by) or self.flow is None
+
+    def run(
+        self,
+        inputs: dict[str, Any] | None,
+        seconds: float | None,
+        log: Callable[[str], None],
+        cancelled: Callable[[], bool],
+    ) -> dict[str, Any] | None:
+        """Run the loaded flow; a stop or the time limit is raised as the API names it."""
+        try:
+            outputs = self.compiled.run(
+                inputs, deadline=self.deadline, log=log, cancelled=cancelled
+            )
+        except RunTimeout:
+            if self.stop_requested:
+                raise EngineStopped(
+                    f"Engine {self.id} was unloaded while it ran the flow."
+                ) from None
+            raise RunTimeout(
+                f"The run of {self.flow_name!r} went past its maximum of {seconds:g} seconds "
+                "and was stopped."
+                if seconds
+                else f"The run of {self.flow_name!r} was stopped."
+            ) from None
+        if self.stop_requested:
+            raise EngineStopped(f"Engine {self.id} was unloaded while it ran the flow.")
+        return outputs
 
     def max_seconds_left(self) -> int | None:
         if self.deadline is None or not self.in_use_by:

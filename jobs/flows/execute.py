@@ -83,24 +83,12 @@ def _execute_here(
                     else f"Flow {job.job_key} runs on engine {engine.id} (run {engine.runs + 1})",
                 )
             )
-            try:
-                outputs = engine.compiled.run(
-                    inputs,
-                    deadline=engine.deadline,
-                    log=lambda message: logs.append((LogLevel.INFO, message)),
-                    cancelled=lambda: engine.stop_requested,
-                )
-            except RunTimeout:
-                if engine.stop_requested:
-                    raise EngineStopped(
-                        f"Engine {engine.id} was unloaded while it ran the flow."
-                    ) from None
-                raise RunTimeout(
-                    f"The run of {job.job_key!r} went past its maximum of {seconds:g} seconds "
-                    "and was stopped."
-                ) from None
-            if engine.stop_requested:
-                raise EngineStopped(f"Engine {engine.id} was unloaded while it ran the flow.")
+            outputs = engine.run(
+                inputs,
+                seconds,
+                log=lambda message: logs.append((LogLevel.INFO, message)),
+                cancelled=lambda: engine.stop_requested,
+            )
     except (FlowError, InputError, RunTimeout, EngineBusy, EngineStopped, FlowGone) as exc:
         error = exc
         logs.append((LogLevel.ERROR, str(error)))

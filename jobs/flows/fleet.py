@@ -31,7 +31,6 @@ from django.utils import timezone
 from jobs.flows.engines import pool, preload_configured_flows
 from jobs.flows.errors import (
     ERROR_KINDS,
-    EngineStopped,
     FlowGone,
     RunTimeout,
     error_kind,
@@ -246,27 +245,7 @@ class _FlowRun:
                 ).exists()
                 return engine.stop_requested or self._stop
 
-            try:
-                outputs = engine.compiled.run(
-                    options.get("inputs"),
-                    deadline=engine.deadline,
-                    log=self.log,
-                    cancelled=cancelled,
-                )
-            except RunTimeout:
-                if engine.stop_requested:
-                    raise EngineStopped(
-                        f"Engine {engine.id} was unloaded while it ran the flow."
-                    ) from None
-                raise RunTimeout(
-                    f"The run of {job.job_key!r} went past its maximum of {seconds:g} seconds "
-                    "and was stopped."
-                    if seconds
-                    else f"The run of {job.job_key!r} was stopped."
-                ) from None
-            if engine.stop_requested:
-                raise EngineStopped(f"Engine {engine.id} was unloaded while it ran the flow.")
-        return outputs
+            return engine.run(options.get("inputs"), seconds, log=self.log, cancelled=cancelled)
 
     def _failed(self, kind: str, message: str) -> dict[str, Any]:
         self.status = ExecutionStatus.FAILED
