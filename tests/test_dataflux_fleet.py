@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import threading
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from django.db import connection
 
 from tests import services
 from tests.processes import (
@@ -24,14 +28,14 @@ from tests.processes import (
     wait_for_http,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
-
 BASE = "/SASDataMgmtRTDataJob/rest"
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 METADATA = "application/vnd.sas.datamgmt.jobflow.metadata+json"
 GENDER = base64.b64encode(b"Determine_Gender.ddf").decode()
 
 
+@pytest.mark.slow
+@pytest.mark.redis
 def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> None:
     # given a fleet: Redis broker, a worker on its own flows queue, two web processes
     redis = services.redis_url(db=0)
@@ -92,13 +96,8 @@ def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> N
         listings = [session.get(f"{url}/engines", timeout=30).json() for _ in range(4)]
         assert {listing["count"] for listing in listings} == {1}
         engine_id = listings[0]["items"][0]["id"]
-        with sqlite3.connect(tmp_path / "var" / "gateway.sqlite3") as db:
-            runs = db.execute(
-                "SELECT status, worker, requested_by FROM jobs_execution ORDER BY id"
-            ).fetchall()
-            logs = db.execute(
-                "SELECT execution_id, level, message FROM jobs_logentry ORDER BY id"
-            ).fetchall()
+        # (the worker's recorder writes the runs a moment after they answered)
+        runs, logs = _recorded(tmp_path / "var" / "gateway.sqlite3", count=3)
         assert [(status, user) for status, _, user in runs] == [("succeeded", "ops")] * 2 + [
             ("failed", "ops")
         ]
@@ -118,29 +117,173 @@ def test_flows_run_in_a_fleet_worker_and_engines_are_shared(tmp_path: Path) -> N
         assert session.get(f"{url}/engines", timeout=30).json()["count"] == 0
 
 
-@pytest.mark.django_db
-def test_a_run_the_web_gave_up_on_is_not_started_by_a_worker() -> None:
-    # given a queued flow run whose web request stopped waiting for it
-    from celery.exceptions import Ignore
+def _recorded(database: Path, count: int) -> tuple[list, list]:
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(database) as db:
+            runs = db.execute(
+                "SELECT status, worker, requested_by FROM jobs_execution ORDER BY id"
+            ).fetchall()
+            logs = db.execute(
+                "SELECT execution_id, level, message FROM jobs_logentry ORDER BY id"
+            ).fetchall()
+        if len(runs) >= count or time.monotonic() > deadline:
+            return runs, logs
+        time.sleep(0.05)
 
-    from jobs.flows.fleet import run_flow_execution
-    from jobs.models import Execution, ExecutionStatus, Job, JobKind
 
-    xml = (EXAMPLES / "Determine_Gender.ddf").read_text()
-    job = Job.objects.create(kind=JobKind.FLOW, job_key="Determine_Gender.ddf", content=xml)
-    execution = Execution.objects.create(
-        job=job,
-        job_guid=job.guid,
-        job_key=job.job_key,
-        listener_type=JobKind.FLOW,
-        options={"inputs": {}},
-        cancel_requested=True,
-    )
-    # when a worker receives it
-    with pytest.raises(Ignore):
-        run_flow_execution(execution.pk)
-    # then it ends cancelled without having run
-    execution.refresh_from_db()
-    assert execution.status == ExecutionStatus.CANCELLED
-    assert execution.started_at is None
-    assert execution.worker == ""
+# -- the hand-off, in this process: the web side and the task, with a real Redis -------------
+
+
+def _stored_flow() -> Any:
+    from jobs.flows.definitions import create_flow, flow_for_run
+
+    create_flow("Determine_Gender.ddf", (EXAMPLES / "Determine_Gender.ddf").read_bytes())
+    return flow_for_run("Determine_Gender.ddf")
+
+
+@pytest.fixture
+def fleet_settings(settings, monkeypatch):
+    """The web side's settings on a fleet; the pool stays this process's (the worker's)."""
+    from jobs.flows.engines import reset_pool
+
+    settings.CELERY_RESULT_BACKEND = services.redis_url(db=0)
+    settings.DATAFLUX_QUEUE_WAIT_SECONDS = 5.0
+    reset_pool()
+    yield settings
+    reset_pool()
+
+
+def _worker_thread(monkeypatch, delay: float = 0.0) -> list[dict]:
+    """Deliver each queued request to the task in a thread, as a worker would."""
+    from jobs.flows import fleet
+
+    sent: list[dict] = []
+
+    def deliver(args: tuple, queue: str) -> None:
+        sent.append(args[0])
+
+        def work() -> None:
+            time.sleep(delay)
+            try:
+                fleet.run_flow_request(args[0])
+            finally:
+                connection.close()
+
+        threading.Thread(target=work).start()
+
+    monkeypatch.setattr(fleet.run_flow_request, "apply_async", deliver)
+    return sent
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_fleet_run_is_answered_through_redis_and_recorded_after(
+    fleet_settings, monkeypatch
+) -> None:
+    # given a stored flow and a worker taking the flows queue
+    from jobs.flows import recorder
+    from jobs.flows.fleet import run_on_fleet
+    from jobs.models import Execution
+
+    job = _stored_flow()
+    sent = _worker_thread(monkeypatch)
+    inputs = {"dataTable": {"metadata": [{"name": "Name"}], "data": [["anna"], ["john"]]}}
+    # when a web thread runs it on the fleet
+    outputs = run_on_fleet(job, inputs, "ops", 30.0)
+    # then the worker's outputs come back, and the message carried the flow as found
+    assert outputs["dataTable"]["data"] == [["Anna", "F"], ["John", "M"]]
+    (request,) = sent
+    assert request["flow"] == [job.pk, job.guid, job.job_key, job.updated_at.isoformat()]
+    # and the run is recorded under the request's guid once the recorder writes
+    assert recorder.flush()
+    run = Execution.objects.get(guid=request["guid"])
+    assert (run.status, run.requested_by, run.record_count) == ("succeeded", "ops", 2)
+    assert run.created_on <= run.started_at <= run.finished_at
+    assert run.log_entries.count() == 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_error_is_raised_in_the_web_as_the_api_names_it(
+    fleet_settings, monkeypatch
+) -> None:
+    from jobs.flows import recorder
+    from jobs.flows.errors import InputError
+    from jobs.flows.fleet import run_on_fleet
+    from jobs.models import Execution
+
+    job = _stored_flow()
+    _worker_thread(monkeypatch)
+    bad = {"dataTable": {"metadata": [{"name": "Name"}], "data": [["anna", "extra"]]}}
+    with pytest.raises(InputError, match="row 1"):
+        run_on_fleet(job, bad, "ops", 30.0)
+    assert recorder.flush()
+    run = Execution.objects.get()
+    assert run.status == "failed"
+    assert run.result["error"]["kind"] == "input"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_request_no_worker_took_in_time_is_refused_not_run(fleet_settings, monkeypatch) -> None:
+    # given workers so busy that the request waits past DATAFLUX_QUEUE_WAIT_SECONDS
+    from jobs.flows import recorder
+    from jobs.flows.errors import EngineBusy
+    from jobs.flows.fleet import run_on_fleet
+    from jobs.models import Execution
+
+    fleet_settings.DATAFLUX_QUEUE_WAIT_SECONDS = 0.2
+    job = _stored_flow()
+    _worker_thread(monkeypatch, delay=0.5)
+    # when a worker finally takes it, it answers "busy" at once
+    with pytest.raises(EngineBusy, match="No worker took the run"):
+        run_on_fleet(job, None, "ops", 30.0)
+    # and records it as failed, never started, on no worker
+    assert recorder.flush()
+    run = Execution.objects.get()
+    assert (run.status, run.started_at, run.worker) == ("failed", None, "")
+    assert run.result["error"]["kind"] == "busy"
+    from jobs.flows.engines import pool
+
+    assert pool().compiles == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_results_the_web_polls_the_recorded_run(settings, monkeypatch) -> None:
+    # given a fleet whose result backend is not Redis
+    from jobs.flows.engines import reset_pool
+    from jobs.flows.fleet import run_on_fleet
+
+    settings.CELERY_RESULT_BACKEND = "cache+memory://"
+    reset_pool()
+    job = _stored_flow()
+    sent = _worker_thread(monkeypatch)
+    inputs = {"dataTable": {"metadata": [{"name": "Name"}], "data": [["mary"]]}}
+    # when it runs, the worker answers by recording the run, which the web finds by guid
+    outputs = run_on_fleet(job, inputs, "ops", 30.0)
+    assert outputs["dataTable"]["data"] == [["Mary", "F"]]
+    assert sent[0]["reply"] is False
+    reset_pool()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_no_worker_answers_is_given_up_and_recorded(settings, monkeypatch) -> None:
+    # given no worker at all on the flows queue
+    from jobs.flows import fleet, recorder
+    from jobs.flows.errors import RunTimeout
+    from jobs.models import Execution
+
+    settings.CELERY_RESULT_BACKEND = "cache+memory://"
+    settings.DATAFLUX_QUEUE_WAIT_SECONDS = 0.1
+    monkeypatch.setattr(fleet, "GRACE_SECONDS", 0.1)
+    monkeypatch.setattr(fleet.run_flow_request, "apply_async", lambda args, queue: None)
+    job = _stored_flow()
+    # when a web thread has waited as long as any worker could take
+    with pytest.raises(RunTimeout, match="No worker answered"):
+        fleet.run_on_fleet(job, None, "ops", 0.1)
+    # then the run is recorded as failed, never started
+    assert recorder.flush()
+    run = Execution.objects.get()
+    assert (run.status, run.started_at, run.requested_by) == ("failed", None, "ops")
+    assert run.result["error"]["kind"] == "timeout"

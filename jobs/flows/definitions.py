@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 
 from jobs.flows.parser import description_of
 from jobs.flows.rows import RowGetter
@@ -118,6 +119,26 @@ def flow_for_run(name: str) -> Job | None:
         # Changed in between? Then the next run sees a newer version and loads it again.
         _for_runs[name] = (version, job)
     return job
+
+
+def version_of(job: Job) -> str:
+    """Which save of the flow an engine compiled: every save moves `updated_at`."""
+    return job.updated_at.isoformat() if job.updated_at else ""
+
+
+def flow_as_found(pk: int, guid: str, name: str, version: str) -> Job:
+    """The flow as a web process's `flow_for_run` found it (its id, guid, name and
+    `version_of`), for a worker to run without a query; its XML loads when first read."""
+    found = {
+        "id": pk,
+        "guid": guid,
+        "kind": JobKind.FLOW,
+        "job_key": name,
+        "updated_at": dt.datetime.fromisoformat(version) if version else None,
+    }
+    # In the model's field order, as Model.from_db matches values to fields by position.
+    names = [f.attname for f in Job._meta.concrete_fields if f.attname in found]
+    return Job.from_db(router.db_for_read(Job), names, [found[name] for name in names])
 
 
 # Flows are looked up by name on every call: prepared SELECTs instead of fresh QuerySets, of

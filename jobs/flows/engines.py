@@ -21,6 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.flows.compiler import CompiledFlow, compile_flow
+from jobs.flows.definitions import version_of
 from jobs.flows.errors import EngineBusy, EngineStopped, FlowError, FlowGone, RunTimeout
 from jobs.flows.rows import RowUpdater
 from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
@@ -61,6 +62,15 @@ class Engine:
     @property
     def busy(self) -> bool:
         return bool(self.in_use_by) or self.flow is None
+
+    def describe_run(self) -> str:
+        """The run's first log line: which engine, and whether it compiled the flow for it."""
+        if self.runs == 0:
+            return (
+                f"Flow {self.flow_name} loaded into engine {self.id} "
+                f"(compiled in {self.compiled.compile_seconds * 1000:.1f} ms)"
+            )
+        return f"Flow {self.flow_name} runs on engine {self.id} (run {self.runs + 1})"
 
     def run(
         self,
@@ -107,10 +117,6 @@ class EngineInfo:
     on_completion: str
 
 
-def version_of(job: Job) -> str:
-    return job.updated_at.isoformat() if job.updated_at else ""
-
-
 def load_referenced(
     name: str, line: int | None, stack: tuple[str, ...], seen: dict[str, str]
 ) -> CompiledFlow:
@@ -138,10 +144,15 @@ def load_referenced(
 
 
 def compile_job(job: Job) -> CompiledFlow:
+    try:
+        # Loaded now when the instance came without it (a run's lookup skips the XML).
+        content = job.content
+    except Job.DoesNotExist:
+        raise FlowGone(f"The job flow {job.job_key!r} was deleted.") from None
     seen: dict[str, str] = {}
     flow = compile_flow(
         job.job_key,
-        job.content,
+        content,
         lambda ref, line: load_referenced(ref, line, (job.job_key,), seen),
     )
     flow.references = seen
@@ -492,6 +503,11 @@ def unload_engine(engine_id: int) -> bool:
     else:
         row.delete()
     return True
+
+
+def unload_requested(engine: Engine) -> bool:
+    """Whether a fleet's web process asked for the engine's unload (it flags the row)."""
+    return FlowEngine.objects.filter(pk=engine.id, unload_requested=True).exists()
 
 
 def set_on_completion(engine_id: int, value: str) -> bool:

@@ -1,84 +1,52 @@
 """Real-time flow runs on the fleet: queued by a web process, run by a worker's engine pool.
 
-The web process creates the `Execution` and queues `run_flow_execution` on DATAFLUX_QUEUE; the
-worker claims it, runs it, records it (status, result and log rows in one transaction) and
-returns the outputs, which reach the waiting web thread through the Celery result backend
-(Redis publishes them: no polling). Without a Redis result backend the web thread polls the
-execution row instead.
+The web thread sends everything the run needs in the task's message (the flow's id, guid,
+name and version as its own lookup found them, the inputs, the user, the time limit) on
+DATAFLUX_QUEUE, then waits on a Redis list named after the run. The worker runs it as an
+embedded request thread would (jobs.flows.local), pushes the outputs or the error onto that
+list, and its recorder thread writes the `Execution` and its log rows afterwards, batched.
+So nothing touches the database between the request and its answer but the engine row's
+in-use mark, and the answer is one Redis round trip each way; Celery's result backend
+(subscribe, store, publish, fetch, forget: most of both processes' CPU per run) is not used.
+Without a Redis result backend to carry the answer, the web thread polls for the run's
+`Execution` row instead, which the recorder writes a moment after the run.
 
-This is the runner's claim → run → finish for one flow run, with the writes gathered: the
-generic runner (`jobs.runner`, still `WORK["flow"]` for flow executions queued any other way)
-spends a commit on every log line and counter, and at real-time rates those round trips, not
-the flow, were the run's cost. Like embedded runs, these fire no job triggers and leave the
-flow's `Job` row alone (a flow has no triggers, and every run updating one row serialises
-concurrent runs of that flow on its lock).
+A worker that takes a run after DATAFLUX_QUEUE_WAIT_SECONDS answers it "busy" without running
+it; a web thread that heard nothing when every worker should have answered (that wait twice,
+the run's limit, and 5 s more) records the run as failed and answers 504. Like embedded runs,
+these fire no job triggers and leave the flow's `Job` row alone. A flow execution queued any
+other way goes through the generic runner (`WORK["flow"]`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import threading
 import time
-import uuid
 from typing import Any
 
+import redis
 from celery import shared_task
-from celery.exceptions import Ignore
-from celery.exceptions import TimeoutError as ResultTimeout
+from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
-from jobs.flows.engines import pool, preload_configured_flows
-from jobs.flows.errors import (
-    ERROR_KINDS,
-    FlowGone,
-    RunTimeout,
-    error_kind,
-    error_of_kind,
-)
-from jobs.flows.rows import RowGetter, RowInserter, RowUpdater
-from jobs.flows.values import count_rows
-from jobs.models import (
-    Execution,
-    ExecutionStatus,
-    FlowEngine,
-    Job,
-    JobKind,
-    LogEntry,
-    LogLevel,
-)
-from jobs.runner import CANCEL_POLL_SECONDS, worker_name
+from jobs.flows import recorder
+from jobs.flows.definitions import flow_as_found, version_of
+from jobs.flows.engines import preload_configured_flows, unload_requested
+from jobs.flows.errors import EngineBusy, RunTimeout, error_kind, error_of_kind
+from jobs.flows.local import run_and_record
+from jobs.models import Execution, ExecutionStatus, Job, LogLevel, new_guid
 
 logger = logging.getLogger(__name__)
 
 FINISHED = (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
-
 POLL_START_SECONDS = 0.001
-POLL_MAX_SECONDS = 0.02
-
-_EXECUTION = RowGetter(
-    Execution, where=("id",), fields=("id", "job", "job_guid", "job_key", "options", "requested_by")
-)
-_JOB = RowGetter(
-    Job, where=("id",), fields=("id", "guid", "kind", "job_key", "definition", "updated_at")
-)
-# Every statement of a run is prepared once: compiling ORM queries cost the worker more than
-# the flow did.
-_NEW_EXECUTION = RowInserter(Execution)
-_CLAIM = RowUpdater(
-    Execution, ("status", "started_at", "worker"), where=("id", "status", "cancel_requested")
-)
-_GIVEN_UP = RowUpdater(
-    Execution,
-    ("status", "error_message", "finished_at"),
-    where=("id", "status", "cancel_requested"),
-)
-_FINISH = RowUpdater(
-    Execution,
-    ("status", "success", "error_message", "finished_at", "result", "record_count"),
-    where=("id",),
-)
-_LOG_ENTRIES = RowInserter(LogEntry)
+POLL_MAX_SECONDS = 0.05
+REPLY_PREFIX = "gateway:flow-reply:"
+# How long past the latest a worker could answer the web still waits.
+GRACE_SECONDS = 5.0
 
 
 # -- the web process -----------------------------------------------------------------------
@@ -87,77 +55,95 @@ _LOG_ENTRIES = RowInserter(LogEntry)
 def run_on_fleet(
     job: Job, inputs: dict[str, Any] | None, user: str, seconds: float | None
 ) -> dict[str, Any] | None:
-    """Queue the run, wait for a worker to finish it; its outputs, or its error raised."""
-    execution = Execution(
-        job_id=job.pk,
-        job_guid=job.guid,
-        job_key=job.job_key,
-        listener_type=JobKind.FLOW,
-        options={"inputs": inputs or {}, "max_seconds": seconds},
-        requested_by=user,
-    )
-    _NEW_EXECUTION.insert([execution], with_ids=True)
-    # Wait as long as a queued request may wait for an engine plus the run's own limit.
-    budget = settings.DATAFLUX_QUEUE_WAIT_SECONDS + (seconds or 3600) + 5
-    task_id = uuid.uuid4().hex
-    # Sending subscribes this thread to the result before the task can finish.
-    transaction.on_commit(
-        lambda: run_flow_execution.apply_async(
-            (execution.pk,), queue=settings.DATAFLUX_QUEUE, task_id=task_id
-        )
-    )
-    if _results_published():
-        answer = _wait_for_result(task_id, budget)
+    """Queue the run, wait for a worker to answer it; its outputs, or its error raised."""
+    guid = new_guid()
+    queued = time.time()
+    wait = settings.DATAFLUX_QUEUE_WAIT_SECONDS
+    # A worker takes it within `wait` or refuses it, may wait as long for an engine, then runs
+    # it within its limit: past that, no worker is going to answer.
+    budget = 2 * wait + (seconds or 3600) + GRACE_SECONDS
+    replies = _replies()
+    request = {
+        "guid": guid,
+        "flow": [job.pk, job.guid, job.job_key, version_of(job)],
+        "inputs": inputs or {},
+        "user": user,
+        "max_seconds": seconds,
+        "queued": queued,
+        "take_by": queued + wait,
+        "reply": replies is not None,
+    }
+    run_flow_request.apply_async((request,), queue=settings.DATAFLUX_QUEUE)
+    if replies is not None:
+        answer = _wait_for_reply(replies, guid, budget)
     else:
-        answer = _poll_execution(execution.pk, budget)
+        answer = _poll_execution(guid, budget)
     if answer is None:
-        # A worker that takes the run after this sees the request and does not start it.
-        Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
-        raise RunTimeout(f"No worker finished the run of {job.job_key!r} in {budget:g} s.")
-    if not isinstance(answer, dict):
-        # The task itself failed (its result is the exception), e.g. recording the run.
-        raise RuntimeError(f"The worker failed running {job.job_key!r}: {answer!r}")
+        error = RunTimeout(f"No worker answered the run of {job.job_key!r} in {budget:g} s.")
+        _record_unrun(job, user, guid, queued, error)
+        raise error
     if "error" not in answer:
         return answer.get("outputs")
     failure = answer["error"] or {}
     raise error_of_kind(failure.get("kind", ""), failure.get("message") or "The run failed.")
 
 
-def _results_published() -> bool:
-    """Whether the result backend pushes results (Redis) rather than needing to be polled."""
-    return settings.CELERY_RESULT_BACKEND.startswith(("redis://", "rediss://", "unix://"))
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
 
 
-def _wait_for_result(task_id: str, budget: float) -> Any:
-    result = run_flow_execution.AsyncResult(task_id)
-    try:
-        return result.get(timeout=budget, propagate=False)
-    except ResultTimeout:
+def _replies() -> redis.Redis | None:
+    """The Redis that carries answers back (the result backend's), or None without one."""
+    url = settings.CELERY_RESULT_BACKEND
+    if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
-    finally:
-        # Taken: drop it now rather than keep every run's outputs in Redis until they expire.
-        result.forget()
+    client = _clients.get(url)
+    if client is None:
+        with _clients_lock:
+            client = _clients.setdefault(url, redis.Redis.from_url(url))
+    return client
 
 
-def _poll_execution(execution_id: int, budget: float) -> dict[str, Any] | None:
+def _wait_for_reply(replies: redis.Redis, guid: str, budget: float) -> dict[str, Any] | None:
+    popped = replies.blpop([REPLY_PREFIX + guid], timeout=budget)
+    return None if popped is None else json.loads(popped[1])
+
+
+def _poll_execution(guid: str, budget: float) -> dict[str, Any] | None:
     give_up = time.monotonic() + budget
     pause = POLL_START_SECONDS
     while True:
         row = (
-            Execution.objects.filter(pk=execution_id)
+            Execution.objects.filter(guid=guid, status__in=FINISHED)
             .values("status", "result", "error_message")
             .first()
         )
-        if row and row["status"] in FINISHED:
+        if row is not None:
             result = row["result"] or {}
             if row["status"] == ExecutionStatus.SUCCEEDED:
                 return {"outputs": result.get("outputs")}
-            error = result.get("error") or {"message": row["error_message"]}
-            return {"error": error}
+            return {"error": result.get("error") or {"message": row["error_message"]}}
         if time.monotonic() > give_up:
             return None
         time.sleep(pause)
         pause = min(pause * 1.25, POLL_MAX_SECONDS)
+
+
+def _record_unrun(job: Job, user: str, guid: str, queued: float, error: Exception) -> None:
+    recorder.record_run(
+        job,
+        user,
+        guid=guid,
+        queued_at=_moment(queued),
+        started_at=None,
+        logs=[(LogLevel.ERROR, str(error))],
+        outputs=None,
+        error=error,
+    )
+
+
+def _moment(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
 
 
 # -- the worker ----------------------------------------------------------------------------
@@ -166,115 +152,55 @@ _preloaded = False
 
 
 @shared_task(
-    name="jobs.flows.fleet.run_flow_execution",
-    acks_late=True,
-    reject_on_worker_lost=True,
+    name="jobs.flows.fleet.run_flow_request",
+    ignore_result=True,
+    # Its request was answered (with an error) long before a redelivery could run it.
+    acks_late=False,
 )
-def run_flow_execution(execution_id: int) -> dict[str, Any]:
-    """Claim, run and record one flow execution; the outputs or the error, for the web."""
+def run_flow_request(request: dict[str, Any]) -> None:
+    """Run one real-time flow request, answer it on its reply list, then record it."""
     global _preloaded
     if not _preloaded:
         _preloaded = True
         preload_configured_flows()
-    started = timezone.now()
-    claimed = _CLAIM.update(
-        (ExecutionStatus.RUNNING, started, worker_name()),
-        (execution_id, ExecutionStatus.PENDING, False),
-    )
-    if not claimed:
-        # The web gave up waiting before a worker took it: nobody wants the answer any more.
-        _GIVEN_UP.update(
-            (ExecutionStatus.CANCELLED, "No worker took the run in time.", started),
-            (execution_id, ExecutionStatus.PENDING, True),
+    job = flow_as_found(*request["flow"])
+    outputs: dict[str, Any] | None = None
+    error: Exception | None
+    if time.time() > request["take_by"]:
+        error = EngineBusy(
+            f"No worker took the run of {job.job_key!r} within "
+            f"{settings.DATAFLUX_QUEUE_WAIT_SECONDS:g} seconds; try again later."
         )
-        # Or delivered twice: the other delivery answers (and stores no result over its one).
-        raise Ignore()
-    run = _FlowRun(execution_id)
-    answer = run.run()
-    run.record(answer)
-    return answer
-
-
-class _FlowRun:
-    def __init__(self, execution_id: int) -> None:
-        self.execution_id = execution_id
-        self.logs: list[tuple[int, str]] = []
-        self.status = ExecutionStatus.SUCCEEDED
-        self.error = ""
-        self.job_guid = ""
-        self._checked = time.monotonic()
-        self._stop = False
-
-    def log(self, message: str, level: int = LogLevel.INFO) -> None:
-        self.logs.append((level, message))
-
-    def run(self) -> dict[str, Any]:
-        try:
-            execution = _EXECUTION.get(self.execution_id)
-            if execution is None:
-                raise FlowGone(f"Execution {self.execution_id} does not exist.")
-            self.job_guid = execution.job_guid
-            job = _JOB.get(execution.job_id) if execution.job_id else None
-            if job is None:
-                raise FlowGone(f"The job flow {execution.job_key!r} was deleted.")
-            options = execution.options or {}
-            return {"outputs": self._run(job, execution.requested_by, options)}
-        except tuple(ERROR_KINDS) as exc:
-            return self._failed(error_kind(exc) or "", str(exc))
-        except Exception as exc:  # the run failed: record it, tell the web
-            logger.exception("flow execution %s failed", self.execution_id)
-            return self._failed("", str(exc).strip() or exc.__class__.__name__)
-
-    def _run(self, job: Job, user: str, options: dict[str, Any]) -> dict[str, Any] | None:
-        seconds = options.get("max_seconds")
-        with pool().lease(job, user, seconds) as engine:
-            self.log(f"Flow {job.job_key} on engine {engine.id} (run {engine.runs + 1})")
-
-            def cancelled() -> bool:
-                if engine.stop_requested or self._stop:
-                    return True
-                # An unload or a give-up asked from a web process shows in the rows: poll rarely.
-                if time.monotonic() - self._checked < CANCEL_POLL_SECONDS:
-                    return False
-                self._checked = time.monotonic()
-                engine.stop_requested = FlowEngine.objects.filter(
-                    pk=engine.id, unload_requested=True
-                ).exists()
-                self._stop = Execution.objects.filter(
-                    pk=self.execution_id, cancel_requested=True
-                ).exists()
-                return engine.stop_requested or self._stop
-
-            return engine.run(options.get("inputs"), seconds, log=self.log, cancelled=cancelled)
-
-    def _failed(self, kind: str, message: str) -> dict[str, Any]:
-        self.status = ExecutionStatus.FAILED
-        self.error = message
-        self.log(message, LogLevel.ERROR)
-        return {"error": {"kind": kind, "message": message}}
-
-    def record(self, answer: dict[str, Any]) -> None:
-        """The run's end and its log, in one transaction."""
-        outputs = answer.get("outputs")
-        values = (
-            self.status,
-            self.status == ExecutionStatus.SUCCEEDED,
-            self.error,
-            timezone.now(),
-            answer if "error" in answer or outputs is not None else None,
-            count_rows(outputs),
+        _record_unrun(job, request["user"], request["guid"], request["queued"], error)
+    else:
+        outputs, error = run_and_record(
+            job,
+            request["inputs"],
+            request["user"],
+            request["max_seconds"],
+            guid=request["guid"],
+            queued_at=_moment(request["queued"]),
+            stop_check=unload_requested,
         )
-        with transaction.atomic():
-            _FINISH.update(values, (self.execution_id,))
-            _LOG_ENTRIES.insert(
-                [
-                    LogEntry(
-                        execution_id=self.execution_id,
-                        job_guid=self.job_guid,
-                        sequence=number,
-                        level=level,
-                        message=message,
-                    )
-                    for number, (level, message) in enumerate(self.logs, 1)
-                ]
-            )
+    if not request["reply"]:
+        return
+    answer: dict[str, Any] = {"outputs": outputs}
+    if error is not None:
+        answer = {"error": {"kind": error_kind(error) or "", "message": str(error)}}
+    replies = _replies()
+    if replies is None:
+        logger.error("flow run %s wants a reply but no Redis result backend is set", request)
+        return
+    key = REPLY_PREFIX + request["guid"]
+    with replies.pipeline(transaction=False) as pipe:
+        pipe.rpush(key, json.dumps(answer))
+        # Nobody waiting any more (the web gave up): the answer goes soon all the same.
+        pipe.expire(key, 60)
+        pipe.execute()
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _flush_records(**_: Any) -> None:
+    """Write the runs still waiting for the recorder before the worker process goes."""
+    recorder.flush(5.0)

@@ -1,11 +1,11 @@
-"""Writing embedded flow executions (Execution + LogEntry rows) off the request's path.
+"""Writing real-time flow executions (Execution + LogEntry rows) off the run's path.
 
 A real-time call should not wait for, or queue behind, SQLite's single write lock: one
 recorder thread takes finished runs from a queue and writes them in batches, one transaction
 per batch. A caller already inside a transaction (a test, a management command wrapping the
 call) records inline instead, so its rows commit or roll back with its own. Records waiting
-in the queue when the process dies are lost; `flush()` runs at exit and is there for callers
-that need the rows at once.
+in the queue when the process dies are lost; `flush()` runs at exit (and when a Celery
+worker process shuts down) and is there for callers that need the rows at once.
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 
+from jobs.flows.errors import FlowGone, error_kind
 from jobs.flows.rows import RowInserter
-from jobs.models import Execution, Job, LogEntry
+from jobs.flows.values import count_rows
+from jobs.models import Execution, ExecutionStatus, Job, JobKind, LogEntry, new_guid
+from jobs.runner import worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,43 @@ class Record:
 _queue: queue.Queue[Record | threading.Event] = queue.Queue()
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
+
+
+def record_run(
+    job: Job,
+    user: str,
+    *,
+    guid: str | None,
+    queued_at: Any,
+    started_at: Any,
+    logs: list[tuple[int, str]],
+    outputs: dict[str, Any] | None,
+    error: Exception | None,
+) -> None:
+    """Record a finished real-time run of `job`: its outputs, or its error with the kind a
+    waiting web process rebuilds it from (jobs.flows.errors). `started_at` is None for a
+    run refused or given up on before any engine took it."""
+    result: dict[str, Any] | None = {"outputs": outputs} if outputs is not None else None
+    if error is not None:
+        result = {"error": {"kind": error_kind(error) or "", "message": str(error)}}
+    execution = Execution(
+        guid=guid or new_guid(),
+        job_id=None if isinstance(error, FlowGone) else job.pk,
+        job_guid=job.guid,
+        job_key=job.job_key,
+        listener_type=JobKind.FLOW,
+        status=ExecutionStatus.FAILED if error else ExecutionStatus.SUCCEEDED,
+        success=error is None,
+        error_message=str(error) if error else "",
+        record_count=count_rows(outputs),
+        requested_by=user,
+        worker=worker_name() if started_at else "",
+        result=result,
+        created_on=queued_at,
+        started_at=started_at,
+        finished_at=timezone.now(),
+    )
+    record(Record(execution, logs))
 
 
 def record(item: Record) -> None:
