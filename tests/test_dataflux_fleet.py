@@ -160,8 +160,8 @@ def _worker_thread(monkeypatch, delay: float = 0.0) -> list[dict]:
 
     sent: list[dict] = []
 
-    def deliver(args: tuple, queue: str) -> None:
-        sent.append(args[0])
+    def deliver(args: tuple, queue: str, **options: Any) -> None:
+        sent.append({**args[0], "shown as": options.get("argsrepr")})
 
         def work() -> None:
             time.sleep(delay)
@@ -195,6 +195,8 @@ def test_a_fleet_run_is_answered_through_redis_and_recorded_after(
     assert outputs["dataTable"]["data"] == [["Anna", "F"], ["John", "M"]]
     (request,) = sent
     assert request["flow"] == [job.pk, job.guid, job.job_key, job.updated_at.isoformat()]
+    # and the client's data stays out of what logs and monitors show of the message
+    assert "anna" not in request["shown as"] and request["guid"] in request["shown as"]
     # and the run is recorded under the request's guid once the recorder writes
     assert recorder.flush()
     run = Execution.objects.get(guid=request["guid"])
@@ -277,7 +279,7 @@ def test_a_run_no_worker_answers_is_given_up_and_recorded(settings, monkeypatch)
     settings.CELERY_RESULT_BACKEND = "cache+memory://"
     settings.DATAFLUX_QUEUE_WAIT_SECONDS = 0.1
     monkeypatch.setattr(fleet, "GRACE_SECONDS", 0.1)
-    monkeypatch.setattr(fleet.run_flow_request, "apply_async", lambda args, queue: None)
+    monkeypatch.setattr(fleet.run_flow_request, "apply_async", lambda *args, **options: None)
     job = _stored_flow()
     # when a web thread has waited as long as any worker could take
     with pytest.raises(RunTimeout, match="No worker answered"):

@@ -73,7 +73,14 @@ def run_on_fleet(
         "take_by": queued + wait,
         "reply": replies is not None,
     }
-    run_flow_request.apply_async((request,), queue=settings.DATAFLUX_QUEUE)
+    run_flow_request.apply_async(
+        (request,),
+        queue=settings.DATAFLUX_QUEUE,
+        # Not the inputs: Celery would render them into the message's headers (for logs and
+        # monitors) at a tenth of the sending's cost, and they are the client's data.
+        argsrepr=f"(flow run {guid} of {job.job_key!r} for {user!r})",
+        kwargsrepr="{}",
+    )
     if replies is not None:
         answer = _wait_for_reply(replies, guid, budget)
     else:
