@@ -163,6 +163,8 @@ DATAFLUX_ETAG = env.bool("DATAFLUX_ETAG", default=False)
 DATAFLUX_ETAG_SECONDS = env.int("DATAFLUX_ETAG_SECONDS", default=30 * 60)
 DATAFLUX_AUTH_CACHE_SECONDS = env.int("DATAFLUX_AUTH_CACHE_SECONDS", default=60)
 DATAFLUX_QUEUE = env.str("DATAFLUX_QUEUE", default="flows")
+# Real-time runs are written by a process of their own (jobs/flows/recorder.py).
+GATEWAY_RECORDER_PROCESS = env.bool("GATEWAY_RECORDER_PROCESS", default=True)
 GATEWAY_EXTRA_QUEUES = [DATAFLUX_QUEUE]
 
 # Scheduler (docs/schedules.md): how often it looks for due jobs, and how long a leader's

@@ -339,16 +339,18 @@ def test_a_batch_of_runs_keeps_each_runs_log_lines_with_it() -> None:
 
     now = timezone.now()
     runs = [
-        Execution(
-            job_guid=f"job-{n}",
-            job_key=f"flow-{n}.ddf",
-            listener_type="flow",
-            status="succeeded",
-            success=True,
-            record_count=n,
-            created_on=now,
-            finished_at=now,
-        )
+        {
+            "guid": f"run-{n}",
+            "job_id": None,
+            "job_guid": f"job-{n}",
+            "job_key": f"flow-{n}.ddf",
+            "listener_type": "flow",
+            "status": "succeeded",
+            "success": True,
+            "record_count": n,
+            "created_on": now,
+            "finished_at": now,
+        }
         for n in range(3)
     ]
     for n, run in enumerate(runs):
@@ -357,7 +359,7 @@ def test_a_batch_of_runs_keeps_each_runs_log_lines_with_it() -> None:
     assert recorder.flush()
     # then every log line belongs to its own run, numbered from 1, stamped with its end
     for n, run in enumerate(runs):
-        stored = Execution.objects.get(guid=run.guid)
+        stored = Execution.objects.get(guid=run["guid"])
         lines = list(
             stored.log_entries.values_list("sequence", "message", "job_guid", "created_at")
         )

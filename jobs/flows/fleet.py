@@ -73,7 +73,7 @@ def run_on_fleet(
         "take_by": queued + wait,
         "reply": replies is not None,
     }
-    run_flow_request.apply_async(
+    run_flow_request.apply_async(  # type: ignore[call-arg]  # argsrepr: Celery has it, its stubs not
         (request,),
         queue=settings.DATAFLUX_QUEUE,
         # Not the inputs: Celery would render them into the message's headers (for logs and
