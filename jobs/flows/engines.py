@@ -23,7 +23,7 @@ from django.utils import timezone
 from jobs.flows.compiler import CompiledFlow, compile_flow
 from jobs.flows.definitions import version_of
 from jobs.flows.errors import EngineBusy, EngineStopped, FlowError, FlowGone, RunTimeout
-from jobs.flows.rows import RowUpdater
+from jobs.flows.mirror import EngineMirror
 from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
 
 logger = logging.getLogger(__name__)
@@ -188,33 +188,30 @@ class EnginePool:
         self.total = max(1, total)
         self.queue_size = max(0, queue_size)
         self.wait_seconds = wait_seconds
-        self.mirror = mirror
+        self.mirror = EngineMirror(self) if mirror else None
         self.engines: dict[int, Engine] = {}
         self.compiles = 0
         self._cond = threading.Condition()
         self._waiting = 0
-        self._ids = itertools.count(1)
+        # Until its row gives it one, a fleet engine's id is negative: never a row's.
+        self._ids = itertools.count(-1, -1) if mirror else itertools.count(1)
         self._gone: set[int] = set()
-        self._dead: list[int] = []
 
     # -- running ---------------------------------------------------------------------------
 
     @contextmanager
     def lease(self, job: Job, user: str, max_seconds: float | None) -> Iterator[Engine]:
         """An engine with the job's flow loaded, for one run by `user`."""
-        try:
+        engine = self._acquire(job, user)
+        if not references_current(engine.compiled):
+            # A flow it refers to changed: compile this one again, in a new engine.
+            with self._cond:
+                self._drop(engine)
+                self._cond.notify_all()
             engine = self._acquire(job, user)
-            if not references_current(engine.compiled):
-                # A flow it refers to changed: compile this one again, in a new engine.
-                with self._cond:
-                    self._drop(engine)
-                    self._cond.notify_all()
-                self._bury()
-                engine = self._acquire(job, user)
-        finally:
-            self._bury()
         engine.deadline = time.monotonic() + max_seconds if max_seconds else None
-        self._mirror_use(engine)
+        if self.mirror is not None:
+            self.mirror.changed()
         try:
             yield engine
         finally:
@@ -271,7 +268,8 @@ class EnginePool:
             raise
         with self._cond:
             self.compiles += 1
-        self._mirror_load(placeholder)
+        if self.mirror is not None:
+            self._rekey(placeholder, self.mirror.register(placeholder))
         return placeholder
 
     def _new_engine(self, job: Job, version: str, user: str) -> Engine:
@@ -293,37 +291,34 @@ class EnginePool:
             self._drop(min(idle, key=lambda e: e.last_used))
 
     def _drop(self, engine: Engine) -> None:
-        """Forget the engine (under the lock); its row goes in `_bury`, outside the lock."""
+        """Forget the engine (under the lock); the mirror deletes its row."""
         self.engines.pop(engine.id, None)
-        if self.mirror:
-            self._dead.append(engine.id)
+        if self.mirror is not None:
+            self.mirror.forget(engine.id)
 
-    def _bury(self) -> None:
-        # Database writes never happen under the pool's lock: other threads' leases go on.
-        if not self.mirror:
-            return
+    def _rekey(self, engine: Engine, engine_id: int) -> None:
+        """The engine's row id becomes its id everywhere, so a web process can address it."""
         with self._cond:
-            dead, self._dead = self._dead, []
-        if dead:
-            FlowEngine.objects.filter(pk__in=dead).delete()
+            self.engines.pop(engine.id, None)
+            engine.id = engine_id
+            self.engines[engine.id] = engine
 
     def _release(self, engine: Engine) -> None:
-        may_stay = self._mirror_idle(engine)
         with self._cond:
             engine.runs += 1
             engine.in_use_by = ""
             engine.deadline = None
             engine.last_used = time.monotonic()
             unload = (
-                not may_stay
-                or engine.stop_requested
+                engine.stop_requested
                 or engine.on_completion == EngineCompletion.UNLOAD
                 or engine.job_id in self._gone
             )
             if unload:
                 self._drop(engine)
             self._cond.notify_all()
-        self._bury()
+        if self.mirror is not None:
+            self.mirror.changed()
 
     # -- managing --------------------------------------------------------------------------
 
@@ -344,7 +339,6 @@ class EnginePool:
             else:
                 self._drop(engine)
             self._cond.notify_all()
-        self._bury()
         return True
 
     def set_on_completion(self, engine_id: int, value: str) -> bool:
@@ -353,8 +347,6 @@ class EnginePool:
             if engine is None:
                 return False
             engine.on_completion = value
-        if self.mirror:
-            FlowEngine.objects.filter(pk=engine_id).update(on_completion=value)
         return True
 
     def forget_job(self, job_id: int) -> None:
@@ -365,7 +357,6 @@ class EnginePool:
                 if engine.job_id == job_id and not engine.busy:
                     self._drop(engine)
             self._cond.notify_all()
-        self._bury()
 
     def infos(self, flow_name: str | None = None) -> list[EngineInfo]:
         with self._cond:
@@ -378,59 +369,26 @@ class EnginePool:
             if e.flow is not None and (flow_name is None or e.flow_name == flow_name)
         ]
 
+    def snapshot(self) -> list[tuple[int, int, str, float | None]]:
+        """Each loaded engine's id, flow (job id), user and deadline, for the mirror."""
+        with self._cond:
+            return [
+                (e.id, e.job_id, e.in_use_by, e.deadline)
+                for e in self.engines.values()
+                if e.flow is not None and e.id > 0
+            ]
+
     def clear(self) -> None:
+        """Unload every engine; a fleet pool's rows are deleted before this returns."""
         with self._cond:
             for engine in list(self.engines.values()):
                 self._drop(engine)
             self._gone.clear()
             self.compiles = 0
             self._cond.notify_all()
-        self._bury()
-
-    # -- the fleet's mirror in FlowEngine rows ---------------------------------------------
-
-    def _mirror_load(self, engine: Engine) -> None:
-        if not self.mirror:
-            return
-        from jobs.runner import worker_name
-
-        row = FlowEngine.objects.create(
-            job_id=engine.job_id,
-            flow_name=engine.flow_name,
-            host=worker_name(),
-            loaded_at=engine.loaded_at,
-            in_use_by=engine.in_use_by,
-        )
-        with self._cond:
-            # The row's id is the engine's id everywhere, so the web can address it.
-            self.engines.pop(engine.id, None)
-            engine.id = row.pk
-            self.engines[engine.id] = engine
-
-    def _mirror_use(self, engine: Engine) -> None:
-        if not self.mirror:
-            return
-        deadline = None
-        if engine.deadline is not None:
-            deadline = timezone.now() + dt.timedelta(seconds=engine.deadline - time.monotonic())
-        _ENGINE_IN_USE.update((engine.in_use_by, deadline), (engine.id,))
-
-    def _mirror_idle(self, engine: Engine) -> bool:
-        """Mark the engine's row idle; False when a web process asked for it to be unloaded."""
-        if not self.mirror:
-            return True
-        # One conditional UPDATE both frees the row and tells whether it may stay loaded.
-        return bool(_ENGINE_IDLE.update(("", None), (engine.id, False, EngineCompletion.UNLOAD)))
-
-
-# The fleet's per-run engine row updates, prepared once (jobs.flows.rows).
-_ENGINE_IN_USE = RowUpdater(FlowEngine, ("in_use_by", "run_deadline"), where=("id",))
-_ENGINE_IDLE = RowUpdater(
-    FlowEngine,
-    ("in_use_by", "run_deadline"),
-    where=("id", "unload_requested"),
-    where_not=("on_completion",),
-)
+        if self.mirror is not None:
+            self.mirror.stop()
+            self.mirror = EngineMirror(self)
 
 
 _pool: EnginePool | None = None
@@ -484,7 +442,8 @@ def list_engines(flow_name: str | None = None) -> list[EngineInfo]:
             row.on_completion,
         )
         for row in rows
-        if not row.unload_requested
+        # Asked to unload, or idle with its flow deleted: gone within the mirror's poll.
+        if not row.unload_requested and (row.job_id is not None or row.in_use_by)
     ]
 
 
@@ -505,11 +464,6 @@ def unload_engine(engine_id: int) -> bool:
     return True
 
 
-def unload_requested(engine: Engine) -> bool:
-    """Whether a fleet's web process asked for the engine's unload (it flags the row)."""
-    return FlowEngine.objects.filter(pk=engine.id, unload_requested=True).exists()
-
-
 def set_on_completion(engine_id: int, value: str) -> bool:
     if is_embedded():
         return pool().set_on_completion(engine_id, value)
@@ -517,10 +471,9 @@ def set_on_completion(engine_id: int, value: str) -> bool:
 
 
 def forget_flow(job_id: int) -> None:
+    """The flow was deleted: idle engines go now, running ones when they finish. On the fleet
+    its engines' rows were detached with it (`job` NULL), which each worker's mirror acts on."""
     pool().forget_job(job_id)
-    if not is_embedded():
-        FlowEngine.objects.filter(job_id=job_id, in_use_by="").delete()
-        FlowEngine.objects.filter(job_id=job_id).update(on_completion=EngineCompletion.UNLOAD)
 
 
 def preload_configured_flows() -> list[str]:

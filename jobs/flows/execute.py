@@ -9,19 +9,18 @@ is `run_flow` below).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-from jobs.flows.engines import is_embedded, pool, unload_requested
+from jobs.flows.engines import is_embedded, pool
 from jobs.flows.errors import ERROR_KINDS, FlowGone, error_kind
 from jobs.flows.fleet import run_on_fleet
 from jobs.flows.local import run_and_record
 from jobs.flows.values import count_rows
 from jobs.models import Job, LogLevel
-from jobs.runner import CANCEL_POLL_SECONDS, ExecutionContext
+from jobs.runner import ExecutionContext
 
 
 @dataclass
@@ -73,17 +72,9 @@ def run_flow(context: ExecutionContext) -> None:
                 f"Flow {job.job_key} on engine {engine.id} (run {engine.runs + 1})", LogLevel.INFO
             )
 
-            checked = [time.monotonic()]
-
             def cancelled() -> bool:
-                if engine.stop_requested or context.cancelled():
-                    return True
-                # An unload asked from a web process shows in the engine's row; poll it rarely.
-                if time.monotonic() - checked[0] < CANCEL_POLL_SECONDS:
-                    return False
-                checked[0] = time.monotonic()
-                engine.stop_requested = unload_requested(engine)
-                return engine.stop_requested
+                # An unload asked from a web process reaches the engine through the mirror.
+                return engine.stop_requested or context.cancelled()
 
             outputs = engine.compiled.run(
                 options.get("inputs"),

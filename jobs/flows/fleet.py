@@ -34,7 +34,7 @@ from django.conf import settings
 
 from jobs.flows import recorder
 from jobs.flows.definitions import flow_as_found, version_of
-from jobs.flows.engines import preload_configured_flows, unload_requested
+from jobs.flows.engines import pool, preload_configured_flows
 from jobs.flows.errors import EngineBusy, RunTimeout, error_kind, error_of_kind
 from jobs.flows.local import run_and_record
 from jobs.models import Execution, ExecutionStatus, Job, LogLevel, new_guid
@@ -187,7 +187,6 @@ def run_flow_request(request: dict[str, Any]) -> None:
             request["max_seconds"],
             guid=request["guid"],
             queued_at=_moment(request["queued"]),
-            stop_check=unload_requested,
         )
     if not request["reply"]:
         return
@@ -208,6 +207,8 @@ def run_flow_request(request: dict[str, Any]) -> None:
 
 @worker_shutdown.connect
 @worker_process_shutdown.connect
-def _flush_records(**_: Any) -> None:
-    """Write the runs still waiting for the recorder before the worker process goes."""
+def _on_worker_shutdown(**_: Any) -> None:
+    """Before the worker process goes: write the runs still waiting for the recorder, and
+    unload its engines (their rows are deleted, so no web process lists them any more)."""
     recorder.flush(5.0)
+    pool().clear()

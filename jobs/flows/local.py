@@ -7,17 +7,14 @@ an `Execution` with its `LogEntry` rows; nothing is written on the run's own pat
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
 
 from jobs.flows import recorder
-from jobs.flows.engines import Engine, pool
+from jobs.flows.engines import pool
 from jobs.flows.errors import ERROR_KINDS
 from jobs.models import Job, LogLevel
-from jobs.runner import CANCEL_POLL_SECONDS
 
 
 def run_and_record(
@@ -28,13 +25,11 @@ def run_and_record(
     *,
     guid: str | None = None,
     queued_at: Any = None,
-    stop_check: Callable[[Engine], bool] | None = None,
 ) -> tuple[dict[str, Any] | None, Exception | None]:
     """Run `job`'s flow over `inputs` for `user`; its outputs, or the API error it met.
 
-    `stop_check`, asked every CANCEL_POLL_SECONDS during the run, says whether the engine was
-    asked to stop from elsewhere (a fleet's web process flags its row); a local unload needs
-    none.
+    An unload stops the run (`Engine.stop_requested`: set here, or on the fleet by the engine
+    mirror when a web process asks for it, jobs.flows.mirror).
     """
     started = timezone.now()
     logs: list[tuple[int, str]] = []
@@ -47,7 +42,7 @@ def run_and_record(
                 inputs,
                 seconds,
                 log=lambda message: logs.append((LogLevel.INFO, message)),
-                cancelled=_stop_checker(engine, stop_check),
+                cancelled=lambda: engine.stop_requested,
             )
     except tuple(ERROR_KINDS) as exc:
         error = exc
@@ -63,22 +58,3 @@ def run_and_record(
         error=error,
     )
     return outputs, error
-
-
-def _stop_checker(
-    engine: Engine, stop_check: Callable[[Engine], bool] | None
-) -> Callable[[], bool]:
-    if stop_check is None:
-        return lambda: engine.stop_requested
-    checked = time.monotonic()
-
-    def cancelled() -> bool:
-        nonlocal checked
-        if engine.stop_requested:
-            return True
-        if time.monotonic() - checked >= CANCEL_POLL_SECONDS:
-            checked = time.monotonic()
-            engine.stop_requested = stop_check(engine)
-        return engine.stop_requested
-
-    return cancelled

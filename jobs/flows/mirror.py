@@ -1,0 +1,145 @@
+"""A fleet worker's engines, mirrored into `FlowEngine` rows by a thread of the worker process.
+
+Web processes list a fleet's engines from these rows, and ask for changes through them:
+`DELETE /engines/{id}` flags a row in use (`unload_requested`) or deletes an idle one,
+`onCompletion` sets `on_completion`, deleting a flow detaches its rows (`job` becomes NULL).
+
+A run never waits for the database on the worker's side: leasing or releasing an engine only
+wakes the mirror thread, which writes what changed (who uses the engine, until when) a moment
+later, and reads back what the web asked for, acting on it in the pool: an engine whose row
+is gone or flagged is unloaded (stopped, if running), one whose flow was deleted is unloaded
+once idle, `on_completion` is taken over. Writing two rows per run, on the run's path, was a
+third of the worker's CPU per real-time run. So a listing lags the engines by about
+DEBOUNCE_SECONDS (a run shorter than that may never show as in use), and a request from the
+web takes effect within POLL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from django.db import connection
+from django.utils import timezone
+
+from jobs.flows.rows import RowUpdater
+from jobs.models import FlowEngine
+
+if TYPE_CHECKING:
+    from jobs.flows.engines import Engine, EnginePool
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE_SECONDS = 0.05
+POLL_SECONDS = 0.5
+
+_STATE = RowUpdater(FlowEngine, ("in_use_by", "run_deadline"), where=("id",))
+
+
+class EngineMirror:
+    def __init__(self, pool: EnginePool) -> None:
+        self.pool = pool
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._stopping = threading.Event()
+        self._dead: list[int] = []
+        # What each engine's row says, as last written: (user, deadline to the second).
+        self._written: dict[int, tuple[str, int | None]] = {}
+        self._thread: threading.Thread | None = None
+
+    # -- what the pool calls ---------------------------------------------------------------
+
+    def register(self, engine: Engine) -> int:
+        """Write a newly loaded engine's row; its id becomes the engine's id everywhere."""
+        from jobs.runner import worker_name
+
+        row = FlowEngine.objects.create(
+            job_id=engine.job_id,
+            flow_name=engine.flow_name,
+            host=worker_name(),
+            loaded_at=engine.loaded_at,
+            in_use_by=engine.in_use_by,
+        )
+        with self._lock:
+            self._written[row.pk] = (engine.in_use_by, None)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="flow-engine-mirror", daemon=True
+                )
+                self._thread.start()
+        return row.pk
+
+    def changed(self) -> None:
+        """An engine was leased or released: its row is written soon."""
+        self._changed.set()
+
+    def forget(self, engine_id: int) -> None:
+        """The engine was unloaded: its row is deleted soon. Safe under the pool's lock."""
+        with self._lock:
+            self._dead.append(engine_id)
+        self._changed.set()
+
+    def stop(self) -> None:
+        """Write the last changes (rows of unloaded engines deleted) and stop the thread."""
+        self._stopping.set()
+        self._changed.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(10)
+        else:
+            self.sync()
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            if self._changed.wait(POLL_SECONDS) and not self._stopping.is_set():
+                time.sleep(DEBOUNCE_SECONDS)  # let the changes of a burst of runs gather
+            self._changed.clear()
+            try:
+                self.sync()
+            except Exception:  # the next round tries again
+                logger.exception("could not mirror the flow engines")
+                connection.close()
+            if self._stopping.is_set():
+                connection.close()
+                return
+
+    def sync(self) -> None:
+        """One round: delete unloaded engines' rows, act on the web's requests, write states."""
+        with self._lock:
+            dead, self._dead = self._dead, []
+        if dead:
+            FlowEngine.objects.filter(pk__in=dead).delete()
+            with self._lock:
+                for engine_id in dead:
+                    self._written.pop(engine_id, None)
+        engines = self.pool.snapshot()
+        if not engines:
+            return
+        rows = {
+            pk: (job_id, unload, on_completion)
+            for pk, job_id, unload, on_completion in FlowEngine.objects.filter(
+                pk__in=[engine_id for engine_id, _, _, _ in engines]
+            ).values_list("pk", "job_id", "unload_requested", "on_completion")
+        }
+        for engine_id, job_id, user, deadline in engines:
+            row = rows.get(engine_id)
+            if row is None or row[1]:
+                self.pool.unload(engine_id)
+                continue
+            if row[0] is None:
+                self.pool.forget_job(job_id)
+                continue
+            self.pool.set_on_completion(engine_id, row[2])
+            state = (user, None if deadline is None else round(deadline))
+            if self._written.get(engine_id) != state:
+                until = None
+                if deadline is not None:
+                    until = timezone.now() + dt.timedelta(seconds=deadline - time.monotonic())
+                _STATE.update((user, until), (engine_id,))
+                with self._lock:
+                    self._written[engine_id] = state
