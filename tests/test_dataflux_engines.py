@@ -364,3 +364,31 @@ def test_a_batch_of_runs_keeps_each_runs_log_lines_with_it() -> None:
             stored.log_entries.values_list("sequence", "message", "job_guid", "created_at")
         )
         assert lines == [(i + 1, f"run {n} line {i}", f"job-{n}", now) for i in range(n + 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_written_again_does_not_double_its_runs() -> None:
+    # given a batch the writer process wrote but died before confirming
+    from django.utils import timezone
+
+    from jobs.flows import recorder
+
+    now = timezone.now()
+    run = {
+        "guid": "run-once",
+        "job_id": None,
+        "job_guid": "job",
+        "job_key": "flow.ddf",
+        "listener_type": "flow",
+        "status": "succeeded",
+        "success": True,
+        "created_on": now,
+        "finished_at": now,
+    }
+    batch = [recorder.Record(run, [(20, "one line")])]
+    recorder._write(batch)
+    # when the recorder thread writes it again
+    recorder._write(batch)
+    # then the run and its log line are there once
+    assert Execution.objects.filter(guid="run-once").count() == 1
+    assert LogEntry.objects.count() == 1

@@ -5,9 +5,10 @@ name and version as its own lookup found them, the inputs, the user, the time li
 DATAFLUX_QUEUE, then waits on a Redis list named after the run. The worker runs it as an
 embedded request thread would (jobs.flows.local), pushes the outputs or the error onto that
 list, and its recorder thread writes the `Execution` and its log rows afterwards, batched.
-So nothing touches the database between the request and its answer but the engine row's
-in-use mark, and the answer is one Redis round trip each way; Celery's result backend
-(subscribe, store, publish, fetch, forget: most of both processes' CPU per run) is not used.
+So the run's path writes nothing to the database (engine rows are mirrored by a thread of the
+worker, jobs.flows.mirror), and the answer is one Redis round trip each way; Celery's result
+backend (subscribe, store, publish, fetch, forget: most of both processes' CPU per run) is not
+used.
 Without a Redis result backend to carry the answer, the web thread polls for the run's
 `Execution` row instead, which the recorder writes a moment after the run.
 
@@ -34,7 +35,7 @@ from django.conf import settings
 
 from jobs.flows import recorder
 from jobs.flows.definitions import flow_as_found, version_of
-from jobs.flows.engines import pool, preload_configured_flows
+from jobs.flows.engines import is_embedded, pool, preload_configured_flows
 from jobs.flows.errors import EngineBusy, RunTimeout, error_kind, error_of_kind
 from jobs.flows.local import run_and_record
 from jobs.models import Execution, ExecutionStatus, Job, LogLevel, new_guid
@@ -195,7 +196,7 @@ def run_flow_request(request: dict[str, Any]) -> None:
         answer = {"error": {"kind": error_kind(error) or "", "message": str(error)}}
     replies = _replies()
     if replies is None:
-        logger.error("flow run %s wants a reply but no Redis result backend is set", request)
+        logger.error("flow run %s wants a reply but no Redis result backend is set", job.job_key)
         return
     key = REPLY_PREFIX + request["guid"]
     with replies.pipeline(transaction=False) as pipe:
@@ -208,7 +209,9 @@ def run_flow_request(request: dict[str, Any]) -> None:
 @worker_shutdown.connect
 @worker_process_shutdown.connect
 def _on_worker_shutdown(**_: Any) -> None:
-    """Before the worker process goes: write the runs still waiting for the recorder, and
+    """Before a fleet worker process goes: write the runs still waiting for the recorder, and
     unload its engines (their rows are deleted, so no web process lists them any more)."""
+    if is_embedded():
+        return  # the gateway's own exit does both
     recorder.flush(5.0)
     pool().clear()

@@ -145,9 +145,11 @@ def _run() -> None:
                 waiters.append(item)
             else:
                 batch.append(item)
-        if batch and _writer is not None and not _writer.write(batch):
-            _writer = None
-        if batch and _writer is None:
+        if batch and _writer is not None:
+            batch = _writer.write(batch)
+            if not _writer.alive:
+                _writer = None
+        if batch:
             _write_here(batch)
         for waiter in waiters:
             waiter.set()
@@ -178,6 +180,7 @@ class _Writer:
     def __init__(self, process: subprocess.Popen, pipe: Connection) -> None:
         self.process = process
         self.pipe = pipe
+        self.alive = True
 
     @classmethod
     def start(cls) -> _Writer | None:
@@ -215,20 +218,27 @@ class _Writer:
         except subprocess.TimeoutExpired:
             self.process.kill()
 
-    def write(self, batch: list[Record]) -> bool:
-        """Have the batch written; False if the writer is gone (it is not used again)."""
+    def write(self, batch: list[Record]) -> list[Record]:
+        """Have the batch written; what is left for the caller to write: nothing, or all of it
+        when it cannot be sent or the writer is gone (then `alive` is False)."""
         try:
-            self.pipe.send_bytes(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
+            data = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a value pickle refuses: this batch is written by the caller
+            logger.exception("could not send %d flow executions to the writer", len(batch))
+            return batch
+        try:
+            self.pipe.send_bytes(data)
             if self.pipe.poll(WRITER_ANSWER_SECONDS) and self.pipe.recv_bytes() == _WRITTEN:
-                return True
+                return []
         except (OSError, EOFError):
             pass
-        # Written or not, the batch is written again here: `_write` skips runs already in.
+        # Written or not, the batch is written again by the caller: `_write` skips runs in.
         logger.error("the flow recorder process stopped answering; the recorder thread writes")
+        self.alive = False
         self.process.kill()
         self.process.wait()
         self.pipe.close()
-        return False
+        return batch
 
 
 def write_forever(pipe: Connection) -> None:
