@@ -199,7 +199,7 @@ class _Writer:
                 # closes the socket; the writer leaves when it closes.
                 start_new_session=True,
             )
-        except OSError:
+        except (OSError, ValueError):  # no process to spare, or no pass_fds (Windows)
             logger.warning("no flow recorder process; the recorder thread writes", exc_info=True)
             ours.close()
             return None
