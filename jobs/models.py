@@ -347,6 +347,9 @@ class FlowEngine(models.Model):
         max_length=10, choices=EngineCompletion.choices, default=EngineCompletion.KEEP
     )
     unload_requested = models.BooleanField(default=False)
+    seen_at = models.DateTimeField(
+        default=timezone.now, help_text="when its worker last said it still holds it"
+    )
 
     class Meta:
         ordering = ["id"]

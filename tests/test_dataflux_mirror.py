@@ -150,3 +150,33 @@ def test_clearing_the_pool_deletes_its_rows(fleet_pool) -> None:
     assert FlowEngine.objects.count() == 1
     fleet_pool.clear()
     assert not FlowEngine.objects.exists()
+
+
+def test_rows_of_a_dead_worker_are_not_listed_and_go_at_the_next_heartbeat(
+    fleet_pool, settings, monkeypatch
+) -> None:
+    # given a row left by a worker process killed 40 s ago, and a live worker's engine
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from jobs.flows import engines, mirror
+
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"  # the web's view of a fleet
+    job = _gender()
+    ghost = FlowEngine.objects.create(
+        job_id=job.pk,
+        flow_name="Determine_Gender.ddf",
+        host="gone:1",
+        seen_at=timezone.now() - dt.timedelta(seconds=40),
+    )
+    _run(fleet_pool, job)
+    fleet_pool.mirror.sync()
+    # then listings show only the live engine
+    assert [info.id for info in engines.list_engines()] == list(fleet_pool.engines)
+    # and the live worker's next heartbeat deletes the ghost and stamps its own row
+    monkeypatch.setattr(mirror, "HEARTBEAT_SECONDS", 0.0)
+    before = FlowEngine.objects.get(pk=next(iter(fleet_pool.engines))).seen_at
+    fleet_pool.mirror.sync()
+    assert not FlowEngine.objects.filter(pk=ghost.pk).exists()
+    assert FlowEngine.objects.get().seen_at > before

@@ -23,7 +23,7 @@ from django.utils import timezone
 from jobs.flows.compiler import CompiledFlow, compile_flow
 from jobs.flows.definitions import version_of
 from jobs.flows.errors import EngineBusy, EngineStopped, FlowError, FlowGone, RunTimeout
-from jobs.flows.mirror import EngineMirror
+from jobs.flows.mirror import EngineMirror, stale_before
 from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
 
 logger = logging.getLogger(__name__)
@@ -426,7 +426,8 @@ def reset_pool() -> None:
 def list_engines(flow_name: str | None = None) -> list[EngineInfo]:
     if is_embedded():
         return pool().infos(flow_name)
-    rows = FlowEngine.objects.all()
+    # Not the rows of a worker process that died without deleting them.
+    rows = FlowEngine.objects.filter(seen_at__gte=stale_before())
     if flow_name is not None:
         rows = rows.filter(flow_name=flow_name)
     now = timezone.now()

@@ -12,6 +12,10 @@ once idle, `on_completion` is taken over. Writing two rows per run, on the run's
 third of the worker's CPU per real-time run. So a listing lags the engines by about
 DEBOUNCE_SECONDS (a run shorter than that may never show as in use), and a request from the
 web takes effect within POLL_SECONDS.
+
+Every HEARTBEAT_SECONDS the thread also stamps its rows' `seen_at`; rows nobody stamped for
+STALE_SECONDS belong to a worker process that died without deleting them, and are not listed
+(`stale_before`) and deleted by the next mirror that looks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ logger = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.05
 POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 10.0
+STALE_SECONDS = 3 * HEARTBEAT_SECONDS
+
+
+def stale_before() -> dt.datetime:
+    """Rows last stamped before this belong to a worker process that is gone."""
+    return timezone.now() - dt.timedelta(seconds=STALE_SECONDS)
+
 
 _STATE = RowUpdater(FlowEngine, ("in_use_by", "run_deadline"), where=("id",))
 
@@ -49,6 +61,7 @@ class EngineMirror:
         # What each engine's row says, as last written: (user, deadline to the second).
         self._written: dict[int, tuple[str, int | None]] = {}
         self._thread: threading.Thread | None = None
+        self._beat = time.monotonic()
 
     # -- what the pool calls ---------------------------------------------------------------
 
@@ -120,10 +133,16 @@ class EngineMirror:
         engines = self.pool.snapshot()
         if not engines:
             return
+        if time.monotonic() - self._beat >= HEARTBEAT_SECONDS:
+            self._beat = time.monotonic()
+            FlowEngine.objects.filter(pk__in=[engine[0] for engine in engines]).update(
+                seen_at=timezone.now()
+            )
+            FlowEngine.objects.filter(seen_at__lt=stale_before()).delete()
         rows = {
             pk: (job_id, unload, on_completion)
             for pk, job_id, unload, on_completion in FlowEngine.objects.filter(
-                pk__in=[engine_id for engine_id, _, _, _ in engines]
+                pk__in=[engine[0] for engine in engines]
             ).values_list("pk", "job_id", "unload_requested", "on_completion")
         }
         for engine_id, job_id, user, deadline in engines:
