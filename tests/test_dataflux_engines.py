@@ -14,6 +14,7 @@ from jobs.flows.errors import EngineBusy, FlowGone
 from jobs.models import Execution, Job, LogEntry
 from tests.test_dataflux_support import (
     BASE,
+    SLOW_FLOW,
     basic_client,
     example_xml,
     execute,
@@ -24,15 +25,6 @@ from tests.test_dataflux_support import (
 
 GENDER = flow_id("Determine_Gender.ddf")
 NAMES = {"dataTable": {"metadata": [{"name": "Name", "type": "string"}], "data": [["anna"]]}}
-SLOW_FLOW = """<flow>
-  <inputs><table><field name="x" type="integer"/></table></inputs>
-  <outputs><table><field name="n" type="integer"/></table></outputs>
-  <nodes><externalData/><expression>
-    <field name="n" type="integer">
-      length(replace(printf('%.*c', 200000 + x - x, 'x'), 'x', 'y'))
-    </field>
-  </expression></nodes>
-</flow>"""
 
 
 @pytest.fixture(autouse=True)

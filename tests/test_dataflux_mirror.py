@@ -14,20 +14,11 @@ from jobs.flows.definitions import create_flow, delete_flow, flow_for_run
 from jobs.flows.engines import EnginePool
 from jobs.flows.errors import EngineStopped
 from jobs.models import EngineCompletion, FlowEngine
-from tests.test_dataflux_support import example_xml
+from tests.test_dataflux_support import SLOW_FLOW, example_xml
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NAMES = {"dataTable": {"metadata": [{"name": "Name"}], "data": [["anna"]]}}
-SLOW = """<flow>
-  <inputs><table><field name="x" type="integer"/></table></inputs>
-  <outputs><table><field name="n" type="integer"/></table></outputs>
-  <nodes><externalData/><expression>
-    <field name="n" type="integer">
-      length(replace(printf('%.*c', 300000 + x - x, 'x'), 'x', 'y'))
-    </field>
-  </expression></nodes>
-</flow>"""
 
 
 @pytest.fixture
@@ -88,7 +79,7 @@ def test_an_idle_engine_whose_row_the_web_deleted_is_unloaded(fleet_pool) -> Non
 
 def test_a_running_engine_the_web_flags_is_stopped_and_its_row_goes(fleet_pool) -> None:
     # given a long run on a fleet engine
-    create_flow("slow.ddf", SLOW.encode())
+    create_flow("slow.ddf", SLOW_FLOW.encode())
     job = flow_for_run("slow.ddf")
     _run(fleet_pool, job, inputs={"x": 1})
     outcome: list[str] = []

@@ -15,6 +15,16 @@ from jobs.flows.engines import reset_pool
 BASE = "/SASDataMgmtRTDataJob/rest"
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 METADATA = "application/vnd.sas.datamgmt.jobflow.metadata+json"
+# A flow whose one expression takes a while (for limits, stops and queues).
+SLOW_FLOW = """<flow>
+  <inputs><table><field name="x" type="integer"/></table></inputs>
+  <outputs><table><field name="n" type="integer"/></table></outputs>
+  <nodes><externalData/><expression>
+    <field name="n" type="integer">
+      length(replace(printf('%.*c', 200000 + x - x, 'x'), 'x', 'y'))
+    </field>
+  </expression></nodes>
+</flow>"""
 ALL_PERMISSIONS = (
     "add_job",
     "view_job",
