@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 from django.db import connection
 from django.utils import timezone
 
-from jobs.flows.rows import RowUpdater
 from jobs.models import FlowEngine
 
 if TYPE_CHECKING:
@@ -46,9 +45,6 @@ STALE_SECONDS = 3 * HEARTBEAT_SECONDS
 def stale_before() -> dt.datetime:
     """Rows last stamped before this belong to a worker process that is gone."""
     return timezone.now() - dt.timedelta(seconds=STALE_SECONDS)
-
-
-_STATE = RowUpdater(FlowEngine, ("in_use_by", "run_deadline"), where=("id",))
 
 
 class EngineMirror:
@@ -159,6 +155,6 @@ class EngineMirror:
                 until = None
                 if deadline is not None:
                     until = timezone.now() + dt.timedelta(seconds=deadline - time.monotonic())
-                _STATE.update((user, until), (engine_id,))
+                FlowEngine.objects.filter(pk=engine_id).update(in_use_by=user, run_deadline=until)
                 with self._lock:
                     self._written[engine_id] = state

@@ -1,10 +1,10 @@
-"""One model row by equality on fixed columns, without building an ORM query each call.
+"""Reading and writing rows of fixed shapes without building an ORM query each call.
 
-The real-time path loads the same two rows shapes on every request (the Basic user, the flow
-by name). Django compiles a QuerySet's SQL anew each time, which costs several times the
-SQLite lookup itself; `RowGetter` builds the SELECT once per database connection and applies
-the same converters the ORM would, so the instance is as fresh and as typed as a
-`.filter(...).first()` would give.
+The real-time path loads the same two row shapes on every request (the Basic user, the flow
+by name), and the recorder inserts every run. Django compiles a QuerySet's SQL anew each time,
+which costs several times the SQLite work itself; `RowGetter` builds the SELECT once per
+database connection and applies the same converters the ORM would, so the instance is as fresh
+and as typed as a `.filter(...).first()` would give; `RowInserter` does the same for INSERTs.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class RowInserter(Generic[M]):
         self.model = model
         self._local = threading.local()
 
-    def _plan(self, connection: Any) -> tuple[str, str | None, list]:
+    def _plan(self, connection: Any) -> tuple[str, list]:
         plan = getattr(self._local, "plan", None)
         if plan is not None and plan[0] is connection:
             return plan[1]
@@ -104,37 +104,19 @@ class RowInserter(Generic[M]):
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))})"
         )
-        returning = None
-        if connection.features.can_return_columns_from_insert:
-            returning = f"{sql} RETURNING {quote(meta.db_table)}.{quote(meta.pk.column)}"
-        built = (sql, returning, [_preparer(f, connection) for f in fields])
+        built = (sql, [_preparer(f, connection) for f in fields])
         self._local.plan = (connection, built)
         return built
 
-    def insert(self, objs: Sequence[M], *, with_ids: bool = False) -> None:
-        """Insert `objs`; with `with_ids` each gets its new primary key (one statement each)."""
+    def insert(self, objs: Sequence[M]) -> None:
+        """Insert `objs` in one `executemany` (their primary keys are not read back)."""
         if not objs:
             return
-        using = router.db_for_write(self.model)
-        connection = connections[using]
-        sql, returning, preparers = self._plan(connection)
+        connection = connections[router.db_for_write(self.model)]
+        sql, preparers = self._plan(connection)
         rows = [[prepare(obj) for prepare in preparers] for obj in objs]
         with connection.cursor() as cursor:
-            if not with_ids:
-                cursor.executemany(sql, rows)
-                return
-            for obj, row in zip(objs, rows, strict=True):
-                if returning is not None:
-                    cursor.execute(returning, row)
-                    obj.pk = cursor.fetchone()[0]
-                else:
-                    cursor.execute(sql, row)
-                    meta = self.model._meta
-                    obj.pk = connection.ops.last_insert_id(
-                        cursor, meta.db_table, str(meta.pk.column)
-                    )
-                obj._state.adding = False
-                obj._state.db = using
+            cursor.executemany(sql, rows)
 
 
 # Field types whose database value is the Python value itself when it already has the type.
@@ -176,53 +158,3 @@ def _preparer(field: Any, connection: Any) -> Any:
         return field.get_db_prep_save(value, connection)
 
     return prepare
-
-
-class RowUpdater(Generic[M]):
-    """UPDATE of fixed columns by equality (and inequality) on others, its SQL built once.
-
-    `QuerySet.update` compiles the statement on every call; the fleet's flow runs update the
-    same few shapes several times a run. Returns the number of rows updated, as `update` does.
-    """
-
-    def __init__(
-        self,
-        model: type[M],
-        columns: Sequence[str],
-        where: Sequence[str],
-        where_not: Sequence[str] = (),
-    ) -> None:
-        self.model = model
-        self.columns = tuple(columns)
-        self.where = tuple(where)
-        self.where_not = tuple(where_not)
-        self._local = threading.local()
-
-    def _plan(self, connection: Any) -> tuple[str, list, list]:
-        plan = getattr(self._local, "plan", None)
-        if plan is not None and plan[0] is connection:
-            return plan[1]
-        meta = self.model._meta
-        quote = connection.ops.quote_name
-        columns: list[Any] = [meta.get_field(name) for name in self.columns]
-        checked: list[Any] = [meta.get_field(name) for name in (*self.where, *self.where_not)]
-        tests = [f"{quote(f.column)} = %s" for f in checked[: len(self.where)]]
-        tests += [f"{quote(f.column)} <> %s" for f in checked[len(self.where) :]]
-        sql = (
-            f"UPDATE {quote(meta.db_table)} "
-            f"SET {', '.join(f'{quote(f.column)} = %s' for f in columns)} "
-            f"WHERE {' AND '.join(tests)}"
-        )
-        built = (sql, columns, checked)
-        self._local.plan = (connection, built)
-        return built
-
-    def update(self, values: Sequence[Any], where: Sequence[Any]) -> int:
-        """Set `columns` to `values` where the `where` (then `where_not`) columns match."""
-        connection = connections[router.db_for_write(self.model)]
-        sql, columns, checked = self._plan(connection)
-        params = [f.get_db_prep_save(v, connection) for f, v in zip(columns, values, strict=True)]
-        params += [f.get_db_prep_value(v, connection) for f, v in zip(checked, where, strict=True)]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
