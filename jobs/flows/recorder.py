@@ -185,7 +185,9 @@ class _Writer:
     @classmethod
     def start(cls) -> _Writer | None:
         ours, theirs = socket.socketpair()
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE)
+        # The environment's module: under override_settings, SETTINGS_MODULE reads None.
+        module = os.environ.get("DJANGO_SETTINGS_MODULE") or settings.SETTINGS_MODULE
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE=module)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(settings.BASE_DIR), *filter(None, [env.get("PYTHONPATH")])]
         )
@@ -199,7 +201,7 @@ class _Writer:
                 # closes the socket; the writer leaves when it closes.
                 start_new_session=True,
             )
-        except (OSError, ValueError):  # no process to spare, or no pass_fds (Windows)
+        except Exception:  # no process to spare, no pass_fds (Windows)…: the thread writes
             logger.warning("no flow recorder process; the recorder thread writes", exc_info=True)
             ours.close()
             return None
