@@ -128,6 +128,9 @@ REST_FRAMEWORK: dict[str, object] = {
 # Celery: the embedded default runs a worker thread on the in-memory transport; the fleet
 # sets CELERY_BROKER_URL (Redis) and CELERY_RESULT_BACKEND.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport without a new client object per message (gateway/broker.py).
+    CELERY_BROKER_TRANSPORT = "gateway.broker:Transport"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="cache+memory://")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="gateway")
 CELERY_TASK_ACKS_LATE = True
