@@ -127,7 +127,8 @@ REST_FRAMEWORK: dict[str, object] = {
 
 # Celery: the embedded default runs a worker thread on the in-memory transport; the fleet
 # sets CELERY_BROKER_URL (Redis) and CELERY_RESULT_BACKEND.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+# "localhost": without a host kombu warns that it is "reverting to default localhost".
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://localhost/")
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # kombu's Redis transport without a new client object per message (gateway/broker.py).
     CELERY_BROKER_TRANSPORT = "gateway.broker:Transport"

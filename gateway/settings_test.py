@@ -9,7 +9,7 @@ if "GATEWAY_DATA_DIR" not in os.environ:
     _data_dir = tempfile.mkdtemp(prefix="gateway-test-")
     os.environ["GATEWAY_DATA_DIR"] = _data_dir
     atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
 
 from gateway.settings import *  # noqa: F403
 from gateway.settings import DATA_DIR, DATABASES
