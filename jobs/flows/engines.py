@@ -492,3 +492,14 @@ def preload_configured_flows() -> list[str]:
             continue
         loaded.append(name)
     return loaded
+
+
+_preloaded = False
+
+
+def preload_once() -> None:
+    """At a fleet worker process's first flow run, whichever task brings it: DATAFLUX_PRELOAD."""
+    global _preloaded
+    if not _preloaded:
+        _preloaded = True
+        preload_configured_flows()

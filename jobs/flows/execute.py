@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from jobs.flows.engines import is_embedded, pool
+from jobs.flows.engines import is_embedded, pool, preload_once
 from jobs.flows.errors import ERROR_KINDS, FlowGone, error_kind
 from jobs.flows.fleet import run_on_fleet
 from jobs.flows.local import run_and_record
@@ -49,18 +49,10 @@ def execute(
     return FlowResult(outputs)
 
 
-_preloaded = False
-
-
 def run_flow(context: ExecutionContext) -> None:
     """The runner's work for a flow execution on a worker: options carry the inputs."""
-    global _preloaded
     execution = context.execution
-    if not _preloaded:
-        _preloaded = True
-        from jobs.flows.engines import preload_configured_flows
-
-        preload_configured_flows()
+    preload_once()
     job = execution.job
     try:
         if job is None:

@@ -22,9 +22,9 @@ other way goes through the generic runner (`WORK["flow"]`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
-import threading
 import time
 from typing import Any
 
@@ -35,7 +35,7 @@ from django.conf import settings
 
 from jobs.flows import recorder
 from jobs.flows.definitions import flow_as_found, version_of
-from jobs.flows.engines import is_embedded, pool, preload_configured_flows
+from jobs.flows.engines import is_embedded, pool, preload_once
 from jobs.flows.errors import EngineBusy, RunTimeout, error_kind, error_of_kind
 from jobs.flows.local import run_and_record
 from jobs.models import Execution, ExecutionStatus, Job, LogLevel, new_guid
@@ -96,20 +96,17 @@ def run_on_fleet(
     raise error_of_kind(failure.get("kind", ""), failure.get("message") or "The run failed.")
 
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
 def _replies() -> redis.Redis | None:
     """The Redis that carries answers back (the result backend's), or None without one."""
     url = settings.CELERY_RESULT_BACKEND
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
-    client = _clients.get(url)
-    if client is None:
-        with _clients_lock:
-            client = _clients.setdefault(url, redis.Redis.from_url(url))
-    return client
+    return _client(url)
+
+
+@functools.cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
 
 
 def _wait_for_reply(replies: redis.Redis, guid: str, budget: float) -> dict[str, Any] | None:
@@ -156,8 +153,6 @@ def _moment(timestamp: float) -> dt.datetime:
 
 # -- the worker ----------------------------------------------------------------------------
 
-_preloaded = False
-
 
 @shared_task(
     name="jobs.flows.fleet.run_flow_request",
@@ -167,10 +162,7 @@ _preloaded = False
 )
 def run_flow_request(request: dict[str, Any]) -> None:
     """Run one real-time flow request, answer it on its reply list, then record it."""
-    global _preloaded
-    if not _preloaded:
-        _preloaded = True
-        preload_configured_flows()
+    preload_once()
     job = flow_as_found(*request["flow"])
     outputs: dict[str, Any] | None = None
     error: Exception | None

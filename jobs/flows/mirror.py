@@ -129,17 +129,16 @@ class EngineMirror:
         engines = self.pool.snapshot()
         if not engines:
             return
+        mine = FlowEngine.objects.filter(pk__in=[engine[0] for engine in engines])
         if time.monotonic() - self._beat >= HEARTBEAT_SECONDS:
             self._beat = time.monotonic()
-            FlowEngine.objects.filter(pk__in=[engine[0] for engine in engines]).update(
-                seen_at=timezone.now()
-            )
+            mine.update(seen_at=timezone.now())
             FlowEngine.objects.filter(seen_at__lt=stale_before()).delete()
         rows = {
             pk: (job_id, unload, on_completion)
-            for pk, job_id, unload, on_completion in FlowEngine.objects.filter(
-                pk__in=[engine[0] for engine in engines]
-            ).values_list("pk", "job_id", "unload_requested", "on_completion")
+            for pk, job_id, unload, on_completion in mine.values_list(
+                "pk", "job_id", "unload_requested", "on_completion"
+            )
         }
         for engine_id, job_id, user, deadline in engines:
             row = rows.get(engine_id)
