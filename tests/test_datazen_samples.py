@@ -10,7 +10,7 @@ import pytest
 
 from jobs.models import ConnectionString, Job
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "datazen"
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "datazen"
 JOB_SAMPLES = sorted(p for p in SAMPLES.glob("*.json") if p.name != "connections-export.json")
 # What the gateway maintains and lays over the definition (checked separately below).
 MAINTAINED = {"Guid", "Status", "LastRunTime", "LastExecutionId", "LastTsPointer",

@@ -14,7 +14,7 @@ import pytest
 from jobs.batch import Batch, Column
 from jobs.pipeline import PipelineError, compile_pipeline, validate_pipeline
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "datazen"
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "datazen"
 
 # The "Rabbit-Kafka" direct job in specs/datazen-http-api-2.0.txt, exactly as shown there.
 RABBIT_KAFKA_PIPELINE = json.loads(
