@@ -53,7 +53,7 @@ def _child(payload: str) -> None:
     from jobs.models import Job, JobKind
 
     # A worker imports the engine once, at its first task: keep that out of the timing.
-    import_module("jobs.sync")
+    import_module("jobs.sync.run")
 
     spec = json.loads(payload)
     job_def = spec["job"]

@@ -1,7 +1,7 @@
 """Reader pipeline cost: 1,000,000 rows read from an SQLite file in batches, with and without
 a pipeline of one DataDynamicColumn and one SQL DataFilter, in the same run.
 
-Reads with the engine's own reader (jobs.sources.db.read_batches, SQLAlchemy Core, streamed
+Reads with the engine's own reader (jobs.systems.db.reader.read_batches, SQLAlchemy Core, streamed
 in batches) and prints the figures as JSON. Target: the pipeline adds at most 50% to the read.
 Usage: .venv/bin/python bench/pipeline.py   (BENCH_ROWS, BENCH_BATCH to change the size)
 """
@@ -74,7 +74,7 @@ def read(url: str, pipeline: Any | None) -> tuple[float, float, float, int, int]
     inside `pipeline.apply`, rows read and kept."""
     from sqlalchemy import create_engine
 
-    from jobs.sources.db import read_batches
+    from jobs.systems.db.reader import read_batches
 
     engine = create_engine(url)
     read_rows = kept = 0

@@ -56,7 +56,7 @@ def check_connection(system: str, connection_type: str, value: str) -> str:
 def _check_database(system: str, value: str) -> str:
     from sqlalchemy import text
 
-    from jobs.dburl import create_db_engine
+    from jobs.systems.db.url import create_db_engine
 
     engine = create_db_engine(system, value)
     with engine.connect() as connection:

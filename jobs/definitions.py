@@ -16,8 +16,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from jobs import agent, pipeline, schedule, services, triggers
+from jobs import agent, pipeline, services
 from jobs.models import Execution, Job, JobKind, JobStatus, new_guid
+from jobs.schedule import quartz, triggers
 
 MAX_KEY_LENGTH = 400
 DIRECT_WRITER_PREFIX = "__"
@@ -103,7 +104,7 @@ def direct_reader_of(job: Job) -> Job | None:
 
 def validate_cron(expression: str) -> None:
     try:
-        schedule.validate_cron(expression)
+        quartz.validate_cron(expression)
     except ValueError as exc:
         raise DefinitionError(str(exc)) from exc
 

@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 # What runs for each listener type; dotted paths so this module imports no engine code.
 WORK: dict[str, str] = {
-    "reader": "jobs.sync.run_reader",
-    "writer": "jobs.sync.run_writer",
+    "reader": "jobs.sync.run.run_reader",
+    "writer": "jobs.sync.run.run_writer",
     "flow": "jobs.flows.execute.run_flow",
 }
 
@@ -151,7 +151,7 @@ def finish(execution: Execution, status: str, error: str = "") -> None:
             Job.objects.filter(pk=execution.job_id).update(
                 status=JobStatus.READY, last_run_time=execution.started_at or now
             )
-    import_string("jobs.triggers.fire_after")(execution)  # JobTriggers start what follows
+    import_string("jobs.schedule.triggers.fire_after")(execution)  # JobTriggers start what follows
 
 
 def _message(exc: BaseException) -> str:

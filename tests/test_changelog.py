@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from jobs.batch import Column
-from jobs.changelog import (
+from jobs.sync.changelog import (
     ChangeLogError,
     ChangeLogReader,
     ChangeLogWriter,
@@ -21,6 +20,7 @@ from jobs.changelog import (
     log_file_name,
     pending_logs,
 )
+from jobs.systems.batch import Column
 
 COLUMNS = [
     Column("id", "integer", nullable=False),

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from jobs.dburl import ConnectionStringError, create_db_engine, engine_for, parse_ado, to_url
 from jobs.models import ConnectionString
+from jobs.systems.db.url import (
+    ConnectionStringError,
+    create_db_engine,
+    engine_for,
+    parse_ado,
+    to_url,
+)
 
 
 def test_ado_style_with_host_comma_port_is_postgresql_for_a_postgresql_key() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from jobs.batch import Batch, Column
 from jobs.pipeline import PipelineError, compile_pipeline, validate_pipeline
+from jobs.systems.batch import Batch, Column
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "datazen"
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from jobs.batch import Batch, Column
 from jobs.expressions import ExpressionError
 from jobs.pipeline import compile_pipeline
 from jobs.pipeline.fastsql import FastExpression, Unsupported
 from jobs.pipeline.sql import BatchExpression
+from jobs.systems.batch import Batch, Column
 
 ROWS = [
     (1, 2.5, "books", "a", -7),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.test import override_settings
 
-from jobs.schedule import QuartzSchedule, next_fire_time, to_croniter, validate_cron
+from jobs.schedule.quartz import QuartzSchedule, next_fire_time, to_croniter, validate_cron
 
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)  # a Thursday
 

@@ -9,7 +9,7 @@ import pytest
 
 from jobs.agent import set_running
 from jobs.models import Execution, Job, JobKind, JobStatus, SchedulerLease
-from jobs.scheduler import Scheduler
+from jobs.schedule.scheduler import Scheduler
 
 pytestmark = pytest.mark.django_db
 

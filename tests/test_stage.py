@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobs.stage import StageStore
+from jobs.sync.stage import StageStore
 
 
 def _run(
@@ -99,7 +99,7 @@ def test_text_keys_then_int_keys_in_order_delete_every_text_key(tmp_path: Path) 
 
 
 def test_keys_beyond_64_bits_are_compared_by_row(tmp_path: Path) -> None:
-    from jobs.stage import batch_keys, decode_key
+    from jobs.sync.stage import batch_keys, decode_key
 
     # MySQL BIGINT UNSIGNED reaches 2**64 - 1, past SQLite's signed 64-bit integers
     big = batch_keys([(1,), (2**63,), (2**64 - 1,)], [0])

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from jobs.dburl import dispose_engines
 from jobs.models import ExecutionStatus
+from jobs.systems.db.url import dispose_engines
 from tests.syncdb import direct_job, execute, messages, rows, run, writer_execution
 
 pytestmark = pytest.mark.django_db(transaction=False)

@@ -14,8 +14,8 @@ from django.conf import settings
 from sqlalchemy.exc import OperationalError
 
 from jobs import services
-from jobs.dburl import dispose_engines
 from jobs.models import Execution, ExecutionStatus, Job, JobKind, new_guid
+from jobs.systems.db.url import dispose_engines
 from tests.syncdb import direct_job, execute, rows, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,8 +141,8 @@ CHILD = """
 import os, sys, time
 import django
 django.setup()
-from jobs.dburl import create_db_engine
-from jobs.targets.db import ApplyHooks, WriterSettings, apply_change_log
+from jobs.systems.db.url import create_db_engine
+from jobs.systems.db.writer import ApplyHooks, WriterSettings, apply_change_log
 from pathlib import Path
 
 def after_chunk(written):

@@ -424,7 +424,7 @@ def test_changes_after_an_unchanged_run_of_an_ordered_table_are_found(
 
 
 def test_stage_store_skips_only_batches_equal_to_a_batch_of_the_last_run(tmp_path: Path) -> None:
-    from jobs.stage import StageStore
+    from jobs.sync.stage import StageStore
 
     def unhashed() -> list[int]:
         raise AssertionError("the rows were hashed")
@@ -462,8 +462,8 @@ def test_stage_store_skips_only_batches_equal_to_a_batch_of_the_last_run(tmp_pat
 
 
 def test_stage_store_keeps_the_row_hash_of_stores_written_before_xxh3(tmp_path: Path) -> None:
-    from jobs.changelog import pickle_rows
-    from jobs.stage import HASH_CRC_ADLER, HASH_XXH3, StageStore, hashes_of, xxh3_hashes_of
+    from jobs.sync.changelog import pickle_rows
+    from jobs.sync.stage import HASH_CRC_ADLER, HASH_XXH3, StageStore, hashes_of, xxh3_hashes_of
 
     pickled, ends = pickle_rows([(1, "a", 1.5), (2, "b", None)])
     store = StageStore(tmp_path / "stage.sqlite3")

@@ -10,8 +10,8 @@ from django.test import override_settings
 from jobs.agent import set_running
 from jobs.models import Execution, ExecutionStatus, Job, JobKind, JobStatus, LogEntry
 from jobs.runner import finish
+from jobs.schedule.triggers import normalize_triggers, parse_triggers, validate_triggers
 from jobs.services import new_execution
-from jobs.triggers import normalize_triggers, parse_triggers, validate_triggers
 
 pytestmark = pytest.mark.django_db
 

@@ -486,8 +486,8 @@ class SqlLookup(Node):
 
     def _engine(self) -> Any:
         from jobs.connections import resolve
-        from jobs.dburl import create_db_engine
         from jobs.models import ConnectionString
+        from jobs.systems.db.url import create_db_engine
 
         if not ConnectionString.objects.filter(key=self.connection_key).exists():
             raise self.fail(f"no stored connection {self.connection_key!r}")

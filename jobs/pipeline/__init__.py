@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobs.batch import Batch
 from jobs.pipeline import columns, dynamic, external, filtering, protect  # noqa: F401  (register)
 from jobs.pipeline.base import Component, PipelineError, component_class, flag, known_names
 from jobs.pipeline.sql import column_cache
+from jobs.systems.batch import Batch
 
 __all__ = ["Pipeline", "PipelineError", "compile_pipeline", "parse_pipeline", "validate_pipeline"]
 

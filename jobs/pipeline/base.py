@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from jobs.batch import Batch
+from jobs.systems.batch import Batch
 
 
 class PipelineError(ValueError):

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from jobs.batch import Batch, Column
 from jobs.pipeline.base import Component, first_of, flag, name_list, register
 from jobs.pipeline.types import ConversionError, convert, convert_all, make_column
+from jobs.systems.batch import Batch, Column
 
 _SCHEMA_LINE = re.compile(r"^\s*([A-Za-z][\w]*(?:\[\])?(?:\s*\([^)]*\))?)\s+(.+?)\s*$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")

@@ -6,12 +6,12 @@ import operator
 from collections.abc import Callable
 from typing import Any, cast
 
-from jobs.batch import Batch
 from jobs.expressions import ExpressionError
 from jobs.pipeline import enzo
 from jobs.pipeline.base import Component, first_of, flag, register
 from jobs.pipeline.sql import BatchExpression, current_cache
 from jobs.pipeline.types import ConversionError, convert_all, make_column
+from jobs.systems.batch import Batch
 
 # Tuple + 1-tuple through the sequence protocol directly (operator.add tries numbers first).
 _concat = cast(Callable[[tuple, tuple], tuple], operator.concat)

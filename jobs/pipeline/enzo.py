@@ -56,7 +56,7 @@ def utcnow() -> str:
 
 
 def now() -> str:
-    from jobs.schedule import time_zone
+    from jobs.schedule.quartz import time_zone
 
     return _text(dt.datetime.now(time_zone()).replace(tzinfo=None))
 

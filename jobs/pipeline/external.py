@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.batch import Batch
 from jobs.pipeline.base import Component, register
+from jobs.systems.batch import Batch
 
 
 class NotRunnable(Component):

@@ -11,11 +11,11 @@ from itertools import compress
 from operator import itemgetter
 from typing import Any
 
-from jobs.batch import Batch, Column
 from jobs.expressions import ExpressionError
 from jobs.pipeline.base import Component, column_position, first_of, flag, register
 from jobs.pipeline.sql import BatchExpression
 from jobs.pipeline.types import ConversionError, convert
+from jobs.systems.batch import Batch, Column
 
 SQL, EQUALS, CONTAINS, REGEX = 0, 1, 2, 3
 FILTER_TYPES = {

@@ -6,9 +6,9 @@ import base64
 import hashlib
 from typing import Any
 
-from jobs.batch import Batch, Column
 from jobs.pipeline.base import Component, first_of, name_list, register
 from jobs.pipeline.types import ConversionError, convert
+from jobs.systems.batch import Batch, Column
 
 ALGORITHMS = {
     "md5": "md5",

@@ -15,7 +15,6 @@ from itertools import compress
 from operator import itemgetter
 from typing import Any
 
-from jobs.batch import Batch
 from jobs.expressions import (
     CompiledCondition,
     CompiledExpression,
@@ -23,6 +22,7 @@ from jobs.expressions import (
     compile_expression,
 )
 from jobs.pipeline.fastsql import NUMERIC, FastExpression, Unsupported, Values
+from jobs.systems.batch import Batch
 
 # String literals first, so that words inside them are not taken for column names.
 _TOKENS = re.compile(

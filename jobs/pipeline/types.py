@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from jobs.batch import Column
+from jobs.systems.batch import Column
 
 # DataZen writes .NET-ish names ("String", "DateTime", "Int64") in DataDynamicColumn and
 # C#-style keywords ("long", "string(50)") in DataApplySchema; both land here, lowercased.

@@ -32,7 +32,7 @@ class Command(BaseCommand):
 
         from gateway.embedded import EmbeddedWorker
         from gateway.wsgi import application
-        from jobs.scheduler import Scheduler
+        from jobs.schedule.scheduler import Scheduler
         from jobs.services import recover_interrupted
 
         embedded_broker = settings.CELERY_BROKER_URL.startswith("memory://")

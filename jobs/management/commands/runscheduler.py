@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.scheduler import Scheduler
+from jobs.schedule.scheduler import Scheduler
 
 
 class Command(BaseCommand):

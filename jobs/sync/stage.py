@@ -24,7 +24,7 @@ from typing import Any
 
 import xxhash
 
-from jobs.changelog import dumps, loads
+from jobs.sync.changelog import dumps, loads
 
 _dumps = pickle.dumps
 _crc32 = zlib.crc32
@@ -51,10 +51,10 @@ def row_hash(row: tuple) -> int:
 
 
 def hashes_of(pickled: bytes, ends: Sequence[int]) -> list[int]:
-    """Row hashes (as in `row_hash`) of rows pickled back to back (jobs.changelog.pickle_rows).
+    """Row hashes (as in `row_hash`) of rows pickled back to back (jobs.sync.changelog.pickle_rows).
 
     The full strategy hashes rows as the change log stores them (decimals, dates and
-    timestamps as text, see jobs.changelog.encode_frame), reusing the same bytes.
+    timestamps as text, see jobs.sync.changelog.encode_frame), reusing the same bytes.
     """
     crc, adler, sign = _crc32, _adler32, _SIGN
     view = memoryview(pickled)
@@ -87,7 +87,7 @@ def xxh3_hashes_of(pickled: bytes, ends: Sequence[int]) -> list[int]:
 
 
 def batch_digest(pickled: bytes) -> int:
-    """A 64-bit digest of a whole batch as pickled by jobs.changelog.pickle_rows (every row's
+    """A 64-bit digest of a whole batch as pickled by jobs.sync.changelog.pickle_rows (every row's
     bytes back to back, keys included): two C calls over one buffer, however many rows."""
     return (_crc32(pickled) << 32 | _adler32(pickled)) - _SIGN
 
@@ -335,7 +335,7 @@ class StageStore:
         self.hash_name = HASH_XXH3
 
     def row_hashes(self, pickled: bytes, ends: Sequence[int]) -> list[int]:
-        """The hashes of pickled rows (jobs.changelog.pickle_rows) as this store keeps them."""
+        """The hashes of pickled rows (jobs.sync.changelog.pickle_rows) as this store keeps them."""
         if self.hash_name == HASH_XXH3:
             return xxh3_hashes_of(pickled, ends)
         return hashes_of(pickled, ends)

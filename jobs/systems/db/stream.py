@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine
 
-from jobs.batch import Batch
-from jobs.changelog import Frame, Header
-from jobs.targets.db import ApplyHooks, ApplyResult, WriterSettings, apply_frames
+from jobs.sync.changelog import Frame, Header
+from jobs.systems.batch import Batch
+from jobs.systems.db.writer import ApplyHooks, ApplyResult, WriterSettings, apply_frames
 
 QUEUE_FRAMES = 3  # frames waiting for the writer: bounds the memory the overlap costs
 

@@ -16,28 +16,33 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
-from jobs.batch import Batch
-from jobs.changelog import (
+from jobs.models import Execution, ExecutionStatus, Job, new_execution_id
+from jobs.runner import Cancelled, ExecutionContext
+from jobs.sync.changelog import (
     ChangeLogWriter,
     Header,
     job_folder,
     log_file_name,
     pending_logs,
 )
-from jobs.dburl import engine_for
-from jobs.models import Execution, ExecutionStatus, Job, new_execution_id
-from jobs.runner import Cancelled, ExecutionContext
-from jobs.sources.changes import (
+from jobs.sync.detect import (
     DetectionResult,
     detect_append,
     detect_full,
     detect_timestamp,
     throttled,
 )
-from jobs.sources.db import read_batches
-from jobs.stage import StageStore
-from jobs.targets.db import ApplyHooks, WriterSettings, applied_execution_id, apply_change_log
-from jobs.targets.stream import StreamingApply
+from jobs.sync.stage import StageStore
+from jobs.systems.batch import Batch
+from jobs.systems.db.reader import read_batches
+from jobs.systems.db.stream import StreamingApply
+from jobs.systems.db.url import engine_for
+from jobs.systems.db.writer import (
+    ApplyHooks,
+    WriterSettings,
+    applied_execution_id,
+    apply_change_log,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -545,7 +550,7 @@ def run_writer(ctx: ExecutionContext) -> None:
 
 
 def _ensure_state(engine: Any, job: Job) -> Any:
-    from jobs.targets.db import ensure_state
+    from jobs.systems.db.writer import ensure_state
 
     ensure_state(engine, job.guid)
     return engine

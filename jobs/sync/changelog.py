@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import zstandard
 
-from jobs.batch import Column
+from jobs.systems.batch import Column
 
 MAGIC = b"DZEDS\x01\n"
 FORMAT_VERSION = 2

@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from jobs.batch import Batch
-from jobs.changelog import ChangeLogWriter, encode_frame, pickle_rows
-from jobs.sources.db import read_batches, wrap_since
-from jobs.stage import (
+from jobs.sync.changelog import ChangeLogWriter, encode_frame, pickle_rows
+from jobs.sync.stage import (
     StageStore,
     batch_digest,
     batch_keys,
@@ -28,10 +26,12 @@ from jobs.stage import (
     encode_key,
     row_hash,
 )
+from jobs.systems.batch import Batch
+from jobs.systems.db.reader import read_batches, wrap_since
 
 if TYPE_CHECKING:
     from jobs.runner import ExecutionContext
-    from jobs.sync import ReaderSpec
+    from jobs.sync.run import ReaderSpec
 
 
 @dataclass

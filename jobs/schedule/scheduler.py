@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from jobs.agent import is_running
 from jobs.models import Execution, Job, SchedulerLease
-from jobs.schedule import QuartzSchedule
+from jobs.schedule.quartz import QuartzSchedule
 from jobs.services import JobDisabled, start_job
 
 logger = logging.getLogger(__name__)

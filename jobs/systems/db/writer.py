@@ -40,8 +40,8 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON, TypeEngine
 
-from jobs.batch import Batch, Column
-from jobs.changelog import ChangeLogReader, Frame, Header
+from jobs.sync.changelog import ChangeLogReader, Frame, Header
+from jobs.systems.batch import Batch, Column
 
 STATE_TABLE = "_datazen_state"
 DEFAULT_BATCH_COUNT = 10_000

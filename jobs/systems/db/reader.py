@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from jobs.batch import Batch, Column
+from jobs.systems.batch import Batch, Column
 
 Converter = Callable[[Any], Any]
 

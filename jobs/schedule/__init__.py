@@ -1,0 +1,1 @@
+"""When jobs run: Quartz cron schedules, the scheduler, triggers after a run."""

@@ -1,1 +1,0 @@
-"""Sources: read a kind of system as typed batches (db: SQL databases); change detection."""

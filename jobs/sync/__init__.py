@@ -1,0 +1,1 @@
+"""The data path of a DataZen job: spec → read → pipeline → detect → change log → write."""

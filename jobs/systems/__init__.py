@@ -1,0 +1,1 @@
+"""Connectors: one package per kind of system, each a Reader and a Writer (see base.py)."""

@@ -1,0 +1,1 @@
+"""SQL databases (SQLite, PostgreSQL, MySQL/MariaDB) through SQLAlchemy Core."""

@@ -1,1 +1,0 @@
-"""Targets: apply change logs to a kind of system (db: SQL databases; stream: while reading)."""
