@@ -7,7 +7,7 @@ from rest_framework.views import exception_handler
 
 from gateway.api_errors import error_message
 from jobs.crypto import SecretError
-from jobs.definitions import DefinitionError
+from jobs.definitions import DefinitionError, JobConflict, JobNotFound
 from jobs.history import HistoryError
 from jobs.services import JobDisabled
 
@@ -16,14 +16,21 @@ def error_response(message: str, status: int) -> Response:
     return Response({"Error": message, "StatusCode": status}, status=status)
 
 
+# Domain refusals from jobs/ carry no HTTP status: this is where DataZen's are decided.
+# The most specific class comes first.
+DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (JobNotFound, 404),
+    (JobConflict, 409),
+    (DefinitionError, 400),
+    (HistoryError, 400),
+    (JobDisabled, 409),
+)
+
+
 def datazen_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    # Domain refusals from jobs/ carry their own message; map them to the vendor's error body.
-    if isinstance(exc, DefinitionError):
-        return error_response(exc.message, exc.status_code)
-    if isinstance(exc, HistoryError):
-        return error_response(str(exc), 400)
-    if isinstance(exc, JobDisabled):
-        return error_response(str(exc), 409)
+    for kind, status in DOMAIN_STATUS:
+        if isinstance(exc, kind):
+            return error_response(str(exc), status)
     if isinstance(exc, SecretError):
         return error_response(f"Server configuration: {exc}.", 500)
     response = exception_handler(exc, context)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from jobs import agent, pipeline, services
 from jobs.models import Execution, Job, JobKind, JobStatus, new_guid
 from jobs.schedule import quartz, triggers
+from jobs.sync import spec
 
 MAX_KEY_LENGTH = 400
 DIRECT_WRITER_PREFIX = "__"
@@ -28,21 +29,17 @@ RUN_OPTIONS = ("resync", "recreate", "testrun")
 class DefinitionError(Exception):
     """A job definition or request the gateway refuses; the message says why."""
 
-    status_code = 400
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
 class JobNotFound(DefinitionError):
-    status_code = 404
+    """No (visible) job has the guid or key asked for."""
 
 
 class JobConflict(DefinitionError):
     """A job key or guid already in use, or a job in a state that forbids the change."""
-
-    status_code = 409
 
 
 # --- which jobs a query sees ---------------------------------------------------------------
@@ -109,32 +106,13 @@ def validate_cron(expression: str) -> None:
         raise DefinitionError(str(exc)) from exc
 
 
-def parse_pipeline(value: Any, where: str) -> list[dict[str, Any]]:
-    """PipelineDef as a list, whether it came as an array, a JSON string, null or ""."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise DefinitionError(
-                f"{where}.PipelineDef is a string but not valid JSON "
-                f"(line {exc.lineno}, column {exc.colno}: {exc.msg})."
-            ) from exc
-        if value is None:
-            return []
-    if isinstance(value, dict):  # one component sent on its own
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise DefinitionError(f"{where}.PipelineDef must be an array of pipeline components.")
-    return value
-
-
 def validate_pipeline(value: Any, where: str) -> None:
     """Known component types with sensible settings; the stored value stays as it was sent."""
-    components = parse_pipeline(value, where)
     try:
+        components = spec.components(value, where)
         pipeline.validate_pipeline(components)
+    except spec.SpecError as exc:
+        raise DefinitionError(str(exc)) from exc
     except ValueError as exc:  # PipelineError names the step and the component
         raise DefinitionError(f"{where}.PipelineDef: {exc}") from exc
 
@@ -146,22 +124,11 @@ def validate_job_triggers(json_data: dict[str, Any], where: str) -> None:
         raise DefinitionError(f"{where}.JsonData.JobTriggers: {exc}") from exc
 
 
-def _string(obj: dict[str, Any], name: str, where: str) -> str:
-    value = obj.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise DefinitionError(f"{where}.{name} must be a string.")
-    return value
-
-
 def _bool(obj: dict[str, Any], name: str, where: str, default: bool) -> bool:
-    value = obj.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise DefinitionError(f"{where}.{name} must be true or false.")
-    return value
+    try:
+        return spec.flag(obj.get(name), f"{where}.{name}", default=default)
+    except spec.SpecError as exc:
+        raise DefinitionError(str(exc)) from exc
 
 
 def _pointer(value: Any) -> str:
@@ -215,9 +182,7 @@ def read_payload(body: Any, *, dynamic: bool = False) -> Payload:
     for where, obj in (("JobReader", reader), ("JobWriter", writer)):
         if obj is None:
             continue
-        for name in ("Guid", "JobKey", "ConnectionString", "CronSchedule", "Path", "SourceJobKey"):
-            _string(obj, name, where)
-        _bool(obj, "Active", where, True)
+        _check_fields(obj, where)
         key = obj.get("JobKey") or ""
         if len(key) > MAX_KEY_LENGTH:
             raise DefinitionError(f"{where}.JobKey is longer than {MAX_KEY_LENGTH} characters.")
@@ -230,16 +195,35 @@ def read_payload(body: Any, *, dynamic: bool = False) -> Payload:
             validate_cron(cron.strip())
         validate_pipeline(obj.get("PipelineDef"), where)
         json_data = obj.get("JsonData")
-        if json_data is not None and not isinstance(json_data, dict):
+        if json_data is not None and not isinstance(json_data, dict | str):
             raise DefinitionError(f"{where}.JsonData must be an object or null.")
         if json_data:
-            validate_job_triggers(json_data, where)
+            validate_job_triggers(_parsed(spec.json_object, json_data, f"{where}.JsonData"), where)
     if writer is not None and reader is None and not dynamic and not writer.get("SourceJobKey"):
         raise DefinitionError(
             "A JobWriter needs a JobReader: send both (a direct job), or name an existing "
             "reader in JobWriter.SourceJobKey."
         )
     return Payload(reader=reader, writer=writer)
+
+
+def _parsed(parse: Any, *args: Any, **kwargs: Any) -> Any:
+    """A spec parser's result, its SpecError as the API's DefinitionError."""
+    try:
+        return parse(*args, **kwargs)
+    except spec.SpecError as exc:
+        raise DefinitionError(str(exc)) from exc
+
+
+def _check_fields(obj: dict[str, Any], where: str) -> None:
+    """Every field a run reads, read now by the same parser, so a saved job can run."""
+    for name in ("Guid", "JobKey", "ConnectionString", "CronSchedule", "Path", "SourceJobKey"):
+        _parsed(spec.text, obj.get(name), f"{where}.{name}")
+    _bool(obj, "Active", where, True)
+    if where == "JobReader":
+        _parsed(spec.ReaderSpec.parse, obj, where)
+    else:
+        _parsed(spec.WriterSpec.parse, obj, where=where)
 
 
 def _columns(kind: str, definition: dict[str, Any]) -> dict[str, Any]:
@@ -533,7 +517,7 @@ def run_options(values: dict[str, str | None]) -> dict[str, bool]:
             continue
         if raw not in ("0", "1", "true", "false"):
             raise DefinitionError(f"The '{name}' parameter must be 0 or 1.")
-        options[name] = raw in ("1", "true")
+        options[name] = spec.flag(raw)
     return options
 
 

@@ -357,7 +357,7 @@ def test_empty_body_is_refused(datazen) -> None:
         (lambda b: b["JobWriter"].update(PipelineDef='[{"Name": '), 400, "line 1"),
         (lambda b: b["JobReader"].update(JobKey=""), 400, "JobKey is required"),
         (lambda b: b["JobReader"].update(ConnectionString=""), 400, "ConnectionString"),
-        (lambda b: b["JobReader"].update(Active="yes"), 400, "Active"),
+        (lambda b: b["JobReader"].update(Active="maybe"), 400, "Active"),
         (lambda b: b["JobReader"].update(JsonData=[]), 400, "JsonData"),
         (lambda b: b.update(JobReader=None), 400, "needs a JobReader"),
         (lambda b: b.update(JobReader=None, JobWriter=None), 400, "At least one"),

@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from jobs.pipeline import columns, dynamic, external, filtering, protect  # noqa: F401  (register)
 from jobs.pipeline.base import Component, PipelineError, component_class, flag, known_names
 from jobs.pipeline.sql import column_cache
+from jobs.sync import spec
 from jobs.systems.batch import Batch
 
 __all__ = ["Pipeline", "PipelineError", "compile_pipeline", "parse_pipeline", "validate_pipeline"]
@@ -55,27 +55,10 @@ class Pipeline:
 
 def parse_pipeline(defs: Any) -> list[dict[str, Any]]:
     """PipelineDef as sent: a list, a JSON-encoded list (writers), one object, or None."""
-    if defs is None:
-        return []
-    if isinstance(defs, str):
-        if not defs.strip():
-            return []
-        try:
-            defs = json.loads(defs)
-        except json.JSONDecodeError as exc:
-            raise PipelineError(
-                f"PipelineDef is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-        if defs is None:
-            return []
-    if isinstance(defs, dict):
-        defs = [defs]
-    if not isinstance(defs, list):
-        raise PipelineError(f"PipelineDef must be a list of components, not {type(defs).__name__}")
-    for step, entry in enumerate(defs, 1):
-        if not isinstance(entry, dict):
-            raise PipelineError(f"Pipeline step {step} is not an object")
-    return defs
+    try:
+        return spec.components(defs, "")
+    except spec.SpecError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def _name(entry: dict[str, Any], step: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from jobs.sync import spec
 from jobs.systems.batch import Batch
 
 
@@ -54,11 +55,11 @@ def known_names() -> list[str]:
 
 
 def flag(config: dict[str, Any], key: str, default: bool = False) -> bool:
-    """A vendor boolean: true/false, 0/1 or their text forms."""
-    value = config.get(key, default)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value) if value is not None else default
+    """A vendor boolean setting of a component, read by the definitions' one rule."""
+    try:
+        return spec.flag(config.get(key), key, default=default)
+    except spec.SpecError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def name_list(value: Any) -> list[str]:

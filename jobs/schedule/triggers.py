@@ -19,6 +19,7 @@ from django.db.models import Q
 from jobs.agent import is_running
 from jobs.models import Execution, ExecutionStatus, Job, JobKind, LogLevel
 from jobs.services import JobDisabled, start_job
+from jobs.sync import spec
 
 logger = logging.getLogger(__name__)
 
@@ -144,13 +145,10 @@ def validate_triggers(json_data: Any) -> None:
 def _json_data(definition: Any) -> dict[str, Any]:
     if not isinstance(definition, dict):
         return {}
-    data = definition.get("JsonData")
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError:
-            return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        return spec.json_object(definition.get("JsonData"), "JsonData")
+    except spec.SpecError:
+        return {}  # refused when the job was saved; a run does not fail on its triggers
 
 
 def job_triggers(job: Job) -> list[Trigger]:
@@ -160,7 +158,10 @@ def job_triggers(job: Job) -> list[Trigger]:
     raw = data.get("JobTriggers", definition.get("JobTriggers"))
     flag = data.get("JobTriggersEnabled", definition.get("JobTriggersEnabled"))
     # No flag at all but a list: the client meant them on. An explicit false turns them off.
-    if flag is not None and str(flag).lower() in ("false", "0"):
+    try:
+        if not spec.flag(flag, "JobTriggersEnabled", default=True):
+            return []
+    except spec.SpecError:
         return []
     try:
         return parse_triggers(raw)
