@@ -1,7 +1,10 @@
 """The runner that wraps every execution: claim → mark started → work → mark finished.
 
-What the work is depends on the execution's listener type (`WORK`); the work gets an
-`ExecutionContext` to log, report progress and notice a stop request.
+What the work is depends on the execution's listener type: each kind of work is registered
+in code (`register_work`, done in jobs.apps) and gets an `ExecutionContext` to log, report
+progress and notice a stop request. Hooks registered with `after_finish` (the job triggers)
+run once an execution has ended. This module imports no engine code, so every engine module
+can use it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from jobs.models import (
     Execution,
@@ -28,12 +30,30 @@ from jobs.models import (
 
 logger = logging.getLogger(__name__)
 
-# What runs for each listener type; dotted paths so this module imports no engine code.
-WORK: dict[str, str] = {
-    "reader": "jobs.sync.run.run_reader",
-    "writer": "jobs.sync.run.run_writer",
-    "flow": "jobs.flows.execute.run_flow",
-}
+Work = Callable[["ExecutionContext"], None]
+FinishHook = Callable[[Execution], object]
+
+_work: dict[str, Work] = {}
+_after_finish: list[FinishHook] = []
+
+
+def register_work(listener_type: str, work: Work) -> None:
+    """What runs for executions of `listener_type` (reader, writer, flow)."""
+    _work[listener_type] = work
+
+
+def after_finish(hook: FinishHook) -> None:
+    """Call `hook(execution)` once every execution has ended (registered once, at start)."""
+    if hook not in _after_finish:
+        _after_finish.append(hook)
+
+
+def work_for(listener_type: str) -> Work:
+    try:
+        return _work[listener_type]
+    except KeyError:
+        raise ValueError(f"No work is registered for {listener_type!r} executions.") from None
+
 
 # How often a running job re-reads its stop flag from the database.
 CANCEL_POLL_SECONDS = 0.5
@@ -120,17 +140,16 @@ def run_claimed(
     execution: Execution, work: Callable[[ExecutionContext], None] | None = None
 ) -> Execution:
     """Run a claimed execution to its end and record how it ended."""
-    work = work or import_string(WORK[execution.listener_type])
     context = ExecutionContext(execution)
     status = ExecutionStatus.SUCCEEDED
     error = ""
     try:
-        work(context)
+        (work or work_for(execution.listener_type))(context)
     except Cancelled as exc:
         status, error = ExecutionStatus.CANCELLED, str(exc)
         context.warning(error)
     except Exception as exc:  # the job failed: record the source or target system's message
-        status, error = ExecutionStatus.FAILED, _message(exc)
+        status, error = ExecutionStatus.FAILED, error_message(exc)
         logger.exception("execution %s failed", execution.pk)
         context.error(error)
     finish(execution, status, error)
@@ -151,10 +170,12 @@ def finish(execution: Execution, status: str, error: str = "") -> None:
             Job.objects.filter(pk=execution.job_id).update(
                 status=JobStatus.READY, last_run_time=execution.started_at or now
             )
-    import_string("jobs.schedule.triggers.fire_after")(execution)  # JobTriggers start what follows
+    for hook in _after_finish:
+        hook(execution)
 
 
-def _message(exc: BaseException) -> str:
+def error_message(exc: BaseException) -> str:
+    """What a failed run reports: the source or target system's own words where it has them."""
     # SQLAlchemy wraps the driver's error; its `orig` carries the source system's own words.
     orig = getattr(exc, "orig", None)
     text = str(orig) if orig is not None else str(exc)

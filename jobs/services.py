@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Execution, ExecutionStatus, Job, JobStatus
+from jobs.tasks import run_execution
 
 
 class JobDisabled(Exception):
@@ -16,8 +17,6 @@ class JobDisabled(Exception):
 
 def queue(execution: Execution) -> None:
     """Send the execution to a worker once the transaction that created it commits."""
-    from jobs.tasks import run_execution
-
     transaction.on_commit(lambda: run_execution.delay(execution.pk))
 
 

@@ -18,6 +18,7 @@ from django.db.models import Q
 
 from jobs.agent import is_running
 from jobs.models import Execution, ExecutionStatus, Job, JobKind, LogLevel
+from jobs.runner import ExecutionContext
 from jobs.services import JobDisabled, start_job
 from jobs.sync import spec
 
@@ -326,8 +327,6 @@ class _Log:
     """Writes to the finished run's own log, where a user looks for why nothing started."""
 
     def __init__(self, execution: Execution) -> None:
-        from jobs.runner import ExecutionContext
-
         self.context = ExecutionContext(execution)
 
     def __call__(self, message: str, level: int) -> None:

@@ -1,7 +1,9 @@
-"""Change detection over a source's batches: full (synthetic CDC), timestamp, append-only.
+"""Change detection: one loop over a source's batches, with a strategy per kind of sync.
 
-Each strategy streams batches into the change log and returns what the reader commits once
-that log is durable (the stage store, the timestamp pointers).
+`detect` reads, runs the pipeline, and hands each batch to the strategy, which writes what
+changed to the change log: `FullStrategy` (synthetic CDC by row hash against the stage store),
+`TimestampStrategy` (rows past the pointer), `AppendStrategy` (every row). What the strategy
+keeps (stage store, pointers) is committed by the run once the change log is durable.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from sqlalchemy import Engine
-
+from jobs.runner import ExecutionContext
 from jobs.sync.changelog import ChangeLogWriter, encode_frame, pickle_rows
+from jobs.sync.spec import ReaderSpec
 from jobs.sync.stage import (
     StageStore,
     batch_digest,
@@ -26,12 +28,8 @@ from jobs.sync.stage import (
     encode_key,
     row_hash,
 )
+from jobs.systems.base import Reader, Since
 from jobs.systems.batch import Batch
-from jobs.systems.db.reader import read_batches, wrap_since
-
-if TYPE_CHECKING:
-    from jobs.runner import ExecutionContext
-    from jobs.sync.run import ReaderSpec
 
 
 @dataclass
@@ -45,6 +43,7 @@ class DetectionResult:
 
 
 PROGRESS_SECONDS = 0.5
+DELETE_BATCH_ROWS = 10_000
 
 
 def throttled(progress: Callable[..., None]) -> Callable[..., None]:
@@ -88,36 +87,91 @@ def _timed(batches: Iterator[Batch], result: DetectionResult) -> Iterator[Batch]
         yield batch
 
 
-def detect_full(
+class Strategy(Protocol):
+    """How one kind of sync turns the source's batches into changes."""
+
+    def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]: ...
+
+    def take(self, batch: Batch, log: ChangeLogWriter) -> None: ...
+
+    def finish(self, log: ChangeLogWriter, result: DetectionResult) -> None: ...
+
+    def commit(self) -> None:
+        """Keep what this run saw (stage store, pointers): called once the log is durable."""
+        ...
+
+
+def detect(
     *,
     ctx: ExecutionContext,
-    engine: Engine,
-    spec: ReaderSpec,
-    stage: StageStore,
+    reader: Reader,
+    strategy: Strategy,
     pipeline: Callable[[Batch], Batch],
     open_log: Callable[[Batch], ChangeLogWriter],
     batch_size: int,
-    full: bool,
 ) -> DetectionResult:
-    """Compare every row's hash with the last run's, by key: inserts, updates, deletes."""
-    result = DetectionResult(commit_stage=stage.commit)
+    """Read every batch through the pipeline into the strategy; the change log gets the rest."""
+    result = DetectionResult(commit_stage=strategy.commit)
     report = throttled(ctx.progress)
-    stage.begin(full=full)
-    if stage.full:
-        ctx.log("No previous run to compare with (or resync): every row is sent.")
-    positions: list[int] | None = None
     log: ChangeLogWriter | None = None
-    for batch in _timed(
-        read_batches(engine, spec.sql, batch_size=batch_size, limit=spec.top_n), result
-    ):
+    for batch in _timed(strategy.batches(reader, batch_size), result):
         started = time.perf_counter()
         ctx.raise_if_cancelled()
         batch = pipeline(batch)
         log = open_log(batch)
-        if positions is None:
-            positions = key_positions(batch, spec.keys)
+        strategy.take(batch, log)
+        result.rows_read += len(batch.rows)
+        result.detect_seconds += time.perf_counter() - started
+        report(records_available=result.rows_read, record_count=log.upserts)
+    assert log is not None  # every source yields at least one (maybe empty) batch
+    strategy.finish(log, result)
+    return result
+
+
+def strategy_for(
+    ctx: ExecutionContext,
+    spec: ReaderSpec,
+    stage: StageStore,
+    *,
+    full: bool,
+    pointer_text: str = "",
+    del_pointer_text: str = "",
+) -> Strategy:
+    if spec.strategy == "timestamp":
+        return TimestampStrategy(
+            ctx,
+            spec,
+            stage,
+            full=full,
+            pointer_text=pointer_text,
+            del_pointer_text=del_pointer_text,
+        )
+    if spec.strategy == "full":
+        return FullStrategy(ctx, spec, stage, full=full)
+    return AppendStrategy(ctx, spec)
+
+
+class FullStrategy:
+    """Compare every row's hash with the last run's, by key: inserts, updates, deletes."""
+
+    def __init__(
+        self, ctx: ExecutionContext, spec: ReaderSpec, stage: StageStore, *, full: bool
+    ) -> None:
+        self.ctx, self.spec, self.stage = ctx, spec, stage
+        stage.begin(full=full)
+        if stage.full:
+            ctx.log("No previous run to compare with (or resync): every row is sent.")
+        self.positions: list[int] | None = None
+
+    def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]:
+        return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
+
+    def take(self, batch: Batch, log: ChangeLogWriter) -> None:
+        if self.positions is None:
+            self.positions = key_positions(batch, self.spec.keys)
+        stage = self.stage
         rows = batch.rows
-        keys = batch_keys(rows, positions)
+        keys = batch_keys(rows, self.positions)
         encoded = encode_frame(rows, [c.type for c in batch.columns])
         pickled, ends = pickle_rows(encoded[1])
         changed = stage.changed(
@@ -132,46 +186,40 @@ def detect_full(
                 (encoded[0], [encoded[1][i] for i in changed]),
                 b"".join(pickled[starts[i] : ends[i]] for i in changed),
             )
-        result.rows_read += len(rows)
-        result.detect_seconds += time.perf_counter() - started
-        report(records_available=result.rows_read, record_count=log.upserts)
-    assert log is not None
-    if spec.top_n is not None:
-        ctx.warning("TopNOverride limits the read: deleted records are not detected.")
-    else:
-        width = len(spec.keys)
-        for stored in stage.deleted(batch_size):
-            ctx.raise_if_cancelled()
-            log.write_deletes([decode_key(k, width) for k in stored])
-    ctx.log(f"{result.rows_read} rows read; {log.upserts} new or changed, {log.deletes} deleted.")
-    return result
+
+    def finish(self, log: ChangeLogWriter, result: DetectionResult) -> None:
+        if self.spec.top_n is not None:
+            self.ctx.warning("TopNOverride limits the read: deleted records are not detected.")
+        else:
+            width = len(self.spec.keys)
+            for stored in self.stage.deleted(DELETE_BATCH_ROWS):
+                self.ctx.raise_if_cancelled()
+                log.write_deletes([decode_key(k, width) for k in stored])
+        self.ctx.log(
+            f"{result.rows_read} rows read; {log.upserts} new or changed, {log.deletes} deleted."
+        )
+
+    def commit(self) -> None:
+        self.stage.commit()
 
 
-def detect_append(
-    *,
-    ctx: ExecutionContext,
-    engine: Engine,
-    spec: ReaderSpec,
-    stage: StageStore,
-    pipeline: Callable[[Batch], Batch],
-    open_log: Callable[[Batch], ChangeLogWriter],
-    batch_size: int,
-) -> DetectionResult:
+class AppendStrategy:
     """No keys, no timestamp: every row read is appended to the target."""
-    result = DetectionResult()
-    report = throttled(ctx.progress)
-    log: ChangeLogWriter | None = None
-    for batch in _timed(
-        read_batches(engine, spec.sql, batch_size=batch_size, limit=spec.top_n), result
-    ):
-        ctx.raise_if_cancelled()
-        batch = pipeline(batch)
-        log = open_log(batch)
+
+    def __init__(self, ctx: ExecutionContext, spec: ReaderSpec) -> None:
+        self.ctx, self.spec = ctx, spec
+
+    def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]:
+        return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
+
+    def take(self, batch: Batch, log: ChangeLogWriter) -> None:
         log.write_upserts(batch.rows)
-        result.rows_read += len(batch.rows)
-        report(records_available=result.rows_read, record_count=log.upserts)
-    ctx.log(f"{result.rows_read} rows read; all appended.")
-    return result
+
+    def finish(self, log: ChangeLogWriter, result: DetectionResult) -> None:
+        self.ctx.log(f"{result.rows_read} rows read; all appended.")
+
+    def commit(self) -> None:
+        pass  # nothing is remembered between append runs
 
 
 # -- timestamp ---------------------------------------------------------------------------------
@@ -265,88 +313,86 @@ class _Pointer:
         )
 
 
-def detect_timestamp(
-    *,
-    ctx: ExecutionContext,
-    engine: Engine,
-    spec: ReaderSpec,
-    stage: StageStore,
-    pipeline: Callable[[Batch], Batch],
-    open_log: Callable[[Batch], ChangeLogWriter],
-    batch_size: int,
-    full: bool,
-    pointer_text: str,
-    del_pointer_text: str,
-) -> DetectionResult:
+class TimestampStrategy:
     """Rows at or past LastTsPointer; rows at the pointer already sent are dropped."""
-    stage.begin(full=True)
-    if full:
-        stage.reset()
-    pointer = _Pointer(stage, "ts_pointer", pointer_text, full=full)
-    del_pointer = _Pointer(stage, "ts_del_pointer", del_pointer_text, full=full)
 
-    identities: list[Callable[[tuple], str]] = []
+    def __init__(
+        self,
+        ctx: ExecutionContext,
+        spec: ReaderSpec,
+        stage: StageStore,
+        *,
+        full: bool,
+        pointer_text: str,
+        del_pointer_text: str,
+    ) -> None:
+        self.ctx, self.spec, self.stage = ctx, spec, stage
+        stage.begin(full=True)
+        if full:
+            stage.reset()
+        self.pointer = _Pointer(stage, "ts_pointer", pointer_text, full=full)
+        self.del_pointer = _Pointer(stage, "ts_del_pointer", del_pointer_text, full=full)
+        self.identity: Callable[[tuple], str] | None = None
+        self.ts_at = -1
+        self.deletes: list[tuple] = []
+        self.skipped = 0
+        self.tracks_deletes = bool(spec.deleted_method and spec.deleted_sql)
 
-    def commit() -> None:
-        if identities:
-            pointer.save(identities[0])
-        del_pointer.save(_key_identity)
-        stage.commit()
-
-    result = DetectionResult(commit_stage=commit)
-    report = throttled(ctx.progress)
-    # Deletes go first in the log: a key deleted and then inserted again ends up present.
-    deletes: list[tuple] = []
-    if spec.deleted_method and spec.deleted_sql:
-        deletes = _deleted_records(ctx, engine, spec, del_pointer, batch_size)
-    if pointer.value is None:
-        ctx.log("No LastTsPointer: reading every row.")
-        source = read_batches(engine, spec.sql, batch_size=batch_size, limit=spec.top_n)
-    else:
-        ctx.log(f"Reading rows with {spec.timestamp_col} >= {format_pointer(pointer.value)}.")
-        sql = wrap_since(engine, spec.sql, spec.timestamp_col)
-        source = read_batches(
-            engine, sql, params=(pointer.value,), batch_size=batch_size, limit=spec.top_n
+    def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]:
+        # Deletes go first in the log: a key deleted and then inserted again ends up present.
+        if self.tracks_deletes:
+            self.deletes = _deleted_records(
+                self.ctx, reader, self.spec, self.del_pointer, batch_size
+            )
+        value = self.pointer.value
+        if value is None:
+            self.ctx.log("No LastTsPointer: reading every row.")
+            return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
+        self.ctx.log(f"Reading rows with {self.spec.timestamp_col} >= {format_pointer(value)}.")
+        return reader.batches(
+            batch_size=batch_size,
+            limit=self.spec.top_n,
+            since=Since(self.spec.timestamp_col, value),
         )
-    log: ChangeLogWriter | None = None
-    skipped = 0
-    for batch in _timed(source, result):
-        started = time.perf_counter()
-        ctx.raise_if_cancelled()
-        batch = pipeline(batch)
-        log = open_log(batch)
-        if deletes:
-            log.write_deletes(deletes)
-            deletes = []
-        ts_at = key_positions(batch, [spec.timestamp_col], "TimestampCol")[0]
-        if not identities:
-            identities.append(_row_identity(batch, spec.keys))
-        identity = identities[0]
+
+    def take(self, batch: Batch, log: ChangeLogWriter) -> None:
+        if self.deletes:
+            log.write_deletes(self.deletes)
+            self.deletes = []
+        if self.identity is None:
+            self.ts_at = key_positions(batch, [self.spec.timestamp_col], "TimestampCol")[0]
+            self.identity = _row_identity(batch, self.spec.keys)
+        identity, ts_at, pointer = self.identity, self.ts_at, self.pointer
         fresh = []
         for row in batch.rows:
             ts = row[ts_at]
             if ts == pointer.value and pointer.already_sent(ts, identity(row)):
-                skipped += 1
+                self.skipped += 1
                 continue
             pointer.saw(ts, row)
             fresh.append(row)
         log.write_upserts(fresh)
-        result.rows_read += len(batch.rows)
-        result.detect_seconds += time.perf_counter() - started
-        report(records_available=result.rows_read, record_count=log.upserts)
-    assert log is not None
-    if skipped:
-        ctx.log(f"{skipped} rows at the pointer were sent by an earlier run: skipped.")
-    ctx.log(f"{result.rows_read} rows read; {log.upserts} sent, {log.deletes} deleted.")
-    result.pointer_text = pointer.text()
-    if spec.deleted_method and spec.deleted_sql:
-        result.del_pointer_text = del_pointer.text()
-    return result
+
+    def finish(self, log: ChangeLogWriter, result: DetectionResult) -> None:
+        if self.skipped:
+            self.ctx.log(
+                f"{self.skipped} rows at the pointer were sent by an earlier run: skipped."
+            )
+        self.ctx.log(f"{result.rows_read} rows read; {log.upserts} sent, {log.deletes} deleted.")
+        result.pointer_text = self.pointer.text()
+        if self.tracks_deletes:
+            result.del_pointer_text = self.del_pointer.text()
+
+    def commit(self) -> None:
+        if self.identity is not None:
+            self.pointer.save(self.identity)
+        self.del_pointer.save(_key_identity)
+        self.stage.commit()
 
 
 def _deleted_records(
     ctx: ExecutionContext,
-    engine: Engine,
+    reader: Reader,
     spec: ReaderSpec,
     pointer: _Pointer,
     batch_size: int,
@@ -354,11 +400,8 @@ def _deleted_records(
     """Keys returned by DeletedRecordsSQL (past LastTsDelPointer when it has the TimestampCol)."""
     if not spec.keys:
         raise ValueError("DeletedRecordsSQL needs UpsertColumns to know which rows to delete.")
-    if pointer.value is None:
-        source = read_batches(engine, spec.deleted_sql, batch_size=batch_size)
-    else:
-        sql = wrap_since(engine, spec.deleted_sql, spec.timestamp_col)
-        source = read_batches(engine, sql, params=(pointer.value,), batch_size=batch_size)
+    since = None if pointer.value is None else Since(spec.timestamp_col, pointer.value)
+    source = reader.deleted_keys(batch_size=batch_size, since=since)
     found: list[tuple] = []
     for batch in source:
         ctx.raise_if_cancelled()

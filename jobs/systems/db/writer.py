@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON, TypeEngine
 
 from jobs.sync.changelog import ChangeLogReader, Frame, Header
+from jobs.systems.base import ApplyHooks, ApplyResult
 from jobs.systems.batch import Batch, Column
 
 STATE_TABLE = "_datazen_state"
@@ -57,25 +58,6 @@ class WriterSettings:
     exec_timeout: int = 0
     recreate: bool = False
     auto_recreate: bool = False
-
-
-@dataclass
-class ApplyHooks:
-    """What the writer needs from its run: cancellation, progress, log, the pipeline."""
-
-    check_cancel: Callable[[], None] = lambda: None
-    progress: Callable[[int, int], None] = lambda upserts, deletes: None
-    log: Callable[[str], None] = lambda message: None
-    transform: Callable[[Batch], Batch] = lambda batch: batch
-    # Called after each chunk is written (tests use it to kill a worker mid-apply).
-    after_chunk: Callable[[int], None] = lambda rows: None
-
-
-@dataclass
-class ApplyResult:
-    applied: bool
-    upserts: int = 0
-    deletes: int = 0
 
 
 def parse_target(name: str) -> tuple[str | None, str]:

@@ -12,11 +12,9 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Engine
-
 from jobs.sync.changelog import Frame, Header
+from jobs.systems.base import ApplyHooks, ApplyResult, Writer
 from jobs.systems.batch import Batch
-from jobs.systems.db.writer import ApplyHooks, ApplyResult, WriterSettings, apply_frames
 
 QUEUE_FRAMES = 3  # frames waiting for the writer: bounds the memory the overlap costs
 
@@ -37,15 +35,13 @@ class StreamingApply:
 
     def __init__(
         self,
-        engine: Engine,
-        settings: WriterSettings,
+        writer: Writer,
         execution_id: str,
         *,
         transform: Callable[[Batch], Batch],
         recreate: bool = False,
     ) -> None:
-        self._engine = engine
-        self._settings = settings
+        self._writer = writer
         self._execution_id = execution_id
         self._transform = transform
         self._recreate = recreate
@@ -120,14 +116,8 @@ class StreamingApply:
             transform=self._transform,
         )
         try:
-            self.result = apply_frames(
-                self._engine,
-                header,
-                self._frames(),
-                self._execution_id,
-                self._settings,
-                hooks,
-                recreate=self._recreate,
+            self.result = self._writer.apply(
+                header, self._frames(), self._execution_id, hooks, recreate=self._recreate
             )
         except _NothingToApply:
             self.result = ApplyResult(applied=False)

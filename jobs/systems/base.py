@@ -1,0 +1,117 @@
+"""The connector interface: what the data path asks of every kind of system.
+
+A `System` opens `Reader`s (a connection + a reader spec → typed batches) and `Writer`s
+(change-log frames → the target, idempotently). `jobs.systems.registry` finds the system of a
+job's connection; the data path (`jobs.sync.run`) only ever talks to these interfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jobs.sync.changelog import Frame, Header
+from jobs.sync.spec import ReaderSpec, WriterSpec
+from jobs.systems.batch import Batch
+
+
+class UnsupportedSystem(ValueError):
+    """No connector for the system a definition names (or a feature it lacks)."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A job's `ConnectionString` resolved: a stored key's system and value, or inline text."""
+
+    key: str | None
+    system: str
+    kind: str  # ConnectionType: DB, HTTP, Drive, Messaging, BigData
+    value: str
+
+    def describe(self) -> str:
+        name = f"connection '{self.key}'" if self.key else "the inline connection string"
+        return f"{name} ({self.kind}{', ' + self.system if self.system else ''})"
+
+
+@dataclass(frozen=True)
+class Since:
+    """Read only rows whose `column` is at or past `value` (a high-water mark)."""
+
+    column: str
+    value: Any
+
+
+class Reader(Protocol):
+    """An open source. Batches are never the whole source: a run streams them."""
+
+    def batches(
+        self, *, batch_size: int, limit: int | None = None, since: Since | None = None
+    ) -> Iterator[Batch]:
+        """The source's rows; `since` is pushed down to the system (the pointer strategy)."""
+        ...
+
+    def deleted_keys(self, *, batch_size: int, since: Since | None = None) -> Iterator[Batch]:
+        """Rows naming deleted records (`DeletedRecordsSQL`); raises UnsupportedSystem if none."""
+        ...
+
+
+@dataclass
+class ApplyHooks:
+    """What a writer needs from its run: cancellation, progress, log, the pipeline."""
+
+    check_cancel: Callable[[], None] = lambda: None
+    progress: Callable[[int, int], None] = lambda upserts, deletes: None
+    log: Callable[[str], None] = lambda message: None
+    transform: Callable[[Batch], Batch] = lambda batch: batch
+    # Called after each chunk is written (tests use it to kill a worker mid-apply).
+    after_chunk: Callable[[int], None] = lambda rows: None
+
+
+@dataclass
+class ApplyResult:
+    applied: bool
+    upserts: int = 0
+    deletes: int = 0
+
+
+class Writer(Protocol):
+    """An open target. `apply` is idempotent: a change log already applied is skipped."""
+
+    def applied_position(self) -> str:
+        """The last ExecutionId the target committed for this writer ('' when none)."""
+        ...
+
+    def apply(
+        self,
+        header: Header,
+        frames: Iterable[Frame],
+        execution_id: str,
+        hooks: ApplyHooks,
+        *,
+        recreate: bool = False,
+    ) -> ApplyResult:
+        """Apply one change log's frames and record `execution_id`, atomically where it can."""
+        ...
+
+    def run_script(self, script: str) -> None:
+        """`InitScript` / `FinalScript`; raises UnsupportedSystem where there is no such thing."""
+        ...
+
+    def streams_beside(self, reader: Reader) -> bool:
+        """Whether applying while `reader` reads gains anything (one SQLite file: it does not)."""
+        ...
+
+
+class System(Protocol):
+    """A kind of system: opens readers and writers on its connections, and tests them."""
+
+    kind: str
+
+    def reader(self, connection: Connection, spec: ReaderSpec) -> Reader: ...
+
+    def writer(self, connection: Connection, spec: WriterSpec, writer_guid: str) -> Writer: ...
+
+    def check(self, connection: Connection) -> str:
+        """Really connect; a short description, or an exception with the system's message."""
+        ...
