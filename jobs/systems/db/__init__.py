@@ -113,7 +113,7 @@ class DatabaseWriter:
 
 
 class DatabaseSystem:
-    kind = ConnectionType.DB
+    kind: str = ConnectionType.DB.value
 
     def reader(self, connection: Connection, spec: ReaderSpec) -> DatabaseReader:
         return DatabaseReader(create_db_engine(connection.system, connection.value), spec)
