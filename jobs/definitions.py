@@ -255,8 +255,9 @@ def _initial_state(kind: str, definition: dict[str, Any]) -> dict[str, Any]:
 def _link_direct(reader: dict[str, Any], writer: dict[str, Any]) -> None:
     """Fill the keys that tie a direct job's writer to its reader, as DataZen does."""
     reader_key = reader["JobKey"]
-    json_data = reader.get("JsonData")
-    named = json_data.get("DirectWriter") if isinstance(json_data, dict) else None
+    named = _parsed(spec.json_object, reader.get("JsonData"), "JobReader.JsonData").get(
+        "DirectWriter"
+    )
     if not writer.get("JobKey"):
         writer["JobKey"] = named or DIRECT_WRITER_PREFIX + reader_key
     if not writer.get("SourceJobKey"):
@@ -274,18 +275,22 @@ def _link_direct(reader: dict[str, Any], writer: dict[str, Any]) -> None:
     _name_direct_writer(reader, writer["JobKey"])
 
 
+def _set_direct_writer(reader: dict[str, Any], writer_key: str | None) -> None:
+    """Set JsonData.DirectWriter, keeping JsonData in the shape the client sent (object or text)."""
+    raw = reader.get("JsonData")
+    data = _parsed(spec.json_object, raw, "JobReader.JsonData")
+    if writer_key is None and not data.get("DirectWriter"):
+        return
+    data["DirectWriter"] = writer_key
+    reader["JsonData"] = json.dumps(data) if isinstance(raw, str) else data
+
+
 def _name_direct_writer(reader: dict[str, Any], writer_key: str) -> None:
-    json_data = reader.get("JsonData")
-    if isinstance(json_data, dict):
-        json_data["DirectWriter"] = writer_key
-    else:
-        reader["JsonData"] = {"DirectWriter": writer_key}
+    _set_direct_writer(reader, writer_key)
 
 
 def _unlink_direct(reader: dict[str, Any]) -> None:
-    json_data = reader.get("JsonData")
-    if isinstance(json_data, dict) and json_data.get("DirectWriter"):
-        json_data["DirectWriter"] = None
+    _set_direct_writer(reader, None)
 
 
 def _check_free(job_key: str, guid: str | None, *, exclude: list[int] | None = None) -> None:

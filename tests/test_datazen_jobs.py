@@ -549,3 +549,31 @@ def test_a_job_whose_triggers_cannot_be_read_is_refused_and_nothing_is_saved(dat
     assert response.status_code == 400
     assert "JobTriggers" in response.json()["Error"]
     assert not Job.objects.filter(job_key="with-bad-trigger").exists()
+
+
+def test_json_data_sent_as_a_json_string_is_accepted_like_an_object(datazen) -> None:
+    # given a reader whose JsonData is JSON text, as some exports send it
+    body = direct_job("TEXTDATA")
+    body["JobReader"]["JsonData"] = json.dumps({"KeepChangedLogFiles": True, "TopNOverride": 0})
+    # when
+    response = datazen.post("/job", body, format="json")
+    # then it is stored as text still, with the direct writer named in it as for an object
+    assert response.status_code == 200, response.content
+    stored = Job.objects.get(job_key="TEXTDATA").definition
+    assert json.loads(stored["JsonData"]) == {
+        "KeepChangedLogFiles": True,
+        "TopNOverride": 0,
+        "DirectWriter": "__TEXTDATA",
+    }
+
+
+def test_a_definition_field_a_run_could_not_read_is_refused_at_save(datazen) -> None:
+    # given a TopNOverride that is not a number: the run would fail on it later
+    body = direct_job("BADTOP")
+    body["JobReader"]["JsonData"] = {"TopNOverride": "ten"}
+    # when
+    response = datazen.post("/job", body, format="json")
+    # then
+    assert response.status_code == 400
+    assert "JobReader.JsonData.TopNOverride must be a whole number" in error_of(response)
+    assert Job.objects.count() == 0

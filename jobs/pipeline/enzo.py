@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobs.expressions import register_function
+from jobs.schedule.quartz import time_zone
 
 # Enzo name (lowercase) → (SQL name, number of arguments or -1, function, deterministic).
 FUNCTIONS: dict[str, tuple[str, int, Callable[..., Any], bool]] = {}
@@ -56,8 +57,6 @@ def utcnow() -> str:
 
 
 def now() -> str:
-    from jobs.schedule.quartz import time_zone
-
     return _text(dt.datetime.now(time_zone()).replace(tzinfo=None))
 
 

@@ -1,0 +1,152 @@
+"""The connector boundary: which system serves a job, and what a run refuses by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.models import ConnectionString, ConnectionType, ExecutionStatus, Job, JobKind
+from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, flag
+from jobs.systems import registry
+from jobs.systems.base import UnsupportedSystem
+from jobs.systems.db import DatabaseSystem
+from tests.syncdb import direct_job, execute, rows, run
+
+pytestmark = pytest.mark.django_db
+
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "datazen"
+
+
+@pytest.fixture
+def target_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'target.sqlite3'}"
+
+
+def test_a_database_connection_is_served_by_the_db_connector(sqlite_url: str) -> None:
+    # given a stored DB connection string
+    ConnectionString.objects.create(
+        key="films", system="SQLite", connection_type=ConnectionType.DB, value=sqlite_url
+    )
+    # when
+    connection = registry.resolve("films")
+    # then
+    assert isinstance(registry.system_for(connection), DatabaseSystem)
+    assert registry.check(connection) == "sqlite answers"
+
+
+def test_a_system_without_a_connector_is_refused_naming_it() -> None:
+    # given a stored messaging connection (no connector yet)
+    ConnectionString.objects.create(
+        key="bus", system="RabbitMQ", connection_type=ConnectionType.MESSAGING, value="amqp://x"
+    )
+    # when / then
+    with pytest.raises(UnsupportedSystem, match="Messaging systems are not supported"):
+        registry.system_for(registry.resolve("bus"))
+
+
+def test_an_unknown_key_of_an_http_reader_says_no_connection_has_it() -> None:
+    spec = ReaderSpec.parse(
+        {
+            "JobKey": "r",
+            "ConnectionString": "enzo9550",
+            "JsonData": {"HttpSourceSettings": {"A": 1}},
+        }
+    )
+    with pytest.raises(UnsupportedSystem, match="No connection string has the key 'enzo9550'"):
+        registry.open_reader(spec)
+
+
+@pytest.mark.parametrize("sample", ["getAccount.json", "form_getAllForms.json"])
+def test_the_vendors_http_exports_fail_naming_the_missing_connector(sample: str) -> None:
+    # given a vendor export whose reader calls a stored HTTP connection
+    body = json.loads((SAMPLES / sample).read_text())
+    reader_def = body["JobReader"]
+    ConnectionString.objects.create(
+        key=reader_def["ConnectionString"],
+        system="HTTP",
+        connection_type=ConnectionType.HTTP,
+        value='{"service": "http", "baseUrl": "https://example.invalid"}',
+    )
+    job = Job.objects.create(
+        kind=JobKind.READER, job_key=reader_def["JobKey"], definition=reader_def
+    )
+    # when
+    execution = run(job)
+    # then the run fails, saying which system has no connector, never "has no SqlRead"
+    assert execution.status == ExecutionStatus.FAILED
+    assert "HTTP systems are not supported by this gateway yet" in execution.error_message
+
+
+def test_a_dynamic_parameter_fails_the_run_instead_of_reading_nothing(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given a reader whose SQL depends on a DynamicParameter the engine cannot honour
+    execute(sqlite_url, "CREATE TABLE films (id INTEGER PRIMARY KEY, rating INTEGER)")
+    job = direct_job(
+        sqlite_url,
+        target_url,
+        sql="SELECT * FROM films WHERE rating = '{{@param.rating}}'",
+        target="films_copy",
+        json_data={"DynamicParameter": {"data": "SELECT 5 AS rating", "connection": "x"}},
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.FAILED
+    assert "DynamicParameter" in execution.error_message
+    assert "does not support" in execution.error_message
+
+
+def test_an_upsert_script_on_a_database_target_is_refused_not_ignored(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given
+    execute(sqlite_url, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT)")
+    execute(sqlite_url, "INSERT INTO films VALUES (1, 'a')")
+    job = direct_job(
+        sqlite_url,
+        target_url,
+        sql="SELECT * FROM films",
+        target="films_copy",
+        writer={"UpsertScript": "UPDATE films_copy SET title = '{{title}}'"},
+    )
+    # when
+    execution = run(job)
+    # then the writer fails naming the setting, and the target has nothing
+    assert execution.status == ExecutionStatus.FAILED
+    assert "UpsertScript" in execution.error_message
+    with pytest.raises(Exception, match="no such table"):
+        rows(target_url, "films_copy")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        ("true", True),
+        ("1", True),
+        (1, True),
+        ("yes", True),
+        (None, False),
+        (False, False),
+        ("false", False),
+        ("0", False),
+        ("", False),
+    ],
+)
+def test_one_boolean_rule_for_every_definition_field(value: object, expected: bool) -> None:
+    assert flag(value) is expected
+
+
+def test_a_boolean_field_that_is_not_one_is_refused_with_its_name() -> None:
+    with pytest.raises(SpecError, match=r"JobWriter.PropagateDelete must be true or false"):
+        WriterSpec.parse({"PropagateDelete": "maybe"})
+
+
+def test_json_data_as_a_string_is_read_like_an_object() -> None:
+    as_object = ReaderSpec.parse({"JsonData": {"TopNOverride": 5, "KeepChangedLogFiles": False}})
+    as_text = ReaderSpec.parse({"JsonData": '{"TopNOverride": 5, "KeepChangedLogFiles": false}'})
+    assert as_object == as_text
+    assert as_text.top_n == 5 and not as_text.keep_logs
