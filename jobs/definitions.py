@@ -539,6 +539,10 @@ def create_dynamic_job(
             reader_def["Guid"] = reader_def.get("Guid") or new_guid()
             reader_def["JobKey"] = reader_def.get("JobKey") or reader_def["Guid"]
             if writer_def is not None:
+                if not writer_def.get("Guid"):
+                    # The same writer again: its guid keys its position in the target, so the
+                    # change logs it applied before are not applied a second time.
+                    writer_def["Guid"] = _previous_direct_writer_guid(reader_def["Guid"])
                 _link_direct(reader_def, writer_def)
             _replace_dynamic(reader_def["Guid"])
             reader = _new_job(JobKind.READER, reader_def, is_dynamic=True, boot_id=agent.boot_id())
@@ -561,6 +565,14 @@ def create_dynamic_job(
             jobs[0], options=options, requested_by=requested_by, force=True
         )
     return jobs, execution
+
+
+def _previous_direct_writer_guid(reader_guid: str) -> str | None:
+    return (
+        Job.objects.filter(guid=reader_guid, is_dynamic=True, boot_id=agent.boot_id())
+        .values_list("direct_writer__guid", flat=True)
+        .first()
+    )
 
 
 def _replace_dynamic(guid: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from jobs import definitions, runner
 from jobs.models import ExecutionStatus, Job
 from tests.syncdb import direct_job, execute, messages, rows, run, writer_execution
 
@@ -491,3 +493,36 @@ def test_stage_store_keeps_the_row_hash_of_stores_written_before_xxh3(tmp_path: 
         store.rollback()
     finally:
         store.close()
+
+
+def test_reposting_a_dynamic_job_with_its_guid_does_not_reapply_earlier_change_logs(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given a dynamic append job (no keys) that ran once over 20 rows, change logs kept
+    seed_films(sqlite_url, 20)
+    body = {
+        "JobReader": {
+            "Guid": "6c1d4b52-0a55-4c1e-9d1b-2f1f6f7d0a01",
+            "SqlRead": "SELECT * FROM films",
+            "ConnectionString": sqlite_url,
+            "Path": "dyn",
+            "JsonData": {"KeepChangedLogFiles": True},
+        },
+        "JobWriter": {"ConnectionString": target_url, "TargetObject": "films_copy"},
+    }
+
+    def post_and_run() -> None:
+        _, execution = definitions.create_dynamic_job(json.loads(json.dumps(body)), {})
+        assert execution is not None
+        claimed = runner.claim(execution.pk)
+        assert claimed is not None
+        runner.run_claimed(claimed)
+        claimed.refresh_from_db()
+        assert claimed.status == ExecutionStatus.SUCCEEDED, claimed.error_message
+
+    post_and_run()
+    assert len(rows(target_url, "films_copy")) == 20
+    # when the same definition is posted again under the same Guid
+    post_and_run()
+    # then only this run's 20 rows are appended: the first change log is not applied again
+    assert len(rows(target_url, "films_copy")) == 40
