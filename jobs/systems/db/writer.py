@@ -33,10 +33,13 @@ from sqlalchemy import (
     Table,
     Text,
     Time,
+    and_,
+    bindparam,
     inspect,
+    select,
 )
 from sqlalchemy import Column as SAColumn
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON, TypeEngine
 
@@ -299,41 +302,74 @@ def _existing_target(
 
 # -- statements --------------------------------------------------------------------------------
 class _Statements:
+    """The target's INSERT / upsert / DELETE, built from SQLAlchemy's dialect constructs.
+
+    Compiled once per apply (one batch shape: the target's columns) into driver SQL with
+    positional marks, then run through the driver's executemany or COPY. The table's
+    columns are in the batch's column order, so a row tuple is the statement's parameters.
+    """
+
     def __init__(self, engine: Engine, target: Target, keys: list[str]) -> None:
-        self.dialect = engine.dialect.name
-        preparer = engine.dialect.identifier_preparer
+        dialect = engine.dialect
+        self.dialect = dialect.name
+        self.table = target.table
+        preparer = dialect.identifier_preparer
         self.table_sql = preparer.format_table(target.table)
         self.quote = preparer.quote
-        self.mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self.names = target.names
         by_lower = {n.lower(): n for n in target.names}
         self.keys = [by_lower.get(k.lower(), k) for k in keys]
         self.key_positions = [target.names.index(k) for k in self.keys if k in target.names]
         self.cols = ", ".join(self.quote(n) for n in self.names)
-        self.marks = ", ".join([self.mark] * len(self.names))
+        # Rows are tuples, so statements take positional marks. Named (pyformat) marks would
+        # need a dict per row, and PyMySQL only turns `VALUES (%s, …)` into multi-row INSERTs.
+        self._dialect: Any = dialect
+        if dialect.paramstyle in ("pyformat", "named"):
+            self._dialect = type(dialect)(paramstyle="format")  # type: ignore[call-arg]
+            # The server decides some forms (MySQL's ON DUPLICATE KEY UPDATE: VALUES() or alias).
+            self._dialect.server_version_info = dialect.server_version_info
+            if hasattr(dialect, "is_mariadb"):
+                self._dialect.is_mariadb = dialect.is_mariadb
+
+    def _sql(self, statement: Any) -> str:
+        return str(statement.compile(dialect=self._dialect))
 
     def insert(self) -> str:
-        return f"INSERT INTO {self.table_sql} ({self.cols}) VALUES ({self.marks})"
+        return self._sql(self.table.insert())
 
-    def upsert(self) -> str:
+    def upsert(self, source: Table | None = None) -> str:
+        """INSERT … ON CONFLICT / ON DUPLICATE KEY UPDATE on the keys, every other column set.
+
+        With `source`, the rows are selected from that table (PostgreSQL's COPY staging).
+        """
         others = [n for n in self.names if n not in self.keys]
-        keys = ", ".join(self.quote(k) for k in self.keys)
         if self.dialect == "mysql":
-            updates = ", ".join(f"{self.quote(n)} = VALUES({self.quote(n)})" for n in others) or (
-                f"{self.quote(self.keys[0])} = {self.quote(self.keys[0])}"
+            mysql_insert = mysql.insert(self.table)
+            # No other column: setting a key to itself turns a duplicate into a no-op.
+            updates = {n: mysql_insert.inserted[n] for n in others} or {
+                self.keys[0]: self.table.c[self.keys[0]]
+            }
+            return self._sql(mysql_insert.on_duplicate_key_update(updates))
+        statement = (
+            postgresql.insert(self.table)
+            if self.dialect == "postgresql"
+            else sqlite.insert(self.table)
+        )
+        if source is not None:
+            statement = statement.from_select(
+                self.names, select(*[source.c[n] for n in self.names])
             )
-            return f"{self.insert()} ON DUPLICATE KEY UPDATE {updates}"
-        excluded = "EXCLUDED" if self.dialect == "postgresql" else "excluded"
-        if others:
-            updates = ", ".join(f"{self.quote(n)} = {excluded}.{self.quote(n)}" for n in others)
-            action = f"DO UPDATE SET {updates}"
-        else:
-            action = "DO NOTHING"
-        return f"{self.insert()} ON CONFLICT ({keys}) {action}"
+        if not others:
+            return self._sql(statement.on_conflict_do_nothing(index_elements=self.keys))
+        return self._sql(
+            statement.on_conflict_do_update(
+                index_elements=self.keys, set_={n: statement.excluded[n] for n in others}
+            )
+        )
 
     def delete(self, key_names: list[str]) -> str:
-        where = " AND ".join(f"{self.quote(k)} = {self.mark}" for k in key_names)
-        return f"DELETE FROM {self.table_sql} WHERE {where}"
+        where = and_(*[self.table.c[k] == bindparam(f"k{i}") for i, k in enumerate(key_names)])
+        return self._sql(self.table.delete().where(where))
 
 
 def _dedupe(rows: list[Any], positions: list[int]) -> list[Any]:
@@ -508,8 +544,8 @@ def _write_postgres(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
             f"SELECT {statements.cols} FROM {statements.table_sql} WITH NO DATA"
         )
-        upsert = statements.upsert().replace(
-            f"VALUES ({statements.marks})", f"SELECT {statements.cols} FROM {stage}"
+        upsert = statements.upsert(
+            Table("dz_stage", MetaData(), *[SAColumn(n) for n in statements.names])
         )
         written = 0
         # COPY the whole frame (one reader batch) at once; BatchCount only splits larger ones.
