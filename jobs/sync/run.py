@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,6 @@ from jobs.systems import registry
 from jobs.systems.base import ApplyHooks, Reader
 from jobs.systems.batch import Batch
 
-logger = logging.getLogger(__name__)
-
 READ_BATCH_ROWS = 10_000
 
 
@@ -49,16 +46,16 @@ def run_reader(ctx: ExecutionContext) -> None:
     """One reader run: detect changes, write the change log, then (direct job) apply it."""
     execution = ctx.execution
     job = _job_of(execution)
-    reader_spec_ = reader_spec(job)
-    refuse_unsupported(reader_spec_.unsupported, f"Job reader '{job.job_key}'")
+    rspec = reader_spec(job)
+    refuse_unsupported(rspec.unsupported, f"Job reader '{job.job_key}'")
     options = spec.RunOptions.of(execution.options)
     ctx.log(f"Reader {job.job_key} starting (execution {execution.guid}).")
-    reader = registry.open_reader(reader_spec_)
-    pipeline = compile_pipeline(reader_spec_.pipeline)
+    reader = registry.open_reader(rspec)
+    pipeline = compile_pipeline(rspec.pipeline)
     if options.testrun:
         _test_run(ctx, reader, pipeline)
         return
-    streamed = _read_changes(ctx, job, reader_spec_, reader, pipeline, options)
+    streamed = _read_changes(ctx, job, rspec, reader, pipeline, options)
     if job.direct_writer_id is not None and not streamed:
         direct.run_after(ctx, job)
 
