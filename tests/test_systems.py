@@ -10,8 +10,8 @@ import pytest
 from jobs.models import ConnectionString, ConnectionType, ExecutionStatus, Job, JobKind
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, flag
 from jobs.systems import registry
-from jobs.systems.base import UnsupportedSystem
-from jobs.systems.db import DatabaseSystem
+from jobs.systems.base import Pushdown, UnsupportedSystem
+from jobs.systems.db import DatabaseReader, DatabaseSystem
 from tests.syncdb import direct_job, execute, rows, run
 
 pytestmark = pytest.mark.django_db
@@ -150,3 +150,33 @@ def test_json_data_as_a_string_is_read_like_an_object() -> None:
     as_text = ReaderSpec.parse({"JsonData": '{"TopNOverride": 5, "KeepChangedLogFiles": false}'})
     assert as_object == as_text
     assert as_text.top_n == 5 and not as_text.keep_logs
+
+
+def test_a_reader_that_cannot_filter_on_the_pointer_gets_the_same_changes(
+    sqlite_url: str, target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a source read by the timestamp strategy, by a reader that cannot push `since` down
+    monkeypatch.setattr(DatabaseReader, "pushdown", Pushdown(since=False))
+    execute(sqlite_url, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT, ts INTEGER)")
+    execute(
+        sqlite_url,
+        "INSERT INTO films VALUES (:id, :title, :ts)",
+        params=[{"id": i, "title": f"f{i}", "ts": 100 + i // 2} for i in range(1, 11)],
+    )
+    job = direct_job(
+        sqlite_url, target_url, sql="SELECT * FROM films", target="copy", timestamp_col="ts"
+    )
+    assert run(job).status == ExecutionStatus.SUCCEEDED
+    # when rows change at, past and before the pointer (105)
+    execute(
+        sqlite_url,
+        "UPDATE films SET title = 'new' WHERE id = 10",  # ts 105: at the pointer, changed
+        "INSERT INTO films VALUES (11, 'late', 106)",  # past the pointer
+        "UPDATE films SET title = 'old' WHERE id = 1",  # before it: not seen, as in SQL
+    )
+    second = run(job)
+    # then exactly what a WHERE ts >= 105 would have sent went through
+    assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
+    assert second.record_count == 2
+    assert rows(target_url, "copy")[-2:] == [(10, "new", 105), (11, "late", 106)]
+    assert rows(target_url, "copy")[0] == (1, "f1", 100)

@@ -258,6 +258,16 @@ def _row_identity(batch: Batch, keys: list[str]) -> Callable[[tuple], str]:
     return identity
 
 
+def _at_or_past(value: Any, pointer: Any) -> bool:
+    """`value >= pointer` as the source's WHERE would say it; NULL is never past a pointer."""
+    if value is None:
+        return False
+    try:
+        return bool(value >= pointer)
+    except TypeError:  # a pointer typed from its text (int, timestamp) vs a text column
+        return str(value) >= str(pointer)
+
+
 def _key_identity(key: tuple) -> str:
     return repr(encode_key(key))
 
@@ -337,6 +347,7 @@ class TimestampStrategy:
         self.deletes: list[tuple] = []
         self.skipped = 0
         self.tracks_deletes = bool(spec.deleted_method and spec.deleted_sql)
+        self.filter_below = False
 
     def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]:
         # Deletes go first in the log: a key deleted and then inserted again ends up present.
@@ -349,6 +360,10 @@ class TimestampStrategy:
             self.ctx.log("No LastTsPointer: reading every row.")
             return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
         self.ctx.log(f"Reading rows with {self.spec.timestamp_col} >= {format_pointer(value)}.")
+        if not reader.pushdown.since:
+            # The source cannot filter: every row crosses, and `take` drops those before it.
+            self.filter_below = True
+            return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
         return reader.batches(
             batch_size=batch_size,
             limit=self.spec.top_n,
@@ -363,8 +378,11 @@ class TimestampStrategy:
             self.ts_at = key_positions(batch, [self.spec.timestamp_col], "TimestampCol")[0]
             self.identity = _row_identity(batch, self.spec.keys)
         identity, ts_at, pointer = self.identity, self.ts_at, self.pointer
+        rows = batch.rows
+        if self.filter_below:
+            rows = [row for row in rows if _at_or_past(row[ts_at], pointer.value)]
         fresh = []
-        for row in batch.rows:
+        for row in rows:
             ts = row[ts_at]
             if ts == pointer.value and pointer.already_sent(ts, identity(row)):
                 self.skipped += 1

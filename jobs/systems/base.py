@@ -42,13 +42,22 @@ class Since:
     value: Any
 
 
+@dataclass(frozen=True)
+class Pushdown:
+    """What a reader does inside the source system rather than in the gateway."""
+
+    since: bool = False  # filters on a high-water mark (`Since`) before rows cross the wire
+
+
 class Reader(Protocol):
     """An open source. Batches are never the whole source: a run streams them."""
+
+    pushdown: Pushdown
 
     def batches(
         self, *, batch_size: int, limit: int | None = None, since: Since | None = None
     ) -> Iterator[Batch]:
-        """The source's rows; `since` is pushed down to the system (the pointer strategy)."""
+        """The source's rows; `since` only when `pushdown.since` (else the gateway filters)."""
         ...
 
     def deleted_keys(self, *, batch_size: int, since: Since | None = None) -> Iterator[Batch]:

@@ -17,6 +17,7 @@ from jobs.systems.base import (
     ApplyHooks,
     ApplyResult,
     Connection,
+    Pushdown,
     Reader,
     Since,
     UnsupportedSystem,
@@ -34,6 +35,8 @@ from jobs.systems.db.writer import (
 
 class DatabaseReader:
     """A `SqlRead` on one database; the pointer is pushed down as a wrapping WHERE."""
+
+    pushdown = Pushdown(since=True)
 
     def __init__(self, engine: Engine, spec: ReaderSpec) -> None:
         if not spec.sql:
