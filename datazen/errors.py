@@ -8,6 +8,7 @@ from rest_framework.views import exception_handler
 from gateway.api_errors import error_message
 from jobs.crypto import SecretError
 from jobs.definitions import DefinitionError, JobConflict, JobNotFound
+from jobs.guard import ConnectionRefused
 from jobs.history import HistoryError
 from jobs.services import JobDisabled
 
@@ -19,6 +20,7 @@ def error_response(message: str, status: int) -> Response:
 # Domain refusals from jobs/ carry no HTTP status: this is where DataZen's are decided.
 # The most specific class comes first.
 DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (ConnectionRefused, 403),
     (JobNotFound, 404),
     (JobConflict, 409),
     (DefinitionError, 400),

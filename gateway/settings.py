@@ -178,6 +178,10 @@ GATEWAY_SCHEDULER_LEASE_SECONDS = env.float("GATEWAY_SCHEDULER_LEASE_SECONDS", d
 # Longest chain of jobs started by triggers (A triggers B triggers C …) before one is refused.
 GATEWAY_TRIGGER_MAX_DEPTH = env.int("GATEWAY_TRIGGER_MAX_DEPTH", default=20)
 
+# Security (docs/security.md). Full connection strings inside jobs (the vendor's dynamic jobs
+# allow them) are refused unless the operator turns them on; they then pass the same guard.
+GATEWAY_INLINE_CONNECTIONS = env.bool("GATEWAY_INLINE_CONNECTIONS", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

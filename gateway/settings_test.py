@@ -18,4 +18,8 @@ from gateway.settings import DATA_DIR, DATABASES
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
+# The sync suites define their jobs with full connection strings to throw-away databases; the
+# security tests turn this off again where they test the default (GATEWAY_INLINE_CONNECTIONS).
+GATEWAY_INLINE_CONNECTIONS = os.environ.get("GATEWAY_INLINE_CONNECTIONS", "true") == "true"
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

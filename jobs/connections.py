@@ -8,9 +8,41 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+
+from jobs.guard import ConnectionRefused
 from jobs.models import ConnectionString, ConnectionType
 
 CHECK_TIMEOUT_SECONDS = 10
+
+
+class UnknownConnection(ValueError):
+    """A job names a connection key no stored connection string has."""
+
+
+class InlineConnectionRefused(ConnectionRefused):
+    """A full connection string in a job while GATEWAY_INLINE_CONNECTIONS is off."""
+
+
+INLINE_REFUSED = (
+    "Inline connection strings are turned off on this gateway (GATEWAY_INLINE_CONNECTIONS): "
+    "use the key of a connection string an operator stored (admin console or setconnection)."
+)
+
+
+def is_inline(value: str) -> bool:
+    """A full connection string rather than the key of a stored one."""
+    return any(mark in value for mark in ("=", ";", "://")) or value.lstrip().startswith("{")
+
+
+def check_reference(reference: str, *, where: str = "") -> None:
+    """Refuse, when a job is defined, a full connection string the operator has not allowed.
+
+    Unknown keys are not refused here: a job may be defined before its connection is stored;
+    its run says that no connection string has the key.
+    """
+    if is_inline(reference or "") and not settings.GATEWAY_INLINE_CONNECTIONS:
+        raise InlineConnectionRefused(f"{where}: {INLINE_REFUSED}" if where else INLINE_REFUSED)
 
 
 @dataclass(frozen=True)
@@ -26,11 +58,31 @@ class ResolvedConnection:
 def resolve(
     reference: str, *, default_system: str = "", default_type: str = "DB"
 ) -> ResolvedConnection:
-    """Look `reference` up as a stored key; otherwise it is itself the connection string."""
+    """Look `reference` up as a stored key; otherwise it is itself the connection string.
+
+    A string that is not a stored key and does not look like a connection string is a key that
+    no connection has (UnknownConnection); a full string is refused unless the operator turned
+    GATEWAY_INLINE_CONNECTIONS on (every connection still passes jobs.guard when it opens).
+    """
+    reference = (reference or "").strip()
+    if not reference:
+        raise UnknownConnection("The job has no ConnectionString.")
     stored = ConnectionString.objects.filter(key=reference).first()
     if stored is not None:
         return ResolvedConnection(stored.key, stored.system, stored.connection_type, stored.value)
+    check_unstored(reference)
     return ResolvedConnection(None, default_system, default_type, reference)
+
+
+def check_unstored(reference: str) -> None:
+    """A `ConnectionString` that is no stored key: refuse it unless it is a full connection
+    string and GATEWAY_INLINE_CONNECTIONS allows those."""
+    if not is_inline(reference):
+        raise UnknownConnection(
+            f"No connection string has the key '{reference}': an operator stores it in the "
+            "admin console or with `manage.py setconnection`."
+        )
+    check_reference(reference)
 
 
 def check_connection(system: str, connection_type: str, value: str) -> str:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from jobs import agent, pipeline, services
+from jobs import agent, connections, pipeline, services
 from jobs.models import Execution, Job, JobKind, JobStatus, new_guid
 from jobs.schedule import quartz, triggers
 from jobs.sync import spec
@@ -190,6 +190,7 @@ def read_payload(body: Any, *, dynamic: bool = False) -> Payload:
             raise DefinitionError("JobReader.JobKey is required.")
         if not (obj.get("ConnectionString") or "").strip():
             raise DefinitionError(f"{where}.ConnectionString is required.")
+        connections.check_reference(obj["ConnectionString"], where=f"{where}.ConnectionString")
         cron = obj.get("CronSchedule") or ""
         if cron.strip():
             validate_cron(cron.strip())

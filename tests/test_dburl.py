@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from jobs.guard import ConnectionRefused
 from jobs.models import ConnectionString
 from jobs.systems.db.url import (
     ConnectionStringError,
@@ -72,7 +73,7 @@ def test_connection_strings_that_cannot_work_are_refused_clearly(
 def test_the_gateways_own_database_cannot_be_read() -> None:
     from django.db import connection
 
-    with pytest.raises(ConnectionStringError, match="gateway's own database"):
+    with pytest.raises(ConnectionRefused, match="gateway's own database"):
         to_url("", f"sqlite:///{connection.settings_dict['NAME']}")
 
 

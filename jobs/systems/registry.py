@@ -5,6 +5,7 @@ Adding a kind of system is adding its package under jobs/systems/ and one line i
 
 from __future__ import annotations
 
+from jobs import connections
 from jobs.models import ConnectionString, ConnectionType
 from jobs.sync.spec import ReaderSpec, WriterSpec
 from jobs.systems.base import Connection, Reader, System, UnsupportedSystem, Writer
@@ -28,6 +29,8 @@ def resolve(reference: str, *, kind: str = "") -> Connection:
     if kind and kind != ConnectionType.DB:
         # HTTP, drive and messaging definitions name stored connections only.
         raise UnsupportedSystem(f"No connection string has the key '{reference}'.")
+    # An unknown key says so; a full string needs GATEWAY_INLINE_CONNECTIONS (docs/security.md).
+    connections.check_unstored(reference)
     return Connection(None, "", ConnectionType.DB, reference)
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import threading
-from pathlib import Path
+from typing import Any
 
-from django.conf import settings
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+
+from jobs import guard
 
 CONNECT_TIMEOUT_SECONDS = 15
 
@@ -47,13 +49,20 @@ class ConnectionStringError(ValueError):
 
 
 def to_url(system: str, value: str) -> URL:
-    """The SQLAlchemy URL for a connection string of `system` ('' when unknown)."""
+    """The SQLAlchemy URL for a connection string of `system` ('' when unknown), guarded.
+
+    Raises ConnectionStringError when it cannot be understood and guard.ConnectionRefused when
+    it names something no job may reach (the gateway's database, files, driver options).
+    """
     value = (value or "").strip()
     if not value:
         raise ConnectionStringError("The connection string is empty.")
-    if "://" in value:
-        return _from_sqlalchemy_url(value)
-    return _from_ado(system, value)
+    url = _from_sqlalchemy_url(value) if "://" in value else _from_ado(system, value)
+    if url.get_backend_name() == "sqlite":
+        guard.sqlite_target(url)
+    else:
+        guard.check_server(url)
+    return url
 
 
 def _from_sqlalchemy_url(value: str) -> URL:
@@ -69,8 +78,6 @@ def _from_sqlalchemy_url(value: str) -> URL:
             f"Database system '{url.get_backend_name()}' is not supported "
             "(SQLite, PostgreSQL, MySQL/MariaDB are)."
         )
-    if url.get_backend_name() == "sqlite":
-        _check_sqlite_path(url.database or "")
     return url
 
 
@@ -130,7 +137,6 @@ def _from_ado(system: str, value: str) -> URL:
             "connection key with its system, or give a URL (postgresql://…, mysql://…, sqlite:///…)."
         )
     if driver == "sqlite":
-        _check_sqlite_path(host_value)
         return URL.create("sqlite", database=host_value)
     return URL.create(
         driver,
@@ -172,17 +178,6 @@ def _looks_like_file(value: str) -> bool:
     )
 
 
-def _check_sqlite_path(path: str) -> None:
-    # A job must not read the gateway's own database (keys, encrypted connection strings).
-    if not path or path == ":memory:":
-        return
-    own = settings.DATABASES["default"]
-    names = {str(own.get("NAME", "")), str(own.get("TEST", {}).get("NAME") or "")}
-    resolved = str(Path(path).expanduser().resolve())
-    if any(name and str(Path(name).resolve()) == resolved for name in names):
-        raise ConnectionStringError("A job cannot use the gateway's own database.")
-
-
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -202,28 +197,60 @@ def create_db_engine(system: str, value: str) -> Engine:
 def _new_engine(url: URL) -> Engine:
     backend = url.get_backend_name()
     if backend == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-            # Let the writer's BEGIN take the write lock at once, instead of the sqlite3
-            # module's implicit transactions that start late and upgrade (deadlock-prone).
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
-            # Writers ask for BEGIN IMMEDIATE: take the write lock up front, wait for it.
-            connection.exec_driver_sql(
-                connection.get_execution_options().get("sqlite_begin", "BEGIN")
-            )
-
-        return engine
+        return _new_sqlite_engine(url)
     connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    if backend == "postgresql" and "options" not in url.query:
+    if backend == "postgresql":
         # Sessions in UTC: timestamptz values arrive with datetime.timezone.utc already,
         # so the reader has nothing to convert (the instants are the same in any zone).
         connect_args["options"] = "-c TimeZone=UTC"
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=5)
+    else:
+        # Forced off whatever the URL says (the guard refuses the option too): LOAD DATA LOCAL
+        # would let the server ask this process for any file it can read.
+        connect_args["local_infile"] = False
+    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=5)
+
+    @event.listens_for(engine, "do_connect")
+    def _guard_each_connect(dialect, record, cargs, cparams):  # type: ignore[no-untyped-def]
+        # Names resolve again at every new connection: a DNS answer may have changed.
+        guard.check_server(url)
+
+    if backend == "postgresql":
+
+        @event.listens_for(engine, "reset")
+        def _reset_session(dbapi_connection, record, reset_state):  # type: ignore[no-untyped-def]
+            # A pooled session carries nothing from one job to the next: no open cursors,
+            # no SET values, no temporary tables (SQLAlchemy's documented recipe).
+            if not reset_state.terminate_only:
+                dbapi_connection.execute("CLOSE ALL")
+                dbapi_connection.execute("RESET ALL")
+                dbapi_connection.execute("DISCARD TEMP")
+            dbapi_connection.rollback()
+
+    return engine
+
+
+def _new_sqlite_engine(url: URL) -> Engine:
+    # Not pooled: every connect opens the file that is at the path now (a source replaced by
+    # a rename is read fresh) and no connection state passes from one job to the next. The
+    # connection is opened by the guard's connector, which checks the file and installs the
+    # authorizer (no ATTACH, DETACH, load_extension, writable schema).
+    target = guard.sqlite_target(url)
+    engine = create_engine(
+        "sqlite://", creator=guard.sqlite_connector(target, timeout=30), poolclass=NullPool
+    )
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let the writer's BEGIN take the write lock at once, instead of the sqlite3
+        # module's implicit transactions that start late and upgrade (deadlock-prone).
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection: Any) -> None:
+        # Writers ask for BEGIN IMMEDIATE: take the write lock up front, wait for it.
+        connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+    return engine
 
 
 def dispose_engines() -> None:
@@ -236,13 +263,9 @@ def dispose_engines() -> None:
 
 
 def engine_for(reference: str) -> Engine:
-    """The engine for a job's `ConnectionString`: a stored key (its system decides) or a string."""
-    from jobs.models import ConnectionString
+    """The engine for a job's `ConnectionString`: a stored key (its system decides) or, where
+    the operator allows inline connection strings, the string itself."""
+    from jobs.connections import resolve
 
-    reference = (reference or "").strip()
-    if not reference:
-        raise ConnectionStringError("The job has no ConnectionString.")
-    stored = ConnectionString.objects.filter(key=reference).first()
-    if stored is not None:
-        return create_db_engine(stored.system, stored.value)
-    return create_db_engine("", reference)
+    connection = resolve(reference)
+    return create_db_engine(connection.system, connection.value)
