@@ -59,6 +59,11 @@ ALLOWED_OPTIONS: dict[str, frozenset[str]] = {
 _SQLITE_MODES = ("ro", "rw", "rwc")
 
 
+def own_databases() -> list[dict[str, Any]]:
+    """The gateway's own databases, as Django connects to them."""
+    return list(settings.DATABASES.values())
+
+
 class ConnectionRefused(ValueError):
     """A job's connection the guard refuses; the message says which rule (DataZen: 403)."""
 
@@ -160,7 +165,7 @@ def _identity(path: str) -> tuple[int, int] | None:
 def _protected_files() -> list[str]:
     """The gateway's SQLite database files (with WAL/SHM/journal) and secret files."""
     names: set[str] = set()
-    for database in settings.DATABASES.values():
+    for database in own_databases():
         if "sqlite" not in str(database.get("ENGINE", "")):
             continue
         for name in (database.get("NAME"), (database.get("TEST") or {}).get("NAME")):
@@ -242,7 +247,7 @@ def check_server(url: URL) -> None:
     backend = url.get_backend_name()
     family = "mysql" if backend in ("mysql", "mariadb") else backend
     port = url.port or _DEFAULT_PORTS.get(family, 0)
-    for database in settings.DATABASES.values():
+    for database in own_databases():
         engine = str(database.get("ENGINE", ""))
         own_family = (
             "postgresql" if "postgres" in engine else "mysql" if "mysql" in engine else None

@@ -219,12 +219,14 @@ def _new_engine(url: URL) -> Engine:
         @event.listens_for(engine, "reset")
         def _reset_session(dbapi_connection, record, reset_state):  # type: ignore[no-untyped-def]
             # A pooled session carries nothing from one job to the next: no open cursors,
-            # no SET values, no temporary tables (SQLAlchemy's documented recipe).
+            # no SET values, no temporary tables. psycopg runs these in a transaction of
+            # their own (RESET is transactional), committed so they hold.
+            dbapi_connection.rollback()
             if not reset_state.terminate_only:
                 dbapi_connection.execute("CLOSE ALL")
                 dbapi_connection.execute("RESET ALL")
                 dbapi_connection.execute("DISCARD TEMP")
-            dbapi_connection.rollback()
+                dbapi_connection.commit()
 
     return engine
 
