@@ -15,6 +15,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
+from gateway import limits
+
 COLLECTION = "application/vnd.sas.collection+json"
 LINK = "application/vnd.sas.link"
 ERROR = "application/vnd.sas.error+json"
@@ -38,15 +40,15 @@ class SasJSONParser(BaseParser):
         if not raw or not raw.strip():
             return {}
         try:
-            return json.loads(raw.decode("utf-8-sig"))
+            return limits.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError as exc:
             raise ParseError(f"The request body is not UTF-8: {exc.reason}.") from None
         except json.JSONDecodeError as exc:
             raise ParseError(
                 f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
             ) from None
-        except RecursionError:
-            raise ParseError("The JSON body is nested too deeply.") from None
+        except limits.JSONLimitError as exc:
+            raise ParseError(str(exc)) from None
 
 
 class RawBodyParser(BaseParser):

@@ -8,6 +8,8 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from gateway import limits
+
 
 class DataZenJSONParser(BaseParser):
     """JSON with line and column in the error; DataZen clients do not always label it."""
@@ -29,11 +31,13 @@ class DataZenJSONParser(BaseParser):
         if not text.strip():
             raise ParseError("The body is empty; a JSON document was expected.")
         try:
-            return json.loads(text)
+            return limits.loads(text)
         except json.JSONDecodeError as exc:
             raise ParseError(
                 f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
             ) from exc
+        except limits.JSONLimitError as exc:
+            raise ParseError(str(exc)) from None
 
 
 class AnyTypeJSONParser(DataZenJSONParser):

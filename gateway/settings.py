@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "gateway.limits.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -181,6 +182,16 @@ GATEWAY_TRIGGER_MAX_DEPTH = env.int("GATEWAY_TRIGGER_MAX_DEPTH", default=20)
 # Security (docs/security.md). Full connection strings inside jobs (the vendor's dynamic jobs
 # allow them) are refused unless the operator turns them on; they then pass the same guard.
 GATEWAY_INLINE_CONNECTIONS = env.bool("GATEWAY_INLINE_CONNECTIONS", default=False)
+# Request bodies over these are refused with 413 before they are read: DataZen definitions are
+# a few kB; DataFlux bodies carry execute rows and base64 flow XML (DATAFLUX_MAX_CONTENT_BYTES).
+GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+GATEWAY_MAX_DATAFLUX_BODY_BYTES = env.int(
+    "GATEWAY_MAX_DATAFLUX_BODY_BYTES", default=64 * 1024 * 1024
+)
+GATEWAY_MAX_JSON_DEPTH = env.int("GATEWAY_MAX_JSON_DEPTH", default=32)
+GATEWAY_MAX_JSON_INT_DIGITS = env.int("GATEWAY_MAX_JSON_INT_DIGITS", default=40)
+# The console's forms: Django reads them into memory, so they get the DataZen bound too.
+DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 
 LOGGING = {
     "version": 1,

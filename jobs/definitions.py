@@ -218,7 +218,10 @@ def _parsed(parse: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _check_fields(obj: dict[str, Any], where: str) -> None:
     """Every field a run reads, read now by the same parser, so a saved job can run."""
-    for name in ("Guid", "JobKey", "ConnectionString", "CronSchedule", "Path", "SourceJobKey"):
+    for name in (
+        *("Guid", "JobKey", "ConnectionString", "CronSchedule", "Path", "SourceJobKey"),
+        "SystemName",
+    ):
         _parsed(spec.text, obj.get(name), f"{where}.{name}")
     _bool(obj, "Active", where, True)
     if where == "JobReader":
@@ -298,6 +301,9 @@ def _check_free(job_key: str, guid: str | None, *, exclude: list[int] | None = N
     others = stored_jobs().exclude(pk__in=exclude or [])
     if others.filter(job_key=job_key).exists():
         raise JobConflict(f"JobKey '{job_key}' is already used by another job.")
+    # Job keys are unique across every kind, DataFlux job flows included.
+    if Job.objects.filter(kind=JobKind.FLOW, job_key=job_key).exists():
+        raise JobConflict(f"JobKey '{job_key}' is already the name of a DataFlux job flow.")
     if guid and Job.objects.exclude(pk__in=exclude or []).filter(guid=guid).exists():
         raise JobConflict(f"Guid '{guid}' is already used by another job.")
 
@@ -418,7 +424,8 @@ def update_job(body: Any) -> list[Job]:
                 reader.save(update_fields=["direct_writer", "updated_at"])
         else:
             # Turning a reader into a direct job: its writer is created here.
-            assert reader is not None
+            if reader is None:
+                raise DefinitionError("JobWriter.Guid is required to update a job.")
             _check_free(writer_def["JobKey"], None)
             writer = _new_job(JobKind.WRITER, writer_def, source=reader)
             reader.direct_writer = writer

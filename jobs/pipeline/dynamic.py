@@ -43,13 +43,15 @@ class DataDynamicColumn(Component):
             except ValueError as exc:
                 raise self.fail(str(exc)) from None
         max_length = first_of(config, "MaxLength", default=0)
+        if isinstance(max_length, bool) or not isinstance(max_length, int | float | str):
+            raise self.fail(f"MaxLength of column '{self.column_name}' must be a number")
         try:
             self.column = make_column(
                 self.column_name,
                 str(first_of(config, "DataType", default="String")),
                 int(max_length or 0),
             )
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise self.fail(str(exc)) from None
         self.ignore_if_exists = flag(config, "IgnoreIfExists")
         self.expression = BatchExpression(text, condition=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 from jobs.expressions import ExpressionError
 from jobs.pipeline.base import Component, column_position, first_of, flag, register
+from jobs.pipeline.regex import RegexError, compile_linear
 from jobs.pipeline.sql import BatchExpression
 from jobs.pipeline.types import ConversionError, convert
 from jobs.systems.batch import Batch, Column
@@ -61,15 +62,15 @@ class DataFilter(Component):
         if not self.column:
             raise self.fail("a value or regular expression filter needs a Column")
         if self.filter_type == REGEX:
-            flags = re.IGNORECASE if self.ignore_case else 0
             # .NET's RegexOptions.Singleline lets `.` match a newline, as Python's DOTALL does.
-            if flag(config, "RegexSingleLine"):
-                flags |= re.DOTALL
-            if flag(config, "RegexMultiLine"):
-                flags |= re.MULTILINE
             try:
-                self.pattern = re.compile(self.text, flags)
-            except re.error as exc:
+                self.pattern = compile_linear(
+                    self.text,
+                    ignore_case=self.ignore_case,
+                    dot_all=flag(config, "RegexSingleLine"),
+                    multiline=flag(config, "RegexMultiLine"),
+                )
+            except RegexError as exc:
                 raise self.fail(f"the regular expression {self.text!r} is invalid: {exc}") from None
 
     def apply(self, batch: Batch) -> Batch:
