@@ -27,6 +27,8 @@ def run_engine(data_dir: Path, job: dict[str, Any], options: dict[str, Any] | No
     env["DJANGO_SETTINGS_MODULE"] = "gateway.settings"
     env.pop("DATABASE_URL", None)
     env["GATEWAY_LOG_LEVEL"] = "WARNING"
+    # The benchmark jobs name their throw-away databases by URL, not by stored key.
+    env["GATEWAY_INLINE_CONNECTIONS"] = "true"
     payload = json.dumps({"job": job, "options": options or {}})
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "child", payload],
