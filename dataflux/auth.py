@@ -25,6 +25,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from gateway import throttle
 from jobs.flows.rows import RowGetter
 
 REALM = "SASDataMgmtRTDataJob"
@@ -104,8 +105,12 @@ class BasicAuthentication(BaseAuthentication):
         fingerprint = _fingerprint(username, password)
         user = _remembered(fingerprint)
         if user is None:
-            user = authenticate(request._request, username=username, password=password)
+            # Only a check that needs the password hash is bounded (gateway/throttle.py).
+            throttle.check(request._request, username)
+            with throttle.hashing():
+                user = authenticate(request._request, username=username, password=password)
             if user is None or not user.is_active:
+                throttle.fail(request._request, username)
                 raise exceptions.AuthenticationFailed("Invalid user name or password.")
             _remember(fingerprint, user)
         return (user, None)

@@ -8,6 +8,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from gateway import throttle
 from jobs.models import AccessKey
 
 # last_used_at is a hint for operators: refreshing it at most once a minute keeps
@@ -28,8 +29,11 @@ class SharedKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header: expected 'SharedKey <key>'."
             )
+        # Misses are bounded per client address (gateway/throttle.py); a known key is not.
+        throttle.check(request._request)
         key = AccessKey.objects.authenticate(raw)
         if key is None:
+            throttle.fail(request._request)
             raise exceptions.AuthenticationFailed("Unknown access key.")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:

@@ -190,6 +190,13 @@ GATEWAY_MAX_DATAFLUX_BODY_BYTES = env.int(
 )
 GATEWAY_MAX_JSON_DEPTH = env.int("GATEWAY_MAX_JSON_DEPTH", default=32)
 GATEWAY_MAX_JSON_INT_DIGITS = env.int("GATEWAY_MAX_JSON_INT_DIGITS", default=40)
+# Failed sign-ins (gateway/throttle.py): per user name and per client address in a window, and
+# how many password hashes may run at once in a process.
+GATEWAY_AUTH_FAILURE_WINDOW = env.float("GATEWAY_AUTH_FAILURE_WINDOW", default=300.0)
+GATEWAY_AUTH_MAX_FAILURES = env.int("GATEWAY_AUTH_MAX_FAILURES", default=10)
+GATEWAY_AUTH_MAX_FAILURES_PER_ADDRESS = env.int("GATEWAY_AUTH_MAX_FAILURES_PER_ADDRESS", default=30)
+GATEWAY_AUTH_HASH_CONCURRENCY = env.int("GATEWAY_AUTH_HASH_CONCURRENCY", default=2)
+GATEWAY_AUTH_HASH_WAIT_SECONDS = env.float("GATEWAY_AUTH_HASH_WAIT_SECONDS", default=10.0)
 # The console's forms: Django reads them into memory, so they get the DataZen bound too.
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 

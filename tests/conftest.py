@@ -12,6 +12,16 @@ from jobs.models import AccessKey, AccessScope
 from tests import services
 
 
+@pytest.fixture(autouse=True)
+def _no_failed_sign_ins_carried_over() -> Iterator[None]:
+    """Failed sign-ins are counted per process: one test's wrong keys never throttle another."""
+    from gateway import throttle
+
+    throttle.failures.clear()
+    yield
+    throttle.failures.clear()
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     with services.postgres_database() as url:
