@@ -90,6 +90,19 @@ def vendor_error(path: str, status: int, message: str) -> HttpResponse:
     return JsonResponse({"Error": message, "StatusCode": status}, status=status)
 
 
+def _drop_body(response: HttpResponse) -> None:
+    # A HEAD answer has the GET's headers (Content-Length included, as RFC 9110 allows) and
+    # no body: waitress sends whatever the application returns, and a body there would be read
+    # by a kept-alive client as the start of the next response.
+    if getattr(response, "streaming", False):
+        close = getattr(response, "close", None)
+        response.streaming_content = []  # type: ignore[attr-defined]
+        if close is not None:
+            close()
+    else:
+        response.content = b""
+
+
 class RequestLimitsMiddleware:
     """413 for a body over its limit, judged on Content-Length before the body is read."""
 
@@ -109,7 +122,10 @@ class RequestLimitsMiddleware:
             return vendor_error(
                 request.path, 413, f"The request body is {length} bytes; the limit is {limit}."
             )
-        return self.get_response(request)
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            _drop_body(response)
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         # The last net under both APIs: an unexpected failure is still the vendor's error shape

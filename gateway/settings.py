@@ -5,6 +5,8 @@ work on a fresh machine: SQLite and the in-memory Celery transport under
 GATEWAY_DATA_DIR, secrets generated once into that directory.
 """
 
+import contextlib
+import os
 from pathlib import Path
 
 import environ
@@ -17,7 +19,9 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
 
 DATA_DIR = Path(env.str("GATEWAY_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Owner-only: it holds the database, the secrets and every job's change logs. An existing
+# folder keeps the mode its operator gave it.
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 GATEWAY_HOST = env.str("GATEWAY_HOST", default="127.0.0.1")
 GATEWAY_PORT = env.int("GATEWAY_PORT", default=9559)
@@ -93,6 +97,13 @@ _SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if _SQLITE:
+    # Created owner-only before SQLite creates it with the umask's mode; its -wal and -shm
+    # files take the database file's mode.
+    _DB_FILE = Path(str(DATABASES["default"]["NAME"]))
+    if str(_DB_FILE) != ":memory:" and not _DB_FILE.exists() and _DB_FILE.parent.is_dir():
+        # Another process of the gateway may make it first.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(_DB_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     # Web threads, the embedded worker and the scheduler share one file: WAL lets readers
     # run beside a writer, IMMEDIATE transactions take the write lock up front instead of
     # failing on upgrade, and the timeout waits for it.

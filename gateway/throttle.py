@@ -3,9 +3,10 @@
 A wrong HTTP Basic password costs a full password hash (hundreds of milliseconds of CPU under
 the GIL): sixteen clients sending wrong passwords made a legitimate request 300 times slower.
 Two bounds keep that away from legitimate callers:
-- after GATEWAY_AUTH_MAX_FAILURES failures of one user name, or GATEWAY_AUTH_MAX_FAILURES_PER_ADDRESS
-  from one client address, within GATEWAY_AUTH_FAILURE_WINDOW seconds, further attempts that
-  would need a check are answered 429 at once, without hashing or a database query;
+- after GATEWAY_AUTH_MAX_FAILURES failures of one user name, or
+  GATEWAY_AUTH_MAX_FAILURES_PER_ADDRESS from one client address, within
+  GATEWAY_AUTH_FAILURE_WINDOW seconds, further attempts that would need a check are answered
+  429 at once, without hashing or a database query;
 - at most GATEWAY_AUTH_HASH_CONCURRENCY password hashes run at a time in a process.
 A caller whose credentials were verified recently (DataFlux's remembered logins, a SharedKey
 that matched) never reaches either bound. Counters live in the process (each gunicorn worker
