@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.utils import timezone
 from rest_framework.request import Request
 
 from jobs import agent
+from jobs.connections import mask_connection_string
 from jobs.license import datazen_license
 from jobs.models import ConnectionString, Execution, Job, JobKind, LogEntry
 
@@ -121,16 +121,9 @@ def last_status(execution: Execution | None) -> dict[str, Any] | None:
     return {k: v for k, v in full.items() if k not in RUN_FIELDS}
 
 
-# `password=…;` style members and the password of a URL's user info.
-_PASSWORD_MEMBER = re.compile(r"(?i)\b(password|pwd)\s*=\s*(\{[^}]*\}|[^;]*)")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@/\s]+)(@)")
-MASK = "....."
-
-
 def mask_password(connection_string: str) -> str:
-    """A full connection string with its password hidden, as GET /job/dynamic shows it."""
-    masked = _PASSWORD_MEMBER.sub(lambda m: f"{m.group(1)}={MASK}", connection_string)
-    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", masked)
+    """A full connection string with its secrets hidden, as GET /job/dynamic shows it."""
+    return mask_connection_string(connection_string)
 
 
 def dynamic_definition(job: Job) -> dict[str, Any]:

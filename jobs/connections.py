@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.parse
 import urllib.request
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from jobs.dburl import ConnectionStringError, ado_members
 from jobs.guard import ConnectionRefused
 from jobs.models import ConnectionString, ConnectionType
 
@@ -114,3 +116,55 @@ def _check_database(system: str, value: str) -> str:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
     return f"{engine.dialect.name} answers"
+
+
+# -- masking -------------------------------------------------------------------------------
+
+MASK = "....."
+_SECRET_KEYS = frozenset({"password", "pwd", "passwd", "pass", "secret", "token", "apikey"})
+# After the `@` that ends a URL's user info comes a host (a name, an IPv4 or a [IPv6]), an
+# optional :port, then the path, query or the end.
+_HOST_AFTER_AT = re.compile(r"(?:\[[^\]/]*\]|[^/?#:@\[\]]*)(?::\d*)?(?=[/?#]|$)")
+
+
+def mask_connection_string(value: str) -> str:
+    """`value` with every secret replaced by `.....`, found by parsing it, not by a pattern.
+
+    URLs: the password of the user info (whatever its characters: `/`, `@`, `:`) and secret
+    query parameters. ADO.NET strings: the values of password members, quoted or not. What
+    cannot be parsed is masked whole; a stored connection's key is shown as it is.
+    """
+    if not is_inline(value):
+        return value
+    if "://" in value:
+        return _mask_url(value)
+    try:
+        members = ado_members(value)
+    except ConnectionStringError:
+        return MASK
+    masked = value
+    for key, _, start, end in reversed(members):
+        if key.replace(" ", "") in _SECRET_KEYS:
+            masked = masked[:start] + MASK + masked[end:]
+    return masked
+
+
+def _mask_url(value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    # The user info ends at the last `@` that is followed by a host: a password may hold `@`
+    # (and an `@` in the query makes this mask more than the password, never less).
+    for at in [i for i, c in enumerate(rest) if c == "@"][::-1]:
+        if _HOST_AFTER_AT.match(rest, at + 1):
+            user, sep, _ = rest[:at].partition(":")
+            if sep:
+                rest = f"{user}:{MASK}{rest[at:]}"
+            break
+    head, question, query = rest.partition("?")
+    if question:
+        parts = []
+        for member in query.split("&"):
+            name, equals, _ = member.partition("=")
+            secret = equals and urllib.parse.unquote(name).lower() in _SECRET_KEYS
+            parts.append(f"{name}={MASK}" if secret else member)
+        rest = f"{head}?{'&'.join(parts)}"
+    return f"{scheme}://{rest}"

@@ -490,3 +490,37 @@ def test_a_run_on_an_unknown_key_names_the_key(tmp_path: Path) -> None:
     assert execution.status == ExecutionStatus.FAILED
     assert "No connection string has the key 'enzo9550'" in execution.error_message
     assert "near character" not in "\n".join(messages(execution))
+
+
+# -- secrets in displayed definitions --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        ("postgresql://gw:pa/ss-word@db:5432/films", "postgresql://gw:.....@db:5432/films"),
+        ("postgresql://gw:p@ss@db/films", "postgresql://gw:.....@db/films"),
+        ("mysql://u:a:b@[::1]:3306/x?password=zz&charset=utf8",
+         "mysql://u:.....@[::1]:3306/x?password=.....&charset=utf8"),
+        ("Data Source=h;Password='se;cret';User Id=u", "Data Source=h;Password=.....;User Id=u"),
+        ('Server=h;Pwd="a""b;c";Database=d', "Server=h;Pwd=.....;Database=d"),
+        ("Server=x;PWD={a;b};Database=y", "Server=x;PWD=.....;Database=y"),
+        ("Server=x;Password=pa/ss-word", "Server=x;Password=....."),
+        ("Server=x;User Id=u", "Server=x;User Id=u"),
+        ("enzo9550", "enzo9550"),
+    ],
+)  # fmt: skip
+def test_get_dynamic_masks_secrets_whatever_their_characters(
+    datazen: Any, sent: str, shown: str
+) -> None:
+    # given
+    body = dynamic_job(sent)
+    body["JobReader"]["Guid"] = "c0ffee"
+    assert datazen.post("/job/dynamic", body, format="json").status_code == 200
+    # when
+    (reader,) = datazen.get("/job/dynamic?guid=c0ffee").json()
+    # then
+    assert reader["ConnectionString"] == shown
+    for secret in ("pa/ss-word", "p@ss", "se;cret", "a;b", "zz", '"a""b;c"'):
+        if secret in sent:
+            assert secret not in reader["ConnectionString"]

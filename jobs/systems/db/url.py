@@ -81,29 +81,42 @@ def _from_sqlalchemy_url(value: str) -> URL:
     return url
 
 
-def parse_ado(value: str) -> dict[str, str]:
-    """`key=value;…` pairs, keys lower-cased; values may be quoted with '…', "…" or {…}."""
-    pairs: dict[str, str] = {}
-    pattern = re.compile(
-        r"\s*([^=;]+?)\s*=\s*('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\{[^}]*\}|[^;]*)\s*(?:;|$)"
-    )
+_ADO_MEMBER = re.compile(
+    r"\s*([^=;]+?)\s*=\s*('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\{[^}]*\}|[^;]*)\s*(?:;|$)"
+)
+
+
+def ado_members(value: str) -> list[tuple[str, str, int, int]]:
+    """`key=value;…` members as (key lower-cased, raw value, value start, value end)."""
+    members: list[tuple[str, str, int, int]] = []
     position = 0
     while position < len(value):
         if value[position] in "; \t\r\n":
             position += 1
             continue
-        match = pattern.match(value, position)
+        match = _ADO_MEMBER.match(value, position)
         if match is None or match.end() == position:
             raise ConnectionStringError(
                 f"Cannot read the connection string near character {position + 1}."
             )
-        key, raw = match.group(1).strip().lower(), match.group(2).strip()
+        raw = match.group(2)
+        start = match.start(2)
+        stripped = raw.strip()
+        start += len(raw) - len(raw.lstrip())
+        members.append((match.group(1).strip().lower(), stripped, start, start + len(stripped)))
+        position = match.end()
+    return members
+
+
+def parse_ado(value: str) -> dict[str, str]:
+    """`key=value;…` pairs, keys lower-cased; values may be quoted with '…', "…" or {…}."""
+    pairs: dict[str, str] = {}
+    for key, raw, _, _ in ado_members(value):
         if raw[:1] in ("'", '"') and raw[-1:] == raw[:1] and len(raw) >= 2:
             raw = raw[1:-1].replace(raw[0] * 2, raw[0])
         elif raw[:1] == "{" and raw[-1:] == "}":
             raw = raw[1:-1]
         pairs[key] = raw
-        position = match.end()
     return pairs
 
 
