@@ -76,7 +76,8 @@ class ExecutionContext:
         self._cancel_checked_at = 0.0
         self._cancelled = False
 
-    def log(self, message: str, level: int = LogLevel.INFO) -> None:
+    def log(self, message: str, level: int = LogLevel.INFO, *, has_rows: bool = False) -> None:
+        """Log to the execution; `has_rows` messages (row values) stay out of process logs."""
         self._sequence += 1
         LogEntry.objects.create(
             execution=self.execution,
@@ -85,7 +86,9 @@ class ExecutionContext:
             level=level,
             message=message,
         )
-        logger.log(_PY_LEVELS.get(level, logging.INFO), "%s: %s", self.execution.job_key, message)
+        if not has_rows:
+            python_level = _PY_LEVELS.get(level, logging.INFO)
+            logger.log(python_level, "%s: %s", self.execution.job_key, message)
 
     def debug(self, message: str) -> None:
         self.log(message, LogLevel.DEBUG)

@@ -524,3 +524,27 @@ def test_get_dynamic_masks_secrets_whatever_their_characters(
     for secret in ("pa/ss-word", "p@ss", "se;cret", "a;b", "zz", '"a""b;c"'):
         if secret in sent:
             assert secret not in reader["ConnectionString"]
+
+
+# -- row values stay out of process logs ------------------------------------------------------
+
+
+def test_row_values_are_never_written_to_process_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a test run (it logs its first record) and a writer whose insert fails
+    caplog.set_level("DEBUG")
+    source = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    execute(source, "CREATE TABLE t (id INTEGER PRIMARY KEY, secret TEXT)")
+    execute(source, "INSERT INTO t VALUES (1, 'row-value-7f3a'), (2, 'row-value-7f3a')")
+    execute(target, "CREATE TABLE t (id INTEGER PRIMARY KEY, secret TEXT NOT NULL UNIQUE)")
+    job = direct_job(source, target, sql="SELECT * FROM t", target="t")
+    # when
+    tested = run(job, testrun=True)
+    failed = run(job)
+    # then: the runs' own logs show what the job's client may see; the process log does not
+    assert any("row-value-7f3a" in m for m in messages(tested))
+    writer_errors = [e.error_message for e in job.direct_writer.executions.all()]  # type: ignore[union-attr]
+    assert any("UNIQUE" in (m or "") for m in [*writer_errors, failed.error_message])
+    assert "row-value-7f3a" not in caplog.text

@@ -182,7 +182,10 @@ def _test_run(ctx: ExecutionContext, reader: Reader, pipeline: Callable[[Batch],
         described = ", ".join(f"{c.name} ({c.type})" for c in batch.columns)
         ctx.log(f"Columns: {described}.")
         if batch.rows:
-            ctx.log(f"First record: {dict(zip(batch.names, batch.rows[0], strict=False))!r}")
+            ctx.log(
+                f"First record: {dict(zip(batch.names, batch.rows[0], strict=False))!r}",
+                has_rows=True,
+            )
         ctx.progress(records_available=len(batch.rows), record_count=0)
         return
 

@@ -220,7 +220,11 @@ def _new_engine(url: URL) -> Engine:
         # Forced off whatever the URL says (the guard refuses the option too): LOAD DATA LOCAL
         # would let the server ask this process for any file it can read.
         connect_args["local_infile"] = False
-    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=5)
+    # hide_parameters: a failing statement's error (the run's log, the process log) names the
+    # SQL, never the row values bound to it.
+    engine = create_engine(
+        url, connect_args=connect_args, pool_pre_ping=True, pool_size=5, hide_parameters=True
+    )
 
     @event.listens_for(engine, "do_connect")
     def _guard_each_connect(dialect, record, cargs, cparams):  # type: ignore[no-untyped-def]
@@ -251,7 +255,10 @@ def _new_sqlite_engine(url: URL) -> Engine:
     # authorizer (no ATTACH, DETACH, load_extension, writable schema).
     target = guard.sqlite_target(url)
     engine = create_engine(
-        "sqlite://", creator=guard.sqlite_connector(target, timeout=30), poolclass=NullPool
+        "sqlite://",
+        creator=guard.sqlite_connector(target, timeout=30),
+        poolclass=NullPool,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
