@@ -67,3 +67,39 @@ def test_the_data_directory_and_the_database_are_owner_only(tmp_path: Path) -> N
     for path in (data_dir, data_dir / "gateway.sqlite3", data_dir / "fernet.key"):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path.name} is {oct(mode)}"
+
+
+PRODUCTION = {
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "true",
+    "DJANGO_SECURE_SSL_REDIRECT": "true",
+    "DJANGO_SECURE_HSTS_SECONDS": "31536000",
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "DJANGO_SECURE_HSTS_PRELOAD": "true",
+    "DJANGO_SECURE_COOKIES": "true",
+    "DJANGO_ALLOWED_HOSTS": "gateway.example.com",
+}
+
+
+def test_check_deploy_is_clean_in_the_production_configuration(tmp_path: Path) -> None:
+    env = gateway_env(tmp_path / "var", **PRODUCTION)
+    output = manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert "no issues" in output
+
+
+def test_check_deploy_names_what_is_missing_by_default(tmp_path: Path) -> None:
+    env = gateway_env(tmp_path / "var")
+    with pytest.raises(AssertionError, match=r"security\.W004"):
+        manage(env, "check", "--deploy", "--fail-level", "WARNING")
+
+
+def test_the_fleet_answers_no_host_name_by_default(tmp_path: Path) -> None:
+    # given a fleet's environment without DJANGO_ALLOWED_HOSTS (no database is contacted)
+    env = gateway_env(tmp_path / "var", DATABASE_URL="postgres://gw@127.0.0.1:1/gw")
+    env.pop("DJANGO_ALLOWED_HOSTS", None)
+    # when
+    printed = manage(
+        env, "shell", "-c", "from django.conf import settings as s; print(s.ALLOWED_HOSTS)"
+    )
+    # then
+    assert "*" not in printed
+    assert "localhost" in printed
