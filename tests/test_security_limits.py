@@ -189,3 +189,16 @@ def test_a_backtracking_pattern_in_a_job_definition_is_400(datazen: APIClient) -
     step = {"Name": "DataFilter", "FilterType": 3, "Column": "v", "Filter": r"(a)\1"}
     response = post_raw(datazen, "/job", json.dumps(reader(PipelineDef=[step])))
     assert_datazen_error(response, 400, "linear time")
+
+
+def test_regexp_in_a_jobs_sqlite_sql_runs_in_linear_time(tmp_path: Any) -> None:
+    from jobs.dburl import create_db_engine
+
+    engine = create_db_engine("", f"sqlite:///{tmp_path / 'job.sqlite3'}")
+    started = time.perf_counter()
+    with engine.connect() as connection:
+        found = connection.exec_driver_sql(
+            "SELECT ? REGEXP '^(a+)+$', 'abc' REGEXP 'b'", ("a" * 5000 + "!",)
+        ).one()
+    assert time.perf_counter() - started < 0.5
+    assert tuple(found) == (0, 1)

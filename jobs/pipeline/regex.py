@@ -8,6 +8,7 @@ message when the job is defined (docs/pipeline.md).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Protocol
 
 import re2  # type: ignore[import-untyped]
@@ -43,3 +44,16 @@ def compile_linear(
         raise RegexError(
             f"{reason} (patterns are matched in linear time: no backreferences or lookaround)"
         ) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(pattern: str) -> LinearPattern:
+    return compile_linear(pattern)
+
+
+def sql_regexp(pattern: str | None, value: Any) -> bool | None:
+    """SQLite's `value REGEXP pattern` on job connections, in linear time (SQLAlchemy would
+    register Python's backtracking `re` there)."""
+    if pattern is None or value is None:
+        return None
+    return _cached(str(pattern)).search(str(value)) is not None

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from jobs import guard
+from jobs.pipeline.regex import sql_regexp
 
 CONNECT_TIMEOUT_SECONDS = 15
 
@@ -266,6 +267,8 @@ def _new_sqlite_engine(url: URL) -> Engine:
         # Let the writer's BEGIN take the write lock at once, instead of the sqlite3
         # module's implicit transactions that start late and upgrade (deadlock-prone).
         dbapi_connection.isolation_level = None
+        # REGEXP in a job's SQL matches in linear time: SQLAlchemy registers Python's `re`.
+        dbapi_connection.create_function("regexp", 2, sql_regexp, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection: Any) -> None:
