@@ -548,3 +548,26 @@ def test_row_values_are_never_written_to_process_logs(
     writer_errors = [e.error_message for e in job.direct_writer.executions.all()]  # type: ignore[union-attr]
     assert any("UNIQUE" in (m or "") for m in [*writer_errors, failed.error_message])
     assert "row-value-7f3a" not in caplog.text
+
+
+# -- DataFlux: a SQL Lookup node on a stored connection aimed at the gateway ------------------
+
+
+def test_a_flow_sql_lookup_on_the_gateways_database_is_a_flow_error() -> None:
+    # given: an operator stored "crm" pointing at the gateway's own database (a mistake)
+    from tests.test_dataflux_support import basic_client, execute, fresh_state, make_user, upload
+    from tests.test_flows_examples import flow_id
+
+    fresh_state()
+    stored = ConnectionString(key="crm", system="SQLite", connection_type="DB")
+    stored.value = f"sqlite:///{own_database()}"
+    stored.save()
+    make_user("ann")
+    client = basic_client("ann")
+    upload(client, "Determine_Gender.ddf")
+    upload(client, "Enrich_Contacts.ddf")
+    # when
+    response = execute(client, flow_id("Enrich_Contacts.ddf"), {})
+    # then
+    assert response.status_code == 400
+    assert "gateway's own database" in response.json()["message"]
