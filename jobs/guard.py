@@ -9,6 +9,7 @@ database name, and driver options come from an allow-list per dialect.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -139,10 +140,10 @@ def check_sqlite_file(path: str) -> None:
     """Refuse the gateway's database (and its WAL/SHM), its secrets and its data directory."""
     real = os.path.realpath(path)
     identity = _identity(real)
-    for protected in _protected_files():
+    protected_paths, data_dir = _protected_paths(*_protected_names())
+    for protected in protected_paths:
         if real == protected or (identity is not None and identity == _identity(protected)):
             raise ConnectionRefused("A job cannot use the gateway's own database or its files.")
-    data_dir = os.path.realpath(settings.DATA_DIR)
     relative = Path(real).relative_to(data_dir) if _is_under(real, data_dir) else None
     if relative is not None and (len(relative.parts) <= 1 or relative.parts[0] in GATEWAY_FOLDERS):
         raise ConnectionRefused(
@@ -162,19 +163,30 @@ def _identity(path: str) -> tuple[int, int] | None:
     return (status.st_dev, status.st_ino)
 
 
-def _protected_files() -> list[str]:
-    """The gateway's SQLite database files (with WAL/SHM/journal) and secret files."""
-    names: set[str] = set()
+def _protected_names() -> tuple[tuple[str, ...], str]:
+    """The gateway's SQLite database names, as configured, and its data directory."""
+    names = []
     for database in own_databases():
         if "sqlite" not in str(database.get("ENGINE", "")):
             continue
         for name in (database.get("NAME"), (database.get("TEST") or {}).get("NAME")):
             if name and str(name) != ":memory:" and not str(name).startswith("file:"):
-                names.add(os.path.realpath(str(name)))
-    files = {name + side for name in names for side in ("", *_SQLITE_SIDE_FILES)}
-    data_dir = Path(settings.DATA_DIR)
-    files.update(os.path.realpath(data_dir / name) for name in ("fernet.key", "django-secret.key"))
-    return sorted(files)
+                names.append(str(name))
+    return tuple(sorted(set(names))), str(settings.DATA_DIR)
+
+
+@functools.lru_cache(maxsize=16)
+def _protected_paths(names: tuple[str, ...], data_dir: str) -> tuple[tuple[str, ...], str]:
+    """Resolved paths of the database files (with WAL/SHM/journal) and the secret files.
+
+    Cached by configuration: resolving costs a system call per path component, and a connect
+    would otherwise pay it for every protected file. Identities (device, inode) are read fresh
+    at every check, since a file can be replaced under the same name.
+    """
+    resolved = {os.path.realpath(name) for name in names}
+    files = {name + side for name in resolved for side in ("", *_SQLITE_SIDE_FILES)}
+    files.update(os.path.realpath(Path(data_dir) / n) for n in ("fernet.key", "django-secret.key"))
+    return tuple(sorted(files)), os.path.realpath(data_dir)
 
 
 def sqlite_connector(target: SqliteTarget, timeout: float) -> Callable[[], sqlite3.Connection]:
