@@ -11,9 +11,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs.dburl import ConnectionStringError, ado_members
 from jobs.guard import ConnectionRefused
 from jobs.models import ConnectionString, ConnectionType
+from jobs.systems.db.url import ConnectionStringError, ado_members
 
 CHECK_TIMEOUT_SECONDS = 10
 

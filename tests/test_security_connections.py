@@ -23,9 +23,9 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from jobs import guard
 from jobs.connections import InlineConnectionRefused, UnknownConnection
-from jobs.dburl import create_db_engine, dispose_engines, engine_for, to_url
 from jobs.guard import ConnectionRefused
 from jobs.models import AccessKey, ConnectionString, ExecutionStatus
+from jobs.systems.db.url import create_db_engine, dispose_engines, engine_for, to_url
 from tests.syncdb import direct_job, execute, messages, rows, run
 
 pytestmark = pytest.mark.django_db

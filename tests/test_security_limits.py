@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from jobs.batch import Batch, Column
 from jobs.models import Job
 from jobs.pipeline import PipelineError, compile_pipeline
+from jobs.systems.batch import Batch, Column
 from tests.test_dataflux_support import basic_client, make_user, upload
 
 pytestmark = pytest.mark.django_db
@@ -192,7 +192,7 @@ def test_a_backtracking_pattern_in_a_job_definition_is_400(datazen: APIClient) -
 
 
 def test_regexp_in_a_jobs_sqlite_sql_runs_in_linear_time(tmp_path: Any) -> None:
-    from jobs.dburl import create_db_engine
+    from jobs.systems.db.url import create_db_engine
 
     engine = create_db_engine("", f"sqlite:///{tmp_path / 'job.sqlite3'}")
     started = time.perf_counter()
