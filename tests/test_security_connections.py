@@ -571,3 +571,22 @@ def test_a_flow_sql_lookup_on_the_gateways_database_is_a_flow_error() -> None:
     # then
     assert response.status_code == 400
     assert "gateway's own database" in response.json()["message"]
+
+
+@pytest.mark.mariadb
+def test_mariadb_session_state_does_not_pass_to_the_next_job(mariadb_url: str) -> None:
+    # given: a job that leaves a temporary table, a user variable and a session setting behind
+    engine = create_db_engine("", mariadb_url)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("CREATE TEMPORARY TABLE leftover (id int)")
+        connection.exec_driver_sql("SET @secret = 42, SESSION sql_mode = 'ANSI_QUOTES'")
+        connection.commit()
+    # when: the next job takes the pooled connection
+    with engine.connect() as connection:
+        # then: none of it is there, and the engine's character set still is
+        assert connection.exec_driver_sql("SELECT @secret").scalar() is None
+        assert "ANSI_QUOTES" not in connection.exec_driver_sql("SELECT @@sql_mode").scalar()
+        assert connection.exec_driver_sql("SELECT @@character_set_client").scalar() == "utf8mb4"
+        assert connection.exec_driver_sql("SELECT '日本🎬'").scalar() == "日本🎬"
+        with pytest.raises(DatabaseError):
+            connection.exec_driver_sql("SELECT * FROM leftover")

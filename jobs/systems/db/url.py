@@ -18,6 +18,7 @@ from jobs import guard
 from jobs.pipeline.regex import sql_regexp
 
 CONNECT_TIMEOUT_SECONDS = 15
+_COM_RESET_CONNECTION = 0x1F  # MySQL 5.7+ and MariaDB 10.2+
 
 # System names as clients spell them → SQLAlchemy dialect+driver.
 SYSTEM_DRIVERS = {
@@ -231,6 +232,24 @@ def _new_engine(url: URL) -> Engine:
     def _guard_each_connect(dialect, record, cargs, cparams):  # type: ignore[no-untyped-def]
         # Names resolve again at every new connection: a DNS answer may have changed.
         guard.check_server(url)
+
+    if backend == "mysql":
+
+        @event.listens_for(engine, "reset")
+        def _reset_mysql_session(dbapi_connection, record, reset_state):  # type: ignore[no-untyped-def]
+            # COM_RESET_CONNECTION: the server drops the session's temporary tables, user
+            # variables, SET values and prepared statements, so nothing passes to the next job.
+            # PyMySQL has no call for it; the character set and autocommit mode the engine
+            # asked for are sent again afterwards. A failure here makes the pool discard the
+            # connection.
+            dbapi_connection.rollback()
+            if not reset_state.terminate_only:
+                dbapi_connection._execute_command(_COM_RESET_CONNECTION, b"")
+                dbapi_connection._read_ok_packet()
+                dbapi_connection.set_character_set(
+                    dbapi_connection.charset, dbapi_connection.collation
+                )
+                dbapi_connection.autocommit(dbapi_connection.autocommit_mode)
 
     if backend == "postgresql":
 
