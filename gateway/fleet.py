@@ -1,4 +1,4 @@
-"""The fleet's process commands, in one place: `python -m gateway.fleet web|worker|scheduler|migrate`.
+"""The fleet's process commands, in one place: `python -m gateway.fleet PROCESS`.
 
 The Makefile's fleet targets, docker-compose.yml, the Dockerfile, docs/operations.md and the
 fleet tests all start processes through this module, so a flag added here (the worker's
@@ -33,7 +33,10 @@ def worker_node_name(env: Mapping[str, str], pid: int | None = None) -> str:
 def worker_queues(env: Mapping[str, str]) -> str:
     # The jobs' queue and the real-time flows' queue: a worker without the second leaves
     # every fleet DataFlux run unanswered (settings CELERY_TASK_DEFAULT_QUEUE, DATAFLUX_QUEUE).
-    queues = [env.get("CELERY_TASK_DEFAULT_QUEUE") or "gateway", env.get("DATAFLUX_QUEUE") or "flows"]
+    queues = [
+        env.get("CELERY_TASK_DEFAULT_QUEUE") or "gateway",
+        env.get("DATAFLUX_QUEUE") or "flows",
+    ]
     return ",".join(dict.fromkeys(queues))
 
 
