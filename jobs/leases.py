@@ -140,20 +140,9 @@ def reap(now: datetime | None = None, job: Job | None = None) -> list[Execution]
 
 
 def take_over_dead(job: Job) -> bool:
-    """Before starting `job`: queue again its run whose worker died, or free the job when it is
-    marked running with no run at all. True when a dead run was queued again (the start is
-    then that run)."""
-    if job.status != JobStatus.RUNNING:
-        return False
-    if reap(job=job):
-        return True
-    open_runs = Execution.objects.filter(
-        job=job, status__in=(ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
-    )
-    if not open_runs.exists():
-        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(status=JobStatus.READY)
-        job.status = JobStatus.READY
-    return False
+    """Before starting `job`: queue again its run whose worker died. True when one was (the
+    start is then that run); a run with a live lease is left to its worker."""
+    return job.status == JobStatus.RUNNING and bool(reap(job=job))
 
 
 def _is_inline_writer(execution: Execution) -> bool:

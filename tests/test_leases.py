@@ -154,15 +154,6 @@ def test_job_start_on_a_job_whose_run_is_dead_runs_it(
     assert rows(target, "items") == rows(sqlite_url, "items")
 
 
-@pytest.mark.django_db
-def test_a_job_marked_running_without_any_run_is_freed_by_a_start(sqlite_url):
-    job = direct_job(sqlite_url, sqlite_url, sql="SELECT 1", target="t")
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
-    job.refresh_from_db()
-    assert leases.take_over_dead(job) is False
-    assert job.status == JobStatus.READY
-
-
 @pytest.mark.django_db(transaction=True)
 def test_celery_shows_the_job_and_a_failed_run_is_a_failed_task(
     embedded_worker: Any, tmp_path: Path
