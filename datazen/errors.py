@@ -9,6 +9,7 @@ from gateway.api_errors import error_message
 from jobs.crypto import SecretError
 from jobs.definitions import DefinitionError, JobConflict, JobNotFound
 from jobs.history import HistoryError
+from jobs.queueing import QueueUnavailable
 from jobs.services import JobDisabled
 
 
@@ -24,6 +25,7 @@ DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (DefinitionError, 400),
     (HistoryError, 400),
     (JobDisabled, 409),
+    (QueueUnavailable, 503),
 )
 
 

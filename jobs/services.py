@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs import leases
 from jobs.models import Execution, ExecutionStatus, Job, JobStatus
-from jobs.tasks import run_execution
+from jobs.queueing import publish
 
 
 class JobDisabled(Exception):
@@ -18,10 +18,7 @@ class JobDisabled(Exception):
 
 def queue(execution: Execution) -> None:
     """Send the execution to a worker once the transaction that created it commits."""
-    # shadow: Flower, Celery events and the worker's log name the job, not only the function.
-    transaction.on_commit(
-        lambda: run_execution.apply_async((execution.pk,), shadow=f"job {execution.job_key}")
-    )
+    transaction.on_commit(lambda: publish(execution))
 
 
 def new_execution(
