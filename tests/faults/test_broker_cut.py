@@ -38,10 +38,10 @@ def test_workers_and_web_recover_from_a_broker_cut(
     with TcpProxy(services.REDIS_HOST, services.REDIS_PORT) as proxy:
         behind = f"redis://127.0.0.1:{proxy.port}/0"
         start_fleet(
-            fleet, broker_env={"CELERY_BROKER_URL": behind, "CELERY_RESULT_BACKEND": behind}
+            fleet,
+            broker_env={"CELERY_BROKER_URL": behind, "CELERY_RESULT_BACKEND": behind},
+            connections={"src": source, "dst": target},
         )
-        fleet.set_connection("src", source)
-        fleet.set_connection("dst", target)
         job = fleet.create_direct_job("items", "src", "dst", "items")
         # given a first run through the proxy
         assert fleet.post(f"/job/start?guid={job}").text == "OK"

@@ -37,10 +37,9 @@ def test_a_source_cut_mid_read_fails_the_run_and_the_next_run_is_equal(
 ) -> None:
     source, target = source_and_target
     with TcpProxy(services.POSTGRES_HOST, services.POSTGRES_PORT) as proxy:
-        start_fleet(fleet)
         host = f"@{services.POSTGRES_HOST}:{services.POSTGRES_PORT}/"
-        fleet.set_connection("src", source.replace(host, f"@127.0.0.1:{proxy.port}/"))
-        fleet.set_connection("dst", target)
+        behind = source.replace(host, f"@127.0.0.1:{proxy.port}/")
+        start_fleet(fleet, connections={"src": behind, "dst": target})
         job = fleet.create_direct_job("items", "src", "dst", "items")
         # when the job reads and the source goes away mid-read
         assert fleet.post(f"/job/start?guid={job}").text == "OK"

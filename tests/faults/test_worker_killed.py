@@ -47,9 +47,7 @@ def _finished(fleet: Fleet, guid: str) -> tuple[str, int, str] | None:
 
 
 def _kill_mid_apply(fleet: Fleet, source: str, target: str, whole_worker: bool) -> None:
-    start_fleet(fleet)
-    fleet.set_connection("src", source)
-    fleet.set_connection("dst", target)
+    start_fleet(fleet, connections={"src": source, "dst": target})
     job = fleet.create_direct_job("items", "src", "dst", "items")
     # when the job runs and its writer has applied part of the rows…
     assert fleet.post(f"/job/start?guid={job}").text == "OK"
