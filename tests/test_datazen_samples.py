@@ -16,8 +16,9 @@ JOB_SAMPLES = sorted(p for p in SAMPLES.glob("*.json") if p.name != "connections
 MAINTAINED = {"Guid", "Status", "LastRunTime", "LastExecutionId", "LastTsPointer",
               "LastTsDelPointer", "Active"}  # fmt: skip
 # What DataZen derives from a definition and shows beside it (datazen/render.py).
-COMPUTED_READER = {"IsDBSource", "IsHttpSource", "IsDriveSource", "IsQueueingSource", "JobType",
-                   "IsDirty", "TrackLastTs", "AuditLogEnabled", "IsDirect", "IsCDCSource"}  # fmt: skip
+COMPUTED_READER = {"IsDBSource", "IsHttpSource", "IsDriveSource", "IsQueueingSource",
+                   "JobType", "IsDirty", "TrackLastTs", "AuditLogEnabled", "IsDirect",
+                   "IsCDCSource"}  # fmt: skip
 COMPUTED_WRITER = {"JobType", "IsDirty", "IsDirect", "AuditLogEnabled"}
 
 

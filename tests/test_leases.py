@@ -22,7 +22,7 @@ from jobs.models import (
     JobStatus,
     LogEntry,
 )
-from jobs.scheduler import Scheduler
+from jobs.schedule.scheduler import Scheduler
 from jobs.tasks import JobFailed
 from tests.conftest import key_client
 from tests.syncdb import direct_job, execute, rows
