@@ -178,14 +178,9 @@ def computed_fields(job: Job, body: dict[str, Any]) -> dict[str, Any]:
             "IsDirect": False,
             "AuditLogEnabled": audit,
         }
-    connection_type = (
-        ConnectionString.objects.filter(key=job.connection_key)
-        .values_list("connection_type", flat=True)
-        .first()
-        if job.connection_key
-        else None
-    )
-    flags = _source_flags(body, connection_type or "")
+    # From the definition alone (its settings, its SqlRead), as DataZen shows them: no query
+    # per job, so /jobs/info stays a fixed number of queries however many jobs there are.
+    flags = _source_flags(body, "")
     return {
         "IsDBSource": flags["IsDBSource"],
         "IsHttpSource": flags["IsHttpSource"],
