@@ -226,11 +226,14 @@ def renew(owner: str, now: datetime | None = None) -> int:
 def _renew_forever(owner: str) -> None:
     stop = threading.Event()
     while not stop.wait(renew_seconds()):
+        # Nothing may end this thread: a database hiccup is logged, and the next renewal
+        # comes well before the lease expires.
         try:
-            renew(owner)
-            # Any worker reaps too, so a fleet without a scheduler still resumes dead runs.
-            reap()
-        except Exception:  # a database hiccup: the next renewal comes well before expiry
+            try:
+                renew(owner)
+                # Any worker reaps too, so a fleet without a scheduler still resumes dead runs.
+                reap()
+            finally:
+                close_old_connections()
+        except Exception:
             logger.exception("could not renew the execution leases of %s", owner)
-        finally:
-            close_old_connections()
