@@ -225,13 +225,28 @@ def start_fleet(
 
 @pytest.fixture
 def source_and_target() -> Iterator[tuple[str, str]]:
-    """Two fresh PostgreSQL databases, the source seeded with ROWS rows of `items`."""
+    """Two fresh PostgreSQL databases: the source seeded with ROWS rows of `items`, the target
+    with an empty `items` that is slow to write."""
     with services.postgres_database() as source, services.postgres_database() as target:
         with psycopg.connect(conninfo(source), autocommit=True) as db:
             db.execute("CREATE TABLE items (id integer PRIMARY KEY, name text, qty integer)")
             db.execute(
                 "INSERT INTO items SELECT n, 'item ' || n, n %% 97 FROM generate_series(1, %s) n",
                 (ROWS,),
+            )
+        with psycopg.connect(conninfo(target), autocommit=True) as db:
+            # A target that takes its time (50 ms every 1,000th row: some 5 s for ROWS, in
+            # sleeps long enough to be kept on a loaded machine): however fast the machine,
+            # a fault lands while the writer is applying, as in the field.
+            db.execute("CREATE TABLE items (id integer PRIMARY KEY, name text, qty integer)")
+            db.execute(
+                "CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN IF NEW.id % 1000 = 0 THEN PERFORM pg_sleep(0.05); END IF; "
+                "RETURN NEW; END $$"
+            )
+            db.execute(
+                "CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON items "
+                "FOR EACH ROW EXECUTE FUNCTION slow_row()"
             )
         yield source, target
 
