@@ -1,6 +1,6 @@
 # The gateway image used by docker-compose.yml for web, worker and scheduler alike.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 GATEWAY_DATA_DIR=/data
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 GATEWAY_DATA_DIR=/data GATEWAY_HOST=0.0.0.0
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY gateway gateway
@@ -11,4 +11,4 @@ COPY manage.py ./
 RUN pip install --no-cache-dir .
 VOLUME /data
 EXPOSE 9559
-CMD ["gunicorn", "gateway.wsgi", "--bind", "0.0.0.0:9559", "--workers", "2", "--threads", "8"]
+CMD ["python", "-m", "gateway.fleet", "web"]

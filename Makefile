@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # `make test` = lint (ruff, format check, mypy) + makemigrations --check + pytest.
-.PHONY: run test lint format migrate bootstrap fleet-worker fleet-scheduler fleet-web bench clean
+.PHONY: run test lint format migrate bootstrap fleet-migrate fleet-worker fleet-scheduler fleet-web bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,15 +35,19 @@ test: lint
 	DJANGO_SETTINGS_MODULE=gateway.settings_test $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
 
-# The fleet's processes, as docker-compose.yml runs them (DATABASE_URL and CELERY_BROKER_URL set).
-fleet-web: migrate
-	$(BIN)/gunicorn gateway.wsgi --bind $${GATEWAY_HOST:-127.0.0.1}:$${GATEWAY_PORT:-9559} --workers 2 --threads 8
+# The fleet's processes (DATABASE_URL and CELERY_BROKER_URL set). Their commands live in
+# gateway/fleet.py, which docker-compose.yml, docs/operations.md and the fleet tests use too.
+fleet-migrate: $(STAMP)
+	$(BIN)/python -m gateway.fleet migrate
+
+fleet-web: $(STAMP)
+	$(BIN)/python -m gateway.fleet web
 
 fleet-worker: $(STAMP)
-	$(BIN)/celery -A gateway worker --loglevel INFO
+	$(BIN)/python -m gateway.fleet worker
 
 fleet-scheduler: $(STAMP)
-	$(BIN)/python manage.py runscheduler
+	$(BIN)/python -m gateway.fleet scheduler
 
 bench: $(STAMP)
 	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

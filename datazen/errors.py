@@ -10,6 +10,7 @@ from jobs.crypto import SecretError
 from jobs.definitions import DefinitionError, JobConflict, JobNotFound
 from jobs.guard import ConnectionRefused
 from jobs.history import HistoryError
+from jobs.queueing import QueueUnavailable
 from jobs.services import JobDisabled
 
 
@@ -26,6 +27,7 @@ DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (DefinitionError, 400),
     (HistoryError, 400),
     (JobDisabled, 409),
+    (QueueUnavailable, 503),
 )
 
 

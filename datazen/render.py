@@ -151,7 +151,50 @@ def definition(job: Job, *, empty_pointer: str | None = "") -> dict[str, Any]:
         body["LastTsDelPointer"] = job.last_ts_del_pointer or empty_pointer
     else:
         body["LastExecutionId"] = job.last_execution_id or None
+    body.update(computed_fields(job, body))
     return body
+
+
+def computed_fields(job: Job, body: dict[str, Any]) -> dict[str, Any]:
+    """The members DataZen derives from a reader's or writer's definition, in its order.
+
+    A reader's source flags say what kind of system it reads (from its settings, else its
+    connection's type); a writer shows only its type, IsDirty, IsDirect and AuditLogEnabled
+    (the vendor's samples show a direct job's writer with IsDirect false: only its reader is).
+    """
+    json_data = _json_data(body)
+    audit = bool(json_data.get("AuditLogEnabled"))
+    if job.kind != JobKind.READER:
+        return {
+            "JobType": JOB_TYPE.get(job.kind, 0),
+            "IsDirty": False,
+            "IsDirect": False,
+            "AuditLogEnabled": audit,
+        }
+    # From the definition alone (its settings, its SqlRead), as DataZen shows them: no query
+    # per job, so /jobs/info stays a fixed number of queries however many jobs there are.
+    flags = _source_flags(body, "")
+    return {
+        "IsDBSource": flags["IsDBSource"],
+        "IsHttpSource": flags["IsHttpSource"],
+        "IsDriveSource": flags["IsDriveSource"],
+        "IsQueueingSource": flags["IsQueueingSource"],
+        "JobType": JOB_TYPE[JobKind.READER],
+        # Saved definitions only: the gateway keeps no unsaved edits.
+        "IsDirty": False,
+        "TrackLastTs": _track_last_ts(body),
+        "AuditLogEnabled": audit,
+        "IsDirect": job.direct_writer_id is not None or bool(json_data.get("DirectWriter")),
+        "IsCDCSource": _is_cdc_source(body),
+    }
+
+
+def _track_last_ts(body: dict[str, Any]) -> bool:
+    return bool(body.get("TrackLastTs", bool(body.get("TimestampCol"))))
+
+
+def _is_cdc_source(body: dict[str, Any]) -> bool:
+    return bool(body.get("IsCDCSource", bool(_json_data(body).get("CDCSettings"))))
 
 
 def job_info(job: Job, latest: dict[int, Execution], writer: Job | None = None) -> dict[str, Any]:
@@ -207,7 +250,6 @@ def summary_row(
     direct_run = latest.get(writer.pk) if writer is not None else None
     source_system = body.get("SystemName") or system
     flags = _source_flags(body, connection_type) if job.kind == JobKind.READER else {}
-    json_data = _json_data(body)
     return {
         "Guid": job.guid,
         "TargetGuid": writer.guid if writer is not None else None,
@@ -237,10 +279,10 @@ def summary_row(
         "ErrorMessage": run.error_message if run else "",
         "DirectSuccess": direct_run.success if direct_run else False,
         "DirectErrorMessage": direct_run.error_message if direct_run else None,
-        "TrackLastTs": bool(body.get("TrackLastTs", bool(body.get("TimestampCol")))),
+        "TrackLastTs": _track_last_ts(body),
         "ConnectionString": body.get("ConnectionString") or "",
         "SourceSystem": source_system if job.kind == JobKind.READER else "",
-        "IsCDCSource": bool(body.get("IsCDCSource", bool(json_data.get("CDCSettings")))),
+        "IsCDCSource": _is_cdc_source(body),
     }
 
 

@@ -1,10 +1,17 @@
 """DataZen HTTP API 2.0, mounted at the root; documented aliases map to the same views."""
 
-from django.urls import path
+from django.http import HttpRequest, JsonResponse
+from django.urls import path, re_path
 
 from datazen import views
 
 app_name = "datazen"
+
+
+def unknown_route(request: HttpRequest) -> JsonResponse:
+    message = f"No DataZen endpoint answers {request.method} {request.path}."
+    return JsonResponse({"Error": message, "StatusCode": 404}, status=404)
+
 
 urlpatterns = [
     # Agent API
@@ -40,4 +47,8 @@ urlpatterns = [
     path("jobs/info", views.JobsInfoView.as_view(), name="jobs-info"),
     path("jobs/summary", views.JobsSummaryView.as_view(), name="jobs-summary"),
     path("jobssummary", views.JobsSummaryView.as_view(), name="jobssummary"),
+    # Last: any other path a DataZen client sends gets DataZen's JSON error, not Django's HTML
+    # page. The console and DataFlux answer their own unknown paths (and /admin without its
+    # slash still redirects).
+    re_path(r"^(?!admin(?:/|$)|SASDataMgmtRTDataJob/rest(?:/|$)|static/)", unknown_route),
 ]

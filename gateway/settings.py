@@ -208,6 +208,9 @@ GATEWAY_EXTRA_QUEUES = [DATAFLUX_QUEUE]
 # lease lasts without renewal before another scheduler process may take over.
 GATEWAY_SCHEDULER_INTERVAL = env.float("GATEWAY_SCHEDULER_INTERVAL", default=1.0)
 GATEWAY_SCHEDULER_LEASE_SECONDS = env.float("GATEWAY_SCHEDULER_LEASE_SECONDS", default=15.0)
+# A running execution's lease (jobs/leases.py): renewed every third of it while it runs; a run
+# whose worker died is resumed once it has expired (docs/operations.md).
+GATEWAY_EXECUTION_LEASE_SECONDS = env.float("GATEWAY_EXECUTION_LEASE_SECONDS", default=30.0)
 # Longest chain of jobs started by triggers (A triggers B triggers C …) before one is refused.
 GATEWAY_TRIGGER_MAX_DEPTH = env.int("GATEWAY_TRIGGER_MAX_DEPTH", default=20)
 

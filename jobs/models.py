@@ -253,6 +253,12 @@ class Execution(models.Model):
     last_del_ts_pointer = models.TextField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid that ran it")
+    # The running worker's lease (jobs/leases.py): renewed while it runs; once past, the run
+    # is taken over by the next delivery of its task or by a reaper.
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    takeovers = models.PositiveIntegerField(
+        default=0, help_text="times a dead worker's run was taken over"
+    )
     requested_by = models.CharField(max_length=200, blank=True)
     result = models.JSONField(null=True, blank=True, help_text="Flow outputs, when any.")
     created_on = models.DateTimeField(default=timezone.now, db_index=True)

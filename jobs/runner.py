@@ -19,6 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import leases
 from jobs.models import (
     Execution,
     ExecutionStatus,
@@ -130,13 +131,9 @@ _PY_LEVELS: dict[int, int] = {
 
 
 def claim(execution_id: int) -> Execution | None:
-    """Move a pending execution to running; None if another worker has it or it is done."""
-    claimed = Execution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING).update(
-        status=ExecutionStatus.RUNNING, started_at=timezone.now(), worker=worker_name()
-    )
-    if not claimed:
-        return None
-    return Execution.objects.select_related("job").get(pk=execution_id)
+    """Move a pending execution (or a dead worker's: jobs/leases.py) to running; None if
+    another worker has it or it is done."""
+    return leases.claim(execution_id, worker_name())
 
 
 def run_claimed(

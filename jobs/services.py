@@ -7,8 +7,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import leases
 from jobs.models import Execution, ExecutionStatus, Job, JobStatus
-from jobs.tasks import run_execution
+from jobs.queueing import publish
 
 
 class JobDisabled(Exception):
@@ -17,7 +18,7 @@ class JobDisabled(Exception):
 
 def queue(execution: Execution) -> None:
     """Send the execution to a worker once the transaction that created it commits."""
-    transaction.on_commit(lambda: run_execution.delay(execution.pk))
+    transaction.on_commit(lambda: publish(execution))
 
 
 def new_execution(
@@ -50,6 +51,8 @@ def start_job(
     """
     if not job.active and not force:
         raise JobDisabled(f"Job '{job.job_key}' is disabled; enable it before starting it.")
+    if leases.take_over_dead(job):  # its run's worker died: that run is queued again
+        return Execution.objects.filter(job=job, status=ExecutionStatus.PENDING).first()
     with transaction.atomic():
         # Claiming the job row is what keeps two starts (API, scheduler, trigger) from both running.
         claimed = Job.objects.filter(pk=job.pk, status=JobStatus.READY).update(

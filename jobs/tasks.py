@@ -3,11 +3,19 @@
 from celery import shared_task
 
 from jobs import runner
+from jobs.models import ExecutionStatus
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+class JobFailed(Exception):
+    """The run failed: raised so Flower and Celery events show a failed task, not a success."""
+
+
+# throws: an expected outcome, logged by the worker in one line rather than with a traceback.
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True, throws=(JobFailed,))
 def run_execution(execution_id: int) -> None:
     """Run one pending execution; a re-delivered task finds it claimed and does nothing."""
     execution = runner.claim(execution_id)
     if execution is not None:
         runner.run_claimed(execution)
+        if execution.status == ExecutionStatus.FAILED:
+            raise JobFailed(f"{execution.job_key}: {execution.error_message}")

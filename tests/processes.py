@@ -77,12 +77,19 @@ def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
                     process.wait()
 
 
+def fleet_command(name: str, *extra: str) -> list[str]:
+    """Process `name` started as the Makefile and docker-compose.yml start it (gateway/fleet.py,
+    which execs the real command), with `extra` arguments appended; settings come from the
+    environment given to `started`."""
+    return [sys.executable, "-m", "gateway.fleet", name, *extra]
+
+
 def celery_worker(queue: str, name: str, loglevel: str = "INFO") -> list[str]:
-    """A fleet worker as docker-compose.yml runs it (threads pool, so its pid runs the tasks)."""
-    return [
-        str(BIN / "celery"),
-        "-A",
-        "gateway",
+    """A fleet worker with a threads pool (so its pid runs the tasks) on `queue` only.
+
+    gateway/fleet.py's command with test-only extras: Celery keeps the last `-Q`/`-n` given.
+    """
+    return fleet_command(
         "worker",
         "-Q",
         queue,
@@ -96,9 +103,12 @@ def celery_worker(queue: str, name: str, loglevel: str = "INFO") -> list[str]:
         "--without-mingle",
         "--loglevel",
         loglevel,
-    ]
+    )
 
 
 def gunicorn(port: int) -> list[str]:
-    """The fleet's web server, as docker-compose.yml runs it."""
-    return [str(BIN / "gunicorn"), "gateway.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    """The fleet's web server, as docker-compose.yml runs it, bound to loopback on `port`.
+
+    Through env(1), which execs too, because gunicorn binds every `--bind` it is given.
+    """
+    return ["env", "GATEWAY_HOST=127.0.0.1", f"GATEWAY_PORT={port}", *fleet_command("web")]

@@ -274,3 +274,16 @@ def test_purge_keeps_this_boots_dynamic_jobs(datazen) -> None:
 @pytest.mark.parametrize("query", ["", "?guid="])
 def test_dynamic_executions_needs_a_guid(datazen, query) -> None:
     assert datazen.get(f"/job/dynamic/executions{query}").status_code == 400
+
+
+def test_get_dynamic_shows_the_documents_computed_members(datazen) -> None:
+    # given the document's dynamic job
+    datazen.post("/job/dynamic", with_guid(DOC_POST_DYNAMIC), format="json")
+    # when
+    (reader,) = datazen.get(f"/job/dynamic?guid={DOC_GUID}").json()
+    # then its derived members are the document's
+    computed = ("IsDBSource", "IsHttpSource", "IsDriveSource", "IsQueueingSource", "JobType",
+                "IsDirty", "TrackLastTs", "AuditLogEnabled", "IsDirect", "IsCDCSource")  # fmt: skip
+    assert {name: reader[name] for name in computed} == {
+        name: DOC_DYNAMIC_READER[name] for name in computed
+    }

@@ -15,6 +15,11 @@ JOB_SAMPLES = sorted(p for p in SAMPLES.glob("*.json") if p.name != "connections
 # What the gateway maintains and lays over the definition (checked separately below).
 MAINTAINED = {"Guid", "Status", "LastRunTime", "LastExecutionId", "LastTsPointer",
               "LastTsDelPointer", "Active"}  # fmt: skip
+# What DataZen derives from a definition and shows beside it (datazen/render.py).
+COMPUTED_READER = {"IsDBSource", "IsHttpSource", "IsDriveSource", "IsQueueingSource",
+                   "JobType", "IsDirty", "TrackLastTs", "AuditLogEnabled", "IsDirect",
+                   "IsCDCSource"}  # fmt: skip
+COMPUTED_WRITER = {"JobType", "IsDirty", "IsDirect", "AuditLogEnabled"}
 
 
 def without(obj: dict[str, Any], names: set[str]) -> dict[str, Any]:
@@ -39,7 +44,9 @@ def test_sample_round_trips_through_jobs_info(datazen, sample: Path) -> None:
     assert len(info) == 1
     package = info[0]
     got_reader = package["JobReader"]
-    assert without(got_reader, MAINTAINED) == without(sent["JobReader"], MAINTAINED)
+    assert without(got_reader, MAINTAINED | COMPUTED_READER) == without(
+        sent["JobReader"], MAINTAINED
+    )
     assert got_reader["Guid"] == reader.guid == package["Guid"]
     assert len(reader.guid) == 32
     assert got_reader["Status"] == "ready"
@@ -54,7 +61,9 @@ def test_sample_round_trips_through_jobs_info(datazen, sample: Path) -> None:
         assert package["DirectLastStatus"] is None
     else:
         got_writer = package["JobWriter"]
-        assert without(got_writer, MAINTAINED) == without(sent["JobWriter"], MAINTAINED)
+        assert without(got_writer, MAINTAINED | COMPUTED_WRITER) == without(
+            sent["JobWriter"], MAINTAINED
+        )
         # PipelineDef stays a JSON string where it was sent as one.
         assert type(got_writer["PipelineDef"]) is type(sent["JobWriter"]["PipelineDef"])
         assert got_writer["JobKey"] == "__" + sent["JobReader"]["JobKey"]
@@ -111,3 +120,48 @@ def test_connection_export_shows_the_connections_shape(datazen) -> None:
     assert set(listed[0]) == set(exported)
     assert without(listed[0], {"Data"}) == without(exported, {"Data"})
     assert listed[0]["Data"] == conn.encrypted_value != exported["Data"]
+
+
+# The computed members for each vendor sample: SQL Server readers read a database, the
+# form_* and getAccount readers an HTTP endpoint; all keep an audit log; getAccount alone has
+# no direct writer. A writer shows its type and IsDirect false, as the vendor's samples do.
+EXPECTED_SOURCE = {
+    "UPSERT_DataModelObject_Territory": ("IsDBSource", True),
+    "UPSERT_DataModelObjects": ("IsDBSource", True),
+    "form_getAllForms": ("IsHttpSource", True),
+    "form_surveyGetALLModelObjects": ("IsHttpSource", True),
+    "form_surveyGetALLModels": ("IsHttpSource", True),
+    "form_surveyGetObjects_Territory": ("IsHttpSource", True),
+    "getAccount": ("IsHttpSource", False),
+}
+
+
+@pytest.mark.parametrize("sample", JOB_SAMPLES, ids=lambda p: p.stem)
+def test_jobs_info_shows_the_computed_members(datazen, sample: Path) -> None:
+    # given a vendor sample posted as it is
+    sent = json.loads(sample.read_text())
+    assert datazen.post("/job", sent, format="json").status_code == 200
+    reader = Job.objects.get(job_key=sent["JobReader"]["JobKey"], kind="reader")
+    # when
+    (package,) = datazen.get(f"/jobs/info?guid={reader.guid}").json()
+    # then
+    source, direct = EXPECTED_SOURCE[sample.stem]
+    sources = ("IsDBSource", "IsHttpSource", "IsDriveSource", "IsQueueingSource")
+    got = package["JobReader"]
+    assert {name: got[name] for name in sources} == {name: name == source for name in sources}
+    assert (got["JobType"], got["IsDirty"], got["TrackLastTs"], got["IsCDCSource"]) == (
+        1,
+        False,
+        False,
+        False,
+    )
+    assert got["AuditLogEnabled"] is True
+    assert got["IsDirect"] is direct
+    if package["JobWriter"] is not None:
+        writer = package["JobWriter"]
+        assert {name: writer[name] for name in COMPUTED_WRITER} == {
+            "JobType": 2,
+            "IsDirty": False,
+            "IsDirect": False,
+            "AuditLogEnabled": False,
+        }

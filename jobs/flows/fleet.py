@@ -48,6 +48,8 @@ POLL_MAX_SECONDS = 0.05
 REPLY_PREFIX = "gateway:flow-reply:"
 # How long past the latest a worker could answer the web still waits.
 GRACE_SECONDS = 5.0
+# The longest single blocking pop while waiting for an answer (well under socket_timeout).
+REPLY_SLICE = 0.5
 
 
 # -- the web process -----------------------------------------------------------------------
@@ -110,8 +112,20 @@ def _client(url: str) -> redis.Redis:
 
 
 def _wait_for_reply(replies: redis.Redis, guid: str, budget: float) -> dict[str, Any] | None:
-    popped = replies.blpop([REPLY_PREFIX + guid], timeout=budget)
-    return None if popped is None else json.loads(popped[1])
+    give_up = time.monotonic() + budget
+    while (remaining := give_up - time.monotonic()) > 0:
+        try:
+            # In slices: one blocking pop longer than the client's socket_timeout (5 s by
+            # default since redis-py 8) dies with TimeoutError while the run goes on.
+            popped = replies.blpop([REPLY_PREFIX + guid], timeout=min(remaining, REPLY_SLICE))
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis is gone, not the run: its worker still records it, so wait for the record
+            # and answer what it says (the client and the history then agree).
+            logger.warning("lost Redis while waiting for flow run %s; polling its record", guid)
+            return _poll_execution(guid, max(0.0, give_up - time.monotonic()))
+        if popped is not None:
+            return json.loads(popped[1])
+    return None
 
 
 def _poll_execution(guid: str, budget: float) -> dict[str, Any] | None:

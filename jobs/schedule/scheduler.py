@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
+from jobs import leases
 from jobs.agent import is_running
 from jobs.models import Execution, Job, SchedulerLease
 from jobs.schedule.quartz import QuartzSchedule
@@ -49,6 +50,7 @@ class Scheduler:
         # What this process last checked per job, so a schedule changed behind the API's back
         # (the admin console) gets its next_run_at recomputed.
         self._checked: dict[int, tuple[str, datetime | None]] = {}
+        self._reaped_at: datetime | None = None
 
     # --- leadership ------------------------------------------------------------------------
 
@@ -191,6 +193,7 @@ class Scheduler:
                 close_old_connections()
                 try:
                     self.tick()
+                    self.reap_dead_runs()
                 except Exception:  # a database hiccup: log it and try again next tick
                     logger.exception("scheduler tick failed")
                 stop_event.wait(self._sleep_seconds())
@@ -201,6 +204,19 @@ class Scheduler:
             finally:
                 close_old_connections()
             logger.info("scheduler %s stopped", self.holder)
+
+    def reap_dead_runs(self, now: datetime | None = None) -> list[Execution]:
+        """As leader, queue again the runs whose worker died (jobs/leases.py); at most once per
+        lease renewal interval, since a lease cannot expire faster than that."""
+        now = now or timezone.now()
+        if not self.is_leader:
+            return []
+        if self._reaped_at is not None and (now - self._reaped_at).total_seconds() < (
+            leases.renew_seconds()
+        ):
+            return []
+        self._reaped_at = now
+        return leases.reap(now)
 
     def _sleep_seconds(self) -> float:
         # Wake just after a whole multiple of the interval, so second-level schedules fire on

@@ -1,9 +1,13 @@
 """Serve everything from one process: the APIs and the console (waitress), a Celery worker
-on the in-memory transport, and the scheduler. Ctrl-C (or SIGTERM) stops it all cleanly."""
+on the in-memory transport, and the scheduler. Ctrl-C (or SIGTERM) stops it all cleanly; a
+second one stops it at once. One instance per data directory (gateway/instance.py)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -18,6 +22,10 @@ class Stop(Exception):
     """Raised from the signal handler to leave the server loop."""
 
 
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
 class Command(BaseCommand):
     help = "Run the gateway: web server, embedded worker and scheduler in one process."
 
@@ -28,12 +36,49 @@ class Command(BaseCommand):
         parser.add_argument("--no-scheduler", action="store_true", help="a separate scheduler runs")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from gateway.instance import DataDirectoryBusy, DataDirectoryLock
+
+        host, port = options["host"], options["port"]
+        # Before anything touches the data directory: a second instance must leave the live
+        # one's executions, dynamic jobs and port alone (see gateway/instance.py).
+        lock = DataDirectoryLock(settings.DATA_DIR)
+        try:
+            lock.acquire(f"http://{host}:{port}/")
+        except DataDirectoryBusy as exc:
+            self.stderr.write(str(exc))
+            sys.exit(1)
+        signal.signal(signal.SIGTERM, _raise_stop)
+        signal.signal(signal.SIGINT, _raise_stop)
+        try:
+            self._serve(host, port, options)
+        except Stop:
+            self.stdout.write("Stopped before serving.")
+        finally:
+            lock.release()
+
+    def _serve(self, host: str, port: int, options: dict[str, Any]) -> None:
         import waitress
 
         from gateway.embedded import EmbeddedWorker
         from gateway.wsgi import application
         from jobs.schedule.scheduler import Scheduler
         from jobs.services import recover_interrupted
+
+        try:
+            # Bound before recovery and before the worker and scheduler start, so a port in
+            # use costs one line and changes nothing.
+            server = waitress.create_server(
+                application, host=host, port=port, threads=settings.GATEWAY_THREADS
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                self.stderr.write(
+                    f"Port {port} on {host} is already in use by another program; "
+                    "choose another with --port or GATEWAY_PORT."
+                )
+            else:
+                self.stderr.write(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.")
+            sys.exit(1)
 
         embedded_broker = settings.CELERY_BROKER_URL.startswith("memory://")
         run_worker = embedded_broker and not options["no_worker"]
@@ -59,20 +104,8 @@ class Command(BaseCommand):
             )
             scheduler_thread.start()
 
-        server = waitress.create_server(
-            application,
-            host=options["host"],
-            port=options["port"],
-            threads=settings.GATEWAY_THREADS,
-        )
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            raise Stop(signal.Signals(signum).name)
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
         self.stdout.write(
-            f"Gateway serving on http://{options['host']}:{options['port']}/ "
+            f"Gateway serving on http://{host}:{port}/ "
             f"(DataZen at /, DataFlux at /SASDataMgmtRTDataJob/rest, console at /admin/); "
             f"worker: {'embedded' if worker else 'fleet'}; "
             f"scheduler: {'embedded' if scheduler_thread else 'separate'}. Ctrl-C stops."
@@ -80,8 +113,11 @@ class Command(BaseCommand):
         try:
             server.run()
         except (Stop, KeyboardInterrupt):
-            self.stdout.write("Stopping…")
+            self.stdout.write("Stopping… (Ctrl-C again stops at once)")
         finally:
+            # The worker may take a while to finish its tasks; a second signal leaves now.
+            signal.signal(signal.SIGTERM, self._stop_at_once)
+            signal.signal(signal.SIGINT, self._stop_at_once)
             stop.set()
             server.close()
             if worker is not None:
@@ -89,6 +125,15 @@ class Command(BaseCommand):
             if scheduler_thread is not None:
                 scheduler_thread.join(10)
             self.stdout.write("Stopped.")
+
+    def _stop_at_once(self, signum: int, frame: FrameType | None) -> None:
+        # The data directory's lock goes with the process; the next start closes what was
+        # running (recover_interrupted), so nothing is left marked running for good.
+        self.stdout.write(
+            "Stopped at once: jobs still running are closed as interrupted at the next start."
+        )
+        self.stdout.flush()
+        os._exit(1)
 
     def _on_start(self) -> None:
         """Start-up duties of the vendor features that have them."""

@@ -1,0 +1,111 @@
+"""A worker dies while it applies a job: its pool child killed (SIGKILL), or the whole worker
+(main process and children) killed. The job finishes on its own, with no hand reset, within
+the documented time (lease + a third of it, plus the run), and the target equals the source:
+nothing lost, nothing applied twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.faults.conftest import LEASE_SECONDS, Fleet, start_fleet, table_digest
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+# Lease expiry plus one reaper pass, and a worker's start-up after a kill.
+RESUME_BOUND = LEASE_SECONDS + LEASE_SECONDS / 3 + 5
+
+
+def _applying(fleet: Fleet, guid: str) -> tuple[str, int] | None:
+    """(worker, rows written so far) of the run's writer once it has written rows."""
+    rows = fleet.query(
+        "SELECT worker, record_count FROM jobs_execution WHERE guid = %s "
+        "AND listener_type = 'writer' AND status = 'running' AND record_count > 0",
+        guid,
+    )
+    return rows[0] if rows else None
+
+
+def _run_of(fleet: Fleet, job_guid: str) -> str:
+    rows = fleet.wait_for(
+        "the run started",
+        lambda: fleet.query("SELECT guid FROM jobs_execution WHERE job_guid = %s", job_guid),
+    )
+    return str(rows[0][0])
+
+
+def _finished(fleet: Fleet, guid: str) -> tuple[str, int, str] | None:
+    rows = fleet.query(
+        "SELECT status, takeovers, error_message FROM jobs_execution "
+        "WHERE guid = %s AND listener_type = 'reader' AND finished_at IS NOT NULL",
+        guid,
+    )
+    return rows[0] if rows else None
+
+
+def _kill_mid_apply(fleet: Fleet, source: str, target: str, whole_worker: bool) -> None:
+    start_fleet(fleet, connections={"src": source, "dst": target})
+    job = fleet.create_direct_job("items", "src", "dst", "items")
+    # when the job runs and its writer has applied part of the rows…
+    assert fleet.post(f"/job/start?guid={job}").text == "OK"
+    run = _run_of(fleet, job)
+    worker, written = fleet.wait_for("the writer applying", lambda: _applying(fleet, run))
+    pid = int(worker.rsplit(":", 1)[1])
+    # …its worker dies
+    if whole_worker:
+        owner = next(
+            name for name, p in fleet.processes.items() if name.startswith("worker") and (
+                p.pid == pid or str(pid) in _children(p.pid)
+            )
+        )  # fmt: skip
+        os.killpg(fleet.processes[owner].pid, signal.SIGKILL)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    # then the run is taken over by another worker process…
+    fleet.wait_for(
+        "the run taken over",
+        lambda: fleet.query(
+            "SELECT 1 FROM jobs_execution WHERE guid = %s AND listener_type = 'reader' "
+            "AND status = 'running' AND worker <> %s",
+            run,
+            worker,
+        ),
+        timeout=60,
+    )
+    resumed = time.monotonic() - killed_at
+    assert resumed < RESUME_BOUND, resumed
+    # …and finishes on its own
+    status, takeovers, error = fleet.wait_for(
+        "the run finishing after the kill", lambda: _finished(fleet, run), timeout=180
+    )
+    took = time.monotonic() - killed_at
+    assert status == "succeeded", error
+    assert takeovers >= 1
+    assert table_digest(target) == table_digest(source)
+    print(
+        f"\n{'whole worker' if whole_worker else 'worker child'} SIGKILL at {written} rows "
+        f"written: resumed {resumed:.1f} s, finished {took:.1f} s after the kill "
+        f"(lease {LEASE_SECONDS:g} s)"
+    )
+    # and the job is ready again
+    assert fleet.query("SELECT status FROM jobs_job WHERE guid = %s", job) == [("ready",)]
+
+
+def _children(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def test_worker_child_killed_mid_apply(fleet: Fleet, source_and_target: tuple[str, str]) -> None:
+    _kill_mid_apply(fleet, *source_and_target, whole_worker=False)
+
+
+def test_whole_worker_killed_mid_apply(fleet: Fleet, source_and_target: tuple[str, str]) -> None:
+    _kill_mid_apply(fleet, *source_and_target, whole_worker=True)

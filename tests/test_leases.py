@@ -1,0 +1,191 @@
+"""Execution leases (jobs/leases.py): a dead worker's run is taken over and finishes, with the
+target equal to the source; Celery shows the job and the outcome."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery.signals import task_failure, task_received
+from django.utils import timezone
+
+from jobs import leases, runner, services
+from jobs.models import (
+    AccessScope,
+    Execution,
+    ExecutionStatus,
+    Job,
+    JobKind,
+    JobStatus,
+    LogEntry,
+)
+from jobs.schedule.scheduler import Scheduler
+from jobs.tasks import JobFailed
+from tests.conftest import key_client
+from tests.syncdb import direct_job, execute, rows
+
+DEAD = "deadhost:4242"
+
+
+def seed(url: str, count: int) -> None:
+    execute(url, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    execute(
+        url,
+        "INSERT INTO items VALUES (:id, :name)",
+        params=[{"id": i, "name": f"item {i}"} for i in range(count)],
+    )
+
+
+def dead_run(job: Job, *, expired: bool = True) -> Execution:
+    """A run of `job` claimed by a worker that has since died (its lease no longer renewed)."""
+    execution = services.new_execution(job)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    ago = timedelta(seconds=-1 if expired else 60)
+    Execution.objects.filter(pk=execution.pk).update(
+        status=ExecutionStatus.RUNNING,
+        worker=DEAD,
+        started_at=timezone.now(),
+        lease_expires_at=timezone.now() + ago,
+    )
+    return execution
+
+
+def wait_until_finished(execution: Execution, seconds: float = 60) -> Execution:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        execution.refresh_from_db()
+        if execution.is_finished:
+            return execution
+        time.sleep(0.1)
+    raise AssertionError(f"execution {execution.pk} still {execution.status}")
+
+
+def notes(execution: Execution) -> list[str]:
+    return list(
+        LogEntry.objects.filter(execution=execution)
+        .order_by("sequence")
+        .values_list("message", flat=True)
+    )
+
+
+@pytest.mark.django_db
+def test_a_claim_takes_a_lease_and_a_live_lease_keeps_others_out(sqlite_url, tmp_path):
+    job = direct_job(sqlite_url, sqlite_url, sql="SELECT 1", target="t")
+    execution = services.new_execution(job)
+    # when a worker claims it
+    claimed = runner.claim(execution.pk)
+    # then it holds a lease into the future, and nobody else can claim it
+    assert claimed is not None and claimed.lease_expires_at is not None
+    assert claimed.lease_expires_at > timezone.now() + timedelta(seconds=20)
+    assert runner.claim(execution.pk) is None
+    # and its renewal moves the lease on
+    Execution.objects.filter(pk=execution.pk).update(lease_expires_at=timezone.now())
+    assert leases.renew(claimed.worker) == 1
+    claimed.refresh_from_db()
+    assert claimed.lease_expires_at > timezone.now() + timedelta(seconds=20)
+
+
+@pytest.mark.django_db
+def test_a_redelivered_task_takes_over_an_expired_run_and_closes_its_inline_writer(
+    sqlite_url, tmp_path
+):
+    job = direct_job(sqlite_url, sqlite_url, sql="SELECT 1", target="t")
+    execution = dead_run(job)
+    writer = services.new_execution(job.direct_writer, guid=execution.guid)
+    Execution.objects.filter(pk=writer.pk).update(status=ExecutionStatus.RUNNING, worker=DEAD)
+    # when the task is delivered again after the lease ran out
+    taken = runner.claim(execution.pk)
+    # then this worker runs it, the dead worker's writer row is closed, and the log says why
+    assert taken is not None and taken.worker == runner.worker_name() and taken.takeovers == 1
+    writer.refresh_from_db()
+    assert writer.status == ExecutionStatus.FAILED
+    assert writer.error_message == leases.ORPHANED_WRITER_MESSAGE
+    assert f"worker {DEAD} stopped renewing its lease" in notes(taken)[-1]
+
+
+@pytest.mark.django_db
+def test_an_unexpired_run_is_left_to_its_worker(sqlite_url):
+    job = direct_job(sqlite_url, sqlite_url, sql="SELECT 1", target="t")
+    execution = dead_run(job, expired=False)
+    assert runner.claim(execution.pk) is None
+    assert leases.reap() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reaper_resumes_a_dead_workers_run_to_the_end(
+    embedded_worker: Any, sqlite_url: str, tmp_path: Path
+):
+    # given a direct job whose worker died while running it
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    seed(sqlite_url, 2_000)
+    job = direct_job(sqlite_url, target, sql="SELECT * FROM items", target="items")
+    execution = dead_run(job)
+    # when the scheduler's leader reaps
+    scheduler = Scheduler(holder="reaper-test")
+    scheduler.is_leader = True
+    assert [e.pk for e in scheduler.reap_dead_runs()] == [execution.pk]
+    # then the same execution runs again in a live worker and the target equals the source
+    done = wait_until_finished(execution)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error_message
+    assert done.takeovers == 1 and done.worker != DEAD
+    assert rows(target, "items") == rows(sqlite_url, "items")
+    job.refresh_from_db()
+    assert job.status == JobStatus.READY
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_start_on_a_job_whose_run_is_dead_runs_it(
+    embedded_worker: Any, sqlite_url: str, tmp_path: Path
+):
+    client, _ = key_client(name="ops", scope=AccessScope.ALL)
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    seed(sqlite_url, 500)
+    job = direct_job(sqlite_url, target, sql="SELECT * FROM items", target="items")
+    execution = dead_run(job)
+    # when a client starts the job
+    response = client.post(f"/job/start?guid={job.guid}")
+    # then it answers OK and the dead run finishes
+    assert response.status_code == 200
+    done = wait_until_finished(execution)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error_message
+    assert rows(target, "items") == rows(sqlite_url, "items")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_celery_shows_the_job_and_a_failed_run_is_a_failed_task(
+    embedded_worker: Any, tmp_path: Path
+):
+    # given a job whose source cannot be read
+    missing = f"sqlite:///{tmp_path / 'missing' / 'nowhere.sqlite3'}"
+    job = direct_job(missing, missing, sql="SELECT * FROM nowhere", target="t")
+    names: list[str] = []
+    failures: list[BaseException] = []
+
+    def on_received(request: Any, **_: Any) -> None:
+        names.append(request.name)
+
+    def on_failure(exception: BaseException, **_: Any) -> None:
+        failures.append(exception)
+
+    task_received.connect(on_received, weak=False)
+    task_failure.connect(on_failure, weak=False)
+    try:
+        execution = services.start_job(job)
+        assert execution is not None
+        done = wait_until_finished(execution)
+        deadline = time.monotonic() + 10
+        while not failures and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        task_received.disconnect(on_received)
+        task_failure.disconnect(on_failure)
+    # then the task carries the job's key, and failed as the run did
+    assert done.status == ExecutionStatus.FAILED
+    assert names == [f"job {job.job_key}"]
+    (failure,) = failures
+    assert isinstance(failure, JobFailed)
+    assert str(failure) == f"{job.job_key}: {done.error_message}"
+    assert job.kind == JobKind.READER
