@@ -17,9 +17,9 @@ from django.utils import timezone
 from rest_framework.request import Request
 
 from dataflux import media
-from jobs.flows.definitions import flow_id
-from jobs.flows.engines import EngineInfo
-from jobs.flows.parser import FlowSpec
+from jobs.flows.language.parser import FlowSpec
+from jobs.flows.runtime.definitions import flow_id
+from jobs.flows.runtime.engines import EngineInfo
 from jobs.models import Job
 
 STARTED_AT = timezone.now()

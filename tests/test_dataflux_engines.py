@@ -8,9 +8,9 @@ import time
 import pytest
 from django.test import override_settings
 
-from jobs.flows.definitions import flow_id, get_flow
-from jobs.flows.engines import EnginePool, pool, preload_configured_flows
 from jobs.flows.errors import EngineBusy, FlowGone
+from jobs.flows.runtime.definitions import flow_id, get_flow
+from jobs.flows.runtime.engines import EnginePool, pool, preload_configured_flows
 from jobs.models import Execution, Job, LogEntry
 from tests.test_dataflux_support import (
     BASE,
@@ -303,7 +303,7 @@ def test_request_waiting_for_a_deleted_flow_is_told_it_is_gone() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_runs_are_recorded_off_the_request_path_even_if_the_flow_goes() -> None:
     # given a request outside any transaction, as under the real server
-    from jobs.flows import recorder
+    from jobs.flows.runtime import recorder
 
     make_user("ann")
     client = basic_client("ann")
@@ -327,7 +327,7 @@ def test_a_batch_of_runs_keeps_each_runs_log_lines_with_it() -> None:
     # given three finished runs handed to the recorder thread together
     from django.utils import timezone
 
-    from jobs.flows import recorder
+    from jobs.flows.runtime import recorder
 
     now = timezone.now()
     runs = [
@@ -363,7 +363,7 @@ def test_a_batch_written_again_does_not_double_its_runs() -> None:
     # given a batch the writer process wrote but died before confirming
     from django.utils import timezone
 
-    from jobs.flows import recorder
+    from jobs.flows.runtime import recorder
 
     now = timezone.now()
     run = {

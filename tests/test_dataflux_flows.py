@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from jobs.flows.definitions import flow_id
+from jobs.flows.runtime.definitions import flow_id
 from jobs.models import Job
 from tests.test_dataflux_support import (
     BASE,
@@ -343,7 +343,7 @@ def test_unexpected_failure_is_a_sas_500(client, monkeypatch) -> None:
     def broken() -> list:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("jobs.flows.definitions.flows", broken)
+    monkeypatch.setattr("jobs.flows.runtime.definitions.flows", broken)
     # when
     response = client.get(f"{BASE}/jobFlowDefns")
     # then the client still gets the SAS error shape, without the internals
@@ -355,7 +355,7 @@ def test_unexpected_failure_is_a_sas_500(client, monkeypatch) -> None:
 
 def test_a_run_reuses_its_flow_while_the_row_is_unchanged(db: None) -> None:
     # given a stored flow, looked up once for a run
-    from jobs.flows import definitions
+    from jobs.flows.runtime import definitions
 
     job = definitions.create_flow("reuse.ddf", b"<flow/>")
     first = definitions.flow_for_run("reuse.ddf")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.flows.compiler import compile_flow
 from jobs.flows.errors import FlowError, InputError
-from jobs.flows.parser import parse_flow
+from jobs.flows.language.compiler import compile_flow
+from jobs.flows.language.parser import parse_flow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 

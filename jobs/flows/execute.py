@@ -1,8 +1,8 @@
 """Executing a flow for a request: in this process (embedded) or on a worker (the fleet).
 
 Either way the run is an `Execution` with `LogEntry` rows, written when it has answered by the
-recorder thread of the process that ran it (jobs.flows.local), so a real-time call writes
-nothing on its own path; fleet runs are queued by jobs.flows.fleet. A flow
+recorder thread of the process that ran it (jobs.flows.runtime.local), so a real-time call writes
+nothing on its own path; fleet runs are queued by jobs.flows.runtime.fleet. A flow
 execution queued any other way goes through the runner like any other job (`WORK["flow"]`
 is `run_flow` below).
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 from django.conf import settings
 
-from jobs.flows.engines import is_embedded, pool, preload_once
 from jobs.flows.errors import ERROR_KINDS, FlowGone, error_kind
-from jobs.flows.fleet import run_on_fleet
-from jobs.flows.local import run_and_record
-from jobs.flows.values import count_rows
+from jobs.flows.language.values import count_rows
+from jobs.flows.runtime.engines import is_embedded, pool, preload_once
+from jobs.flows.runtime.fleet import run_on_fleet
+from jobs.flows.runtime.local import run_and_record
 from jobs.models import Job, LogLevel
 from jobs.runner import ExecutionContext
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from jobs.expressions import ExpressionError, compile_expression
 from jobs.flows.errors import FlowError, InputError
-from jobs.flows.nodes import NODE_TYPES, CompileContext, Node, RunState, Stream, find
-from jobs.flows.parser import FlowSpec, line_of, parse_flow
-from jobs.flows.values import TYPES, ConversionError, Field, convert, macro_text, render
+from jobs.flows.language.nodes import NODE_TYPES, CompileContext, Node, RunState, Stream, find
+from jobs.flows.language.parser import FlowSpec, line_of, parse_flow
+from jobs.flows.language.values import TYPES, ConversionError, Field, convert, macro_text, render
 
 # Output macros the engine fills in itself, unless the flow computes them.
 BUILTIN_MACROS = ("RecordsProcessed", "RecordsOut")

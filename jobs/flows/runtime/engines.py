@@ -20,10 +20,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.flows.compiler import CompiledFlow, compile_flow
-from jobs.flows.definitions import version_of
 from jobs.flows.errors import EngineBusy, EngineStopped, FlowError, FlowGone, RunTimeout
-from jobs.flows.mirror import EngineMirror, stale_before
+from jobs.flows.language.compiler import CompiledFlow, compile_flow
+from jobs.flows.runtime.mirror import EngineMirror, stale_before
 from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
 
 logger = logging.getLogger(__name__)
@@ -115,6 +114,11 @@ class EngineInfo:
     in_use_by: str
     max_seconds_left: int | None
     on_completion: str
+
+
+def version_of(job: Job) -> str:
+    """Which save of the flow an engine compiled: every save moves `updated_at`."""
+    return job.updated_at.isoformat() if job.updated_at else ""
 
 
 def load_referenced(

@@ -1,7 +1,8 @@
 """Reading flow XML safely (no DTD, no entities, no network) into its declared interface.
 
 The format is documented in docs/flows.md. Parsing gives the flow's description, inputs and
-outputs (what `/metadata` shows) and its node elements, which `jobs.flows.compiler` compiles.
+outputs (what `/metadata` shows) and its node elements, which
+`jobs.flows.language.compiler` compiles.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from jobs.flows.errors import FlowError
-from jobs.flows.values import TYPES, Field
+from jobs.flows.language.values import TYPES, Field
 
 DEFAULT_TABLE = "dataTable"
 

@@ -13,8 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import sqlalchemy
 from lxml import etree
+from sqlalchemy.exc import SQLAlchemyError
 
+from jobs.connections import resolve
 from jobs.expressions import (
     CompiledCondition,
     CompiledExpression,
@@ -25,8 +28,10 @@ from jobs.expressions import (
     find_name,
 )
 from jobs.flows.errors import FlowError, RunTimeout
-from jobs.flows.parser import DEFAULT_TABLE, field_of, flag, line_of, required_attribute
-from jobs.flows.values import Field
+from jobs.flows.language.parser import DEFAULT_TABLE, field_of, flag, line_of, required_attribute
+from jobs.flows.language.values import Field
+from jobs.models import ConnectionString
+from jobs.systems.db.url import create_db_engine
 
 
 @dataclass
@@ -485,10 +490,6 @@ class SqlLookup(Node):
         self.engine = self._engine()
 
     def _engine(self) -> Any:
-        from jobs.connections import resolve
-        from jobs.models import ConnectionString
-        from jobs.systems.db.url import create_db_engine
-
         if not ConnectionString.objects.filter(key=self.connection_key).exists():
             raise self.fail(f"no stored connection {self.connection_key!r}")
         connection = resolve(self.connection_key)
@@ -506,9 +507,6 @@ class SqlLookup(Node):
         return fields
 
     def run(self, stream: Stream, state: RunState) -> Stream:
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
-
         sources = {
             name: find(stream.fields, field_name) for name, field_name in self.params.items()
         }
@@ -517,7 +515,7 @@ class SqlLookup(Node):
         fields = list(stream.fields)
         for _, target in self.results:
             fields = _put(fields, target)
-        statement = text(self.query)
+        statement = sqlalchemy.text(self.query)
         cache: dict[tuple, tuple] = {}
         rows: list[tuple] = []
         try:
