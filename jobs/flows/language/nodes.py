@@ -30,6 +30,8 @@ from jobs.expressions import (
 from jobs.flows.errors import FlowError, RunTimeout
 from jobs.flows.language.parser import DEFAULT_TABLE, field_of, flag, line_of, required_attribute
 from jobs.flows.language.values import Field
+from jobs.flows.quality.locale import DEFAULT_LOCALE, Locale, parse_locale
+from jobs.flows.quality.standardizing import STANDARDIZERS, standardize
 from jobs.models import ConnectionString
 from jobs.systems.db.url import create_db_engine
 
@@ -82,6 +84,7 @@ class CompileContext:
     input_tables: dict[str, list[Field]]
     macro_names: list[str]
     load_flow: Callable[[str, int | None], Any]
+    locale: Locale = field(default_factory=lambda: parse_locale(DEFAULT_LOCALE))
 
 
 class Node:
@@ -308,6 +311,8 @@ class _Rule:
     collapse: bool
     replaces: list[tuple[str, str]]
     patterns: list[_Pattern]
+    kind: str | None = None  # a data type of jobs.flows.quality.standardizing
+    locale: Locale | None = None
 
     def apply(self, value: Any) -> Any:
         if value is None:
@@ -330,6 +335,8 @@ class _Rule:
             if changed != text:
                 text = changed
                 break
+        if self.kind is not None and self.locale is not None:
+            text = standardize(self.kind, text, self.locale)
         return text
 
 
@@ -351,6 +358,11 @@ class Standardize(Node):
             case = child.get("case")
             if case is not None and case not in self.CASES:
                 raise FlowError(f"case must be one of {', '.join(self.CASES)}", line_of(child))
+            kind = child.get("type")
+            if kind is not None and kind not in STANDARDIZERS:
+                raise FlowError(
+                    f"type must be one of {', '.join(STANDARDIZERS)}, not {kind!r}", line_of(child)
+                )
             replaces, patterns = [], []
             for item in child:
                 if not isinstance(item.tag, str):
@@ -370,7 +382,16 @@ class Standardize(Node):
                 flag(child, "collapseSpaces", False),
                 replaces,
                 patterns,
+                kind,
+                context.locale,
             )
+            if kind == "address" and context.locale.country != "US":
+                # usaddress and USPS Publication 28 describe US addresses only.
+                raise FlowError(
+                    "address standardization reads US addresses only (usaddress, USPS "
+                    f"Publication 28); the flow's locale is {context.locale.tag}",
+                    line_of(child),
+                )
             self.rules.append((rule, line_of(child)))
         if not self.rules:
             raise self.fail("no <field> to standardize")

@@ -49,6 +49,8 @@ class FlowSpec:
     output_macros: list[Macro] = field(default_factory=list)
     output_table: Table | None = None
     nodes: list[etree._Element] = field(default_factory=list)
+    locale: str | None = None  # `<flow locale="fr-FR">`; checked when the flow is compiled
+    line: int | None = None
 
 
 def line_of(element: Any) -> int | None:
@@ -102,6 +104,8 @@ def parse_flow(content: str | bytes) -> FlowSpec:
     root = parse_xml(content)
     spec = FlowSpec(description=(root.findtext("description") or root.get("description") or ""))
     spec.description = spec.description.strip()
+    spec.locale = root.get("locale")
+    spec.line = line_of(root)
     for child in _elements(root):
         if child.tag == "description":
             continue
