@@ -174,7 +174,7 @@ class Parse(_OneField):
             Field(name, parsing.PART_TYPES.get(part, "string")) for part, name in chosen
         ]
         self._parse = _cached(parser)
-        self._country = _cached(lambda value: standardizing.country_code(value, self.locale))
+        self._country = _cached(lambda value: standardizing.phone_region(value, self.locale))
 
     def plan(self, fields: list[Field]) -> list[Field]:
         if self.country_field:

@@ -47,6 +47,15 @@ def country_key(country: str | None) -> str | None:
     return _COUNTRY_KEYS.get((country or "").upper())
 
 
+def _known_in(name: str, key: str) -> bool:
+    """Whether the dictionary has a frequency for `name` in that country's column (without
+    one, gender-guesser answers "andy" for the country, which would hide the name's
+    answer elsewhere)."""
+    column = gender_guesser.detector.Detector.COUNTRIES.index(key)
+    entries = _detector().names.get(name.lower(), {})
+    return any(len(values) > column and values[column] != " " for values in entries.values())
+
+
 def given_name(value: str, *, full: bool) -> str:
     """The given name to look up: the first word, or nameparser's first name of a full name."""
     if full:
@@ -71,8 +80,8 @@ def guess(name: str, country: str | None = None, *, strict: bool = False) -> str
     for candidate in candidates:
         if not candidate:
             continue
-        answer = detector.get_gender(candidate, key) if key else "unknown"
-        if answer == "unknown":
+        answer = detector.get_gender(candidate, key) if key and _known_in(candidate, key) else None
+        if answer is None:
             answer = detector.get_gender(candidate)
         if answer != "unknown":
             return (_STRICT_CODES if strict else _CODES).get(answer, "U")

@@ -87,8 +87,8 @@ def tag_address(text: str) -> tuple[dict[str, str], str] | None:
 def parse_address(value: Any) -> dict[str, Any]:
     """`123 N Main St Apt 4, Springfield, IL 62704` → number 123, street N Main, type St, …
 
-    A PO box goes to `street` (`PO Box 12`). An address usaddress reads two ways (a label
-    repeated) gives no parts.
+    A PO box goes to `street` (`PO Box 12`), or to `unit` after a street. An address
+    usaddress reads two ways (a label repeated) gives no parts.
     """
     text = _usable(value)
     tagged = tag_address(text) if text is not None else None
@@ -99,8 +99,12 @@ def parse_address(value: Any) -> dict[str, Any]:
     for part, labels in _ADDRESS_LABELS.items():
         words = [labelled[label] for label in labels if label in labelled]
         parts[part] = " ".join(words).strip(" ,") or None
-    if parts["street"] is None and any(label in labelled for label in _PO_BOX):
-        parts["street"] = " ".join(labelled[label] for label in _PO_BOX if label in labelled)
+    box = " ".join(labelled[label] for label in _PO_BOX if label in labelled) or None
+    if parts["street"] is None:
+        parts["street"] = box
+    elif parts["unit"] is None:
+        # After a street, the model sometimes labels "Apartment 12" as a box: it is the unit.
+        parts["unit"] = box
     return parts
 
 

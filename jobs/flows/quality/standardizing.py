@@ -137,9 +137,13 @@ def date(value: str, locale: Locale) -> str:
     if len(text) < 6 or not _DATE_CHARS.search(text):
         return value
     try:
-        parsed = dateparser.parse(text, dayfirst=locale.day_first, yearfirst=locale.year_first)
-    except (ValueError, OverflowError):
-        return value
+        # ISO 8601 first: dateutil's day-first reading would turn 2024-03-05 into May 3rd.
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = dateparser.parse(text, dayfirst=locale.day_first, yearfirst=locale.year_first)
+        except (ValueError, OverflowError):
+            return value
     if _TIME.search(text):
         return parsed.isoformat()
     return dt.date(parsed.year, parsed.month, parsed.day).isoformat()
@@ -177,6 +181,17 @@ def country_code(value: Any, locale: Locale) -> str | None:
         return None
     code = country(str(value), locale)
     return code if pycountry.countries.get(alpha_2=code) is not None else None
+
+
+def phone_region(value: Any, locale: Locale) -> str | None:
+    """The phonenumbers region for a country value: its own region codes first (it has some
+    ISO 3166 does not, such as AC for Ascension Island), then any country name or code."""
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if text in phonenumbers.SUPPORTED_REGIONS:
+        return text
+    return country_code(value, locale)
 
 
 STANDARDIZERS: dict[str, Callable[[str, Locale], str]] = {
