@@ -240,7 +240,10 @@ def test_collection_level_delete_and_on_completion(client) -> None:
 
 def test_new_content_gets_a_new_engine(client) -> None:
     execute(client, GENDER, NAMES)
-    replaced = example_xml("Determine_Gender.ddf").replace("THEN 'F'", "THEN 'W'")
+    replaced = example_xml("Determine_Gender.ddf").replace(
+        '<gender field="Name" from="full" output="Gender"/>',
+        "<expression><field name=\"Gender\">'W'</field></expression>",
+    )
     client.put(f"{BASE}/jobFlowDefns/{GENDER}/content", replaced, content_type="text/xml")
     response = execute(client, GENDER, NAMES)
     assert response.json()["outputs"]["dataTable"]["data"] == [["Anna", "W"]]

@@ -74,7 +74,7 @@ def test_upload_answers_the_definition(client) -> None:
     body = response.json()
     assert body["id"] == "RGV0ZXJtaW5lX0dlbmRlci5kZGY="
     assert body["name"] == "Determine_Gender.ddf"
-    assert body["description"] == "Determine gender from a person's first name"
+    assert body["description"] == "Determine gender from a person's name"
     assert body["size"] == len(example_xml("Determine_Gender.ddf").encode())
     assert len(body["modifiedTimeStamp"]) == len("20150106T16:16:37")
     assert body["modifiedTimeStamp"][8] == "T"
@@ -321,8 +321,13 @@ def test_server_info_reports_the_gateway(client) -> None:
     assert body["majorVersion"] == int(settings.GATEWAY_VERSION.split(".")[0])
     assert body["minutesFromGmt"] == 0
     assert body["serverStartupDate"] <= body["serverCurrentDate"]
-    assert any(line.startswith("Django version ") for line in body["libraryVersion"])
-    assert any(line.startswith("lxml version ") for line in body["libraryVersion"])
+    # the data-quality nodes' reference data, with the versions it came with
+    assert any(
+        line.startswith("libphonenumber metadata --- phonenumbers ")
+        for line in body["libraryVersion"]
+    )
+    assert any(line.startswith("Unicode CLDR ") for line in body["libraryVersion"])
+    assert len(body["libraryVersion"]) == 12
     assert rels(body) == [("up", "GET")]
 
 

@@ -106,6 +106,9 @@ class Gender(_OneField):
         self.strict = flag(element, "strict", False)
         self.country_field = element.get("countryField")
         self.outputs = [Field(element.get("output") or "Gender", "string", 1)]
+        # The name dictionary takes about a second to read: at compile time, once per process,
+        # so it counts in the engine's load and not in a run's time limit.
+        gender.warm_up()
         self._guess = _cached(self._guess_uncached)
         self._country = _cached(lambda value: standardizing.country_code(value, self.locale))
 
@@ -236,6 +239,7 @@ class Identify(_OneField):
             Field(element.get("output") or "Identity", "string", 12),
             Field(element.get("confidence") or "Identity Confidence", "integer"),
         ]
+        gender.warm_up()  # identification asks the name dictionary too
         self._identify = _cached(lambda value: identify.identify(value, self.locale))
 
     def run(self, stream: Stream, state: RunState) -> Stream:

@@ -26,15 +26,16 @@ REFERENCE_DATA = (
 
 @functools.cache
 def reference_data() -> list[str]:
-    """One line per reference data set: `<data> (<distribution> <version>) --- <use>`."""
+    """One line per reference data set, as DataFlux lists its reference databases:
+    `<data> --- <distribution> <version> --- <use>`."""
     lines = []
     for distribution, data, use in REFERENCE_DATA:
         try:
             version = importlib.metadata.version(distribution)
         except importlib.metadata.PackageNotFoundError:
             continue
-        lines.append(f"{data} ({distribution} version {version}) --- {use}")
+        lines.append(f"{data} --- {distribution} {version} --- {use}")
     cldr = babel.core.get_global("cldr")["version"]
     babel_version = importlib.metadata.version("babel")
-    lines.append(f"CLDR version {cldr} (babel version {babel_version}) --- locales, dates")
+    lines.append(f"Unicode CLDR {cldr} --- babel {babel_version} --- locales, date order")
     return lines
