@@ -67,6 +67,27 @@ def test_the_language_never_imports_the_runtime() -> None:
     assert offending == []
 
 
+def test_the_data_quality_library_knows_no_flow_and_no_django() -> None:
+    # given
+    modules = _flows_modules()
+    # when
+    offending = [
+        f"{name} imports {target}"
+        for name, (_, tree) in modules.items()
+        if name.startswith("jobs.flows.quality")
+        for _, target in _imports(tree)
+        if not target.startswith("jobs.flows.quality")
+    ]
+    django = [
+        name
+        for name, (path, _) in modules.items()
+        if name.startswith("jobs.flows.quality") and "django" in path.read_text()
+    ]
+    # then
+    assert any(name.startswith("jobs.flows.quality.") for name in modules)
+    assert offending == [] and django == []
+
+
 def test_no_flows_module_is_in_an_import_cycle() -> None:
     # given: the graph of imports that run (TYPE_CHECKING ones do not)
     modules = _flows_modules()

@@ -304,6 +304,13 @@ class _Pattern:
 _SPACES = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=16384)
+def _standardized(kind: str, text: str, locale: Locale) -> str:
+    # The typed step costs 0.1-1 ms a new value (nameparser, USPS rules); real data repeats
+    # values, and the answers are shared by every engine of the process.
+    return standardize(kind, text, locale)
+
+
 @dataclass
 class _Rule:
     name: str
@@ -314,16 +321,6 @@ class _Rule:
     patterns: list[_Pattern]
     kind: str | None = None  # a data type of jobs.flows.quality.standardizing
     locale: Locale | None = None
-
-    def __post_init__(self) -> None:
-        # The typed step costs 0.1-1 ms a value (nameparser, USPS rules); real data repeats
-        # values, and the engine keeps this rule across requests.
-        kind, locale = self.kind, self.locale
-        self._typed: Callable[[str], Any] | None = (
-            functools.lru_cache(maxsize=8192)(lambda text: standardize(kind, text, locale))
-            if kind is not None and locale is not None
-            else None
-        )
 
     def apply(self, value: Any) -> Any:
         if value is None:
@@ -346,8 +343,8 @@ class _Rule:
             if changed != text:
                 text = changed
                 break
-        if self._typed is not None:
-            text = self._typed(text)
+        if self.kind is not None and self.locale is not None:
+            text = _standardized(self.kind, text, self.locale)
         return text
 
 

@@ -3,14 +3,14 @@
 jobs.flows.quality on its libraries' reference data; these classes read the XML, check the
 fields and apply it row by row.
 
-Each node keeps the answers for values it has seen (bounded, per engine): real data repeats
-given names, ZIP codes and domains, and an engine serves many requests.
+The answers for values already seen are kept (bounded, per process, shared by every engine and
+flow): real data repeats given names, ZIP codes and domains, and a new value costs 0.1-1 ms in
+nameparser, usaddress or scourgify against about 1 µs from the cache.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
@@ -22,11 +22,41 @@ from jobs.flows.language.values import Field
 from jobs.flows.quality import gender, identify, matching, parsing, standardizing
 from jobs.flows.quality.locale import Locale
 
-CACHE_SIZE = 8192
+CACHE_SIZE = 16384
+_cache = functools.lru_cache(maxsize=CACHE_SIZE)
 
 
-def _cached(function: Callable[..., Any]) -> Callable[..., Any]:
-    return functools.lru_cache(maxsize=CACHE_SIZE)(function)
+@_cache
+def _gender(text: str, full: bool, country: str, strict: bool) -> str:
+    given = gender.given_name(text, full=full)
+    return gender.guess(given, country, strict=strict) if given else "U"
+
+
+@_cache
+def _country(value: Any, locale: Locale) -> str | None:
+    return standardizing.country_code(value, locale)
+
+
+@_cache
+def _phone_region(value: Any, locale: Locale) -> str | None:
+    return standardizing.phone_region(value, locale)
+
+
+@_cache
+def _parsed(kind: str, text: str | None, country: str | None) -> dict[str, Any]:
+    # Shared between callers: read, never changed.
+    parser = parsing.PARSERS[kind][1]
+    return parser(text, country) if kind == "phone" else parser(text)
+
+
+@_cache
+def _match_code(kind: str, text: str, sensitivity: int, locale: Locale) -> str | None:
+    return matching.match_code(kind, text, sensitivity, locale)
+
+
+@_cache
+def _identity(text: str, locale: Locale) -> tuple[str | None, int | None]:
+    return identify.identify(text, locale)
 
 
 def _require_us(node: Node, locale: Locale, what: str) -> None:
@@ -109,12 +139,6 @@ class Gender(_OneField):
         # The name dictionary takes about a second to read: at compile time, once per process,
         # so it counts in the engine's load and not in a run's time limit.
         gender.warm_up()
-        self._guess = _cached(self._guess_uncached)
-        self._country = _cached(lambda value: standardizing.country_code(value, self.locale))
-
-    def _guess_uncached(self, text: str, country: str) -> str:
-        given = gender.given_name(text, full=self.source == "full")
-        return gender.guess(given, country, strict=self.strict) if given else "U"
 
     def plan(self, fields: list[Field]) -> list[Field]:
         if self.country_field:
@@ -130,12 +154,15 @@ class Gender(_OneField):
             if value is None:
                 computed.append((None,))
                 continue
-            country = self._country(row[country_at]) if country_at >= 0 else None
+            country = _country(row[country_at], self.locale) if country_at >= 0 else None
             text = str(value).strip()
             if len(text) > parsing.MAX_CHARS:
                 computed.append(("U",))
                 continue
-            computed.append((self._guess(text, country or self.locale.country),))
+            found = _gender(
+                text, self.source == "full", country or self.locale.country, self.strict
+            )
+            computed.append((found,))
         return self.add(stream, computed)
 
 
@@ -152,7 +179,7 @@ class Parse(_OneField):
             raise self.fail(f"type must be one of {', '.join(parsing.PARSERS)}")
         if self.kind == "address":
             _require_us(self, self.locale, "address parsing")
-        known, parser = parsing.PARSERS[self.kind]
+        known = parsing.PARSERS[self.kind][0]
         self.country_field = element.get("countryField")
         if self.country_field and self.kind != "phone":
             raise self.fail('countryField applies to type="phone" only')
@@ -176,8 +203,6 @@ class Parse(_OneField):
         self.outputs = [
             Field(name, parsing.PART_TYPES.get(part, "string")) for part, name in chosen
         ]
-        self._parse = _cached(parser)
-        self._country = _cached(lambda value: standardizing.phone_region(value, self.locale))
 
     def plan(self, fields: list[Field]) -> list[Field]:
         if self.country_field:
@@ -191,11 +216,11 @@ class Parse(_OneField):
         for row in stream.rows:
             value = row[at]
             text = None if value is None else str(value)
+            country = None
             if self.kind == "phone":
-                country = self._country(row[country_at]) if country_at >= 0 else None
-                parts = self._parse(text, country or self.locale.country)
-            else:
-                parts = self._parse(text)
+                found = _phone_region(row[country_at], self.locale) if country_at >= 0 else None
+                country = found or self.locale.country
+            parts = _parsed(self.kind, text, country)
             computed.append(tuple(parts[part] for part in self.parts))
         return self.add(stream, computed)
 
@@ -217,13 +242,17 @@ class MatchCode(_OneField):
             element, "sensitivity", 85, matching.MIN_SENSITIVITY, matching.MAX_SENSITIVITY
         )
         self.outputs = [Field(element.get("output") or f"{self.field} Match Code", "string")]
-        self._code = _cached(
-            lambda value: matching.match_code(self.kind, value, self.sensitivity, self.locale)
-        )
 
     def run(self, stream: Stream, state: RunState) -> Stream:
         at = self.position(stream.fields)
-        computed = [(None if row[at] is None else self._code(str(row[at])),) for row in stream.rows]
+        computed = [
+            (
+                None
+                if row[at] is None
+                else _match_code(self.kind, str(row[at]), self.sensitivity, self.locale),
+            )
+            for row in stream.rows
+        ]
         return self.add(stream, computed)
 
 
@@ -240,12 +269,12 @@ class Identify(_OneField):
             Field(element.get("confidence") or "Identity Confidence", "integer"),
         ]
         gender.warm_up()  # identification asks the name dictionary too
-        self._identify = _cached(lambda value: identify.identify(value, self.locale))
 
     def run(self, stream: Stream, state: RunState) -> Stream:
         at = self.position(stream.fields)
         computed = [
-            (None, None) if row[at] is None else self._identify(str(row[at])) for row in stream.rows
+            (None, None) if row[at] is None else _identity(str(row[at]), self.locale)
+            for row in stream.rows
         ]
         return self.add(stream, computed)
 
