@@ -1,7 +1,7 @@
 """Per-row cost of each data-quality node, next to a one-expression flow in the same run.
 
 Compiles small flows (jobs.flows.language) in this process, one node each, and runs them over
-the same generated contacts: once with every value new to the node (its answer cache cold,
+the same generated contacts: once with every value new (the process's answer cache cleared,
 what a first request pays) and once again over the same rows (cache warm, what repeated
 values such as given names or ZIP codes cost). The baseline is an `<expression>` node
 computing `upper(Name)`. Prints JSON: microseconds per row, best of BENCH_ROUNDS.
@@ -28,6 +28,7 @@ django.setup()
 
 from jobs.flows.language.compiler import compile_flow  # noqa: E402
 from jobs.flows.language.nodes import RunState  # noqa: E402
+from jobs.flows.language.quality import clear_caches  # noqa: E402
 from tests.flows_quality_data import contacts  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000"))
@@ -86,7 +87,8 @@ def main() -> None:
     for label, node in NODES.items():
         cold, warm = [], []
         for _ in range(ROUNDS):
-            compiled = flow(node)  # a fresh node: its answer cache starts empty
+            compiled = flow(node)
+            clear_caches()  # every value new, as for a first request
             cold.append(run_once(compiled, rows))
             warm.append(run_once(compiled, rows))
         figures[label] = {"cold_us_per_row": per_row_us(min(cold), ROWS)}

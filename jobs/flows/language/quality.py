@@ -16,7 +16,15 @@ from typing import Any
 from lxml import etree
 
 from jobs.flows.errors import FlowError
-from jobs.flows.language.nodes import CompileContext, Node, RunState, Stream, _put, find
+from jobs.flows.language.nodes import (
+    CompileContext,
+    Node,
+    RunState,
+    Stream,
+    _put,
+    _standardized,
+    find,
+)
 from jobs.flows.language.parser import flag, line_of, required_attribute
 from jobs.flows.language.values import Field
 from jobs.flows.quality import gender, identify, matching, parsing, standardizing
@@ -57,6 +65,13 @@ def _match_code(kind: str, text: str, sensitivity: int, locale: Locale) -> str |
 @_cache
 def _identity(text: str, locale: Locale) -> tuple[str | None, int | None]:
     return identify.identify(text, locale)
+
+
+def clear_caches() -> None:
+    """Forget every answer kept (a benchmark's cold start)."""
+    for cached in (_gender, _country, _phone_region, _parsed, _match_code, _identity):
+        cached.cache_clear()
+    _standardized.cache_clear()
 
 
 def _require_us(node: Node, locale: Locale, what: str) -> None:
