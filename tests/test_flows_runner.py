@@ -1,5 +1,5 @@
 """A flow execution queued like any other job (the console's "Start now", a job trigger) runs
-through the generic runner's flow work (jobs.runner.WORK["flow"] → jobs.flows.execute.run_flow),
+through the generic runner's flow work (registered in jobs/apps.py: jobs.flows.execute.run_flow),
 which goes through Engine.run: the same outputs and the same error messages as an API call."""
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Either way the run is an `Execution` with `LogEntry` rows, written when it has answered by the
 recorder thread of the process that ran it (jobs.flows.runtime.local), so a real-time call writes
 nothing on its own path; fleet runs are queued by jobs.flows.runtime.fleet. A flow
-execution queued any other way goes through the runner like any other job (`WORK["flow"]`
-is `run_flow` below).
+execution queued any other way goes through the runner like any other job: `run_flow` below,
+registered for "flow" executions in jobs/apps.py.
 """
 
 from __future__ import annotations

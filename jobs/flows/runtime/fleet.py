@@ -16,7 +16,7 @@ A worker that takes a run after DATAFLUX_QUEUE_WAIT_SECONDS answers it "busy" wi
 it; a web thread that heard nothing when every worker should have answered (that wait twice,
 the run's limit, and 5 s more) records the run as failed and answers 504. Like embedded runs,
 these fire no job triggers and leave the flow's `Job` row alone. A flow execution queued any
-other way goes through the generic runner (`WORK["flow"]`).
+other way goes through the generic runner (jobs.flows.execute.run_flow).
 """
 
 from __future__ import annotations
