@@ -387,3 +387,28 @@ def test_a_batch_written_again_does_not_double_its_runs() -> None:
     # then the run and its log line are there once
     assert Execution.objects.filter(guid="run-once").count() == 1
     assert LogEntry.objects.count() == 1
+
+
+def test_a_waiting_request_gets_the_engine_before_a_newer_one(client) -> None:
+    # given one engine for the flow, held, and a request waiting for it
+    job = get_flow("Determine_Gender.ddf")
+    single = EnginePool(per_flow=1, total=4, queue_size=8, wait_seconds=10)
+    order: list[str] = []
+
+    def waiting_request() -> None:
+        with single.lease(job, "b", None):
+            order.append("waiting request")
+            time.sleep(0.1)
+
+    with single.lease(job, "a", None):
+        waiter = threading.Thread(target=waiting_request)
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while single._waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    # when the holder asks again at once, before the waiting thread has woken up
+    with single.lease(job, "a", None):
+        order.append("newer request")
+    waiter.join()
+    # then the request that waited went first
+    assert order == ["waiting request", "newer request"]
