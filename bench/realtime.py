@@ -1,13 +1,16 @@
 """DataFlux real-time executions under load, next to GET /serverInfo measured in the same run.
 
 Serves the gateway as `make run` does (`manage.py run`: waitress, embedded engines) on a
-throw-away data directory, uploads the four-node Determine_Gender.ddf, then drives 2-row and
-100-row executions and an authenticated GET /serverInfo from concurrent clients (separate
-processes, keep-alive connections) over loopback. `--fleet` measures the same against a Redis
-broker, a `celery -A gateway worker` and PostgreSQL (when it answers on 127.0.0.1:5432) too.
-Prints JSON.
+throw-away data directory, uploads Determine_Gender.ddf (standardize a name, gender node) and
+Dedupe_Contacts.ddf (standardize, match codes, clusters), then drives 2-row and 100-row
+executions of each and an authenticated GET /serverInfo from concurrent clients (separate
+processes, keep-alive connections) over loopback. BENCH_GENDER_FLOW names another file to
+upload as Determine_Gender.ddf (to compare a former version in the same session). `--fleet`
+measures the same against a Redis broker, a `celery -A gateway worker` and PostgreSQL (when it
+answers on 127.0.0.1:5432) too. Prints JSON.
 
 Usage: .venv/bin/python bench/realtime.py [--seconds 20] [--clients 8] [--fleet [--no-embedded]]
+       [--cases serverInfo,rows_2,rows_100,dedupe_2,dedupe_100]
 The fleet's worker is `-P threads -c 8` unless BENCH_WORKER_POOL / BENCH_WORKER_CONCURRENCY
 say otherwise.
 """
@@ -38,6 +41,9 @@ BIN = Path(sys.executable).parent
 BASE = "/SASDataMgmtRTDataJob/rest"
 FLOW = "Determine_Gender.ddf"
 FLOW_ID = base64.b64encode(FLOW.encode()).decode()
+DEDUPE = "Dedupe_Contacts.ddf"
+DEDUPE_ID = base64.b64encode(DEDUPE.encode()).decode()
+CASES = ("serverInfo", "rows_2", "rows_100", "dedupe_2", "dedupe_100")
 USER, PASSWORD = "bench", "bench-password-1"
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 METADATA = "application/vnd.sas.datamgmt.jobflow.metadata+json"
@@ -56,11 +62,37 @@ def rows_body(count: int) -> bytes:
     return json.dumps({"inputs": inputs}).encode()
 
 
+GIVEN = ["Mary", "John", "Anna", "Robert", "Linda", "David", "Susan", "Mark", "Karen", "Paul"]
+FAMILY = ["Smith", "Doe", "Lee", "Brown", "Garcia", "Miller", "Davis", "Lopez", "Clark", "King"]
+STREETS = ["Oak Street", "West Main Avenue", "Elm Court", "Lake Drive", "Hill Road"]
+
+
+def contacts_body(count: int) -> bytes:
+    """`count` contacts, every fourth one the contact before it written differently (upper
+    case, Smyth-like spelling, another phone format)."""
+    data: list[list[Any]] = []
+    for n in range(count):
+        if n % 4 == 3:
+            _, name, email, phone, address = data[-1]
+            data.append([n, name.upper(), email.upper(), phone.replace(") ", ")"), address])
+            continue
+        given, family = GIVEN[n % 10], FAMILY[(n // 10) % 10]
+        name = f"{given} {family}"
+        email = f"{given}.{family}{n}@example.com".lower()
+        phone = f"(415) 555-{n:04d}"
+        address = f"{n + 1} {STREETS[n % 5]}, Austin, TX 78701"
+        data.append([n, name, email, phone, address])
+    metadata = [{"name": name} for name in ("Id", "Name", "Email", "Phone", "Address")]
+    return json.dumps({"inputs": {"contacts": {"metadata": metadata, "data": data}}}).encode()
+
+
 def scenario_request(name: str) -> tuple[str, str, bytes | None, dict[str, str]]:
     if name == "serverInfo":
         return "GET", f"{BASE}/serverInfo", None, {"Authorization": AUTH}
     count = int(name.split("_")[1])
     headers = {"Authorization": AUTH, "Accept": METADATA, "Content-Type": METADATA}
+    if name.startswith("dedupe"):
+        return "POST", f"{BASE}/jobFlowDefns/{DEDUPE_ID}", contacts_body(count), headers
     return "POST", f"{BASE}/jobFlowDefns/{FLOW_ID}", rows_body(count), headers
 
 
@@ -169,7 +201,11 @@ def start(stack: ExitStack, command: list[str], env: dict[str, str], log: Path) 
 
 
 def run_mode(
-    mode: str, clients: int, seconds: float, database_url: str | None = None
+    mode: str,
+    clients: int,
+    seconds: float,
+    database_url: str | None = None,
+    cases: tuple[str, ...] = CASES,
 ) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-realtime-{mode}-"))
     port = free_port()
@@ -221,32 +257,30 @@ def run_mode(
             )
         web = start(stack, command, env, web_log)
         wait_until_serving(port, web, web_log)
-        xml = (ROOT / "docs" / "examples" / FLOW).read_text()
-        body = json.dumps(
-            {"version": 1, "name": FLOW, "content": base64.b64encode(xml.encode()).decode()}
-        )
-        status, payload = call(
-            port,
-            "POST",
-            f"{BASE}/jobFlowDefns",
-            body.encode(),
-            {"Authorization": AUTH, "Content-Type": "application/json"},
-        )
-        if status != 200:
-            raise RuntimeError(f"upload failed: {status} {payload[:300]!r}")
-        method, path, request_body, headers = scenario_request("rows_2")
-        status, payload = call(port, method, path, request_body, headers)
-        if status != 200:
-            raise RuntimeError(f"execution failed: {status} {payload[:500]!r}")
+        gender = Path(os.environ.get("BENCH_GENDER_FLOW") or ROOT / "docs" / "examples" / FLOW)
+        for name, source in ((FLOW, gender), (DEDUPE, ROOT / "docs" / "examples" / DEDUPE)):
+            content = base64.b64encode(source.read_bytes()).decode()
+            body = json.dumps({"version": 1, "name": name, "content": content})
+            status, payload = call(
+                port,
+                "POST",
+                f"{BASE}/jobFlowDefns",
+                body.encode(),
+                {"Authorization": AUTH, "Content-Type": "application/json"},
+            )
+            if status != 200:
+                raise RuntimeError(f"upload failed: {status} {payload[:300]!r}")
+        for name in ("rows_2", "dedupe_2"):
+            method, path, request_body, headers = scenario_request(name)
+            status, payload = call(port, method, path, request_body, headers)
+            if status != 200:
+                raise RuntimeError(f"execution failed: {status} {payload[:500]!r}")
         # Warm every engine and code path before measuring.
-        for name in ("serverInfo", "rows_2", "rows_100"):
+        for name in cases:
             measure(port, name, clients, min(2.0, seconds))
-        figures = {
-            name: measure(port, name, clients, seconds)
-            for name in ("serverInfo", "rows_2", "rows_100")
-        }
-    base_p50 = figures["serverInfo"].get("p50_ms")
-    two = figures["rows_2"]
+        figures = {name: measure(port, name, clients, seconds) for name in cases}
+    base_p50 = figures.get("serverInfo", {}).get("p50_ms")
+    two = figures.get("rows_2", {})
     result: dict[str, Any] = {"mode": mode, "clients": clients, "seconds": seconds}
     if mode == "fleet":
         result["database"] = "postgresql" if database_url else "sqlite"
@@ -294,16 +328,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=int(os.environ.get("BENCH_CLIENTS", 8)))
     parser.add_argument("--fleet", action="store_true", help="also measure Redis + celery worker")
     parser.add_argument("--no-embedded", action="store_true", help="measure the fleet only")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases to run")
     args = parser.parse_args()
+    cases = tuple(case for case in args.cases.split(",") if case)
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown cases {sorted(unknown)}; known: {', '.join(CASES)}")
     report: dict[str, Any] = {}
     if not args.no_embedded:
-        report["embedded"] = run_mode("embedded", args.clients, args.seconds)
+        report["embedded"] = run_mode("embedded", args.clients, args.seconds, cases=cases)
     if args.fleet:
         if not reachable(6379):
             report["fleet"] = {"skipped": "Redis is not reachable on 127.0.0.1:6379"}
         else:
             with postgres_database() as database_url:
-                report["fleet"] = run_mode("fleet", args.clients, args.seconds, database_url)
+                report["fleet"] = run_mode(
+                    "fleet", args.clients, args.seconds, database_url, cases=cases
+                )
     print(json.dumps(report, indent=2))
 
 

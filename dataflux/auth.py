@@ -3,7 +3,7 @@
 Django's password hash is deliberately slow (hundreds of milliseconds), too slow to run on
 every real-time call. A verified user name + password is remembered for
 DATAFLUX_AUTH_CACHE_SECONDS as a keyed hash (never the password); each request still loads
-the user (one prepared SELECT, jobs.flows.rows), so a deactivated user or a changed password
+the user (one prepared SELECT, jobs.flows.runtime.rows), so a deactivated user or a changed password
 stops working at once.
 """
 
@@ -26,7 +26,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from gateway import throttle
-from jobs.flows.rows import RowGetter
+from jobs.flows.runtime.rows import RowGetter
 
 REALM = "SASDataMgmtRTDataJob"
 

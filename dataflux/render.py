@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib.metadata
 import sqlite3
-import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -17,21 +15,13 @@ from django.utils import timezone
 from rest_framework.request import Request
 
 from dataflux import media
-from jobs.flows.definitions import flow_id
-from jobs.flows.engines import EngineInfo
-from jobs.flows.parser import FlowSpec
+from jobs.flows.language.parser import FlowSpec
+from jobs.flows.quality.reference import reference_data
+from jobs.flows.runtime.definitions import flow_id
+from jobs.flows.runtime.engines import EngineInfo
 from jobs.models import Job
 
 STARTED_AT = timezone.now()
-
-LIBRARIES = (
-    ("Django", "django"),
-    ("djangorestframework", "rest_framework"),
-    ("lxml", "lxml"),
-    ("SQLAlchemy", "sqlalchemy"),
-    ("celery", "celery"),
-    ("waitress", "waitress"),
-)
 
 
 def sas_time(moment: dt.datetime) -> str:
@@ -212,7 +202,9 @@ def server_info(links: Links) -> dict[str, Any]:
         "serverStartupDate": sas_time(STARTED_AT),
         "minutesFromGmt": int(offset.total_seconds() // 60),
         "databaseVersion": [_database_version()],
-        "libraryVersion": list(_library_versions()),
+        # Where DataFlux lists its Quality Knowledge Base libraries: the data-quality nodes'
+        # reference data and the versions it came with.
+        "libraryVersion": reference_data(),
         "repositoryInfo": [],
         "links": [links("up", "GET", "/", media.COLLECTION)],
     }
@@ -223,16 +215,3 @@ def _database_version() -> str:
     if vendor == "sqlite":
         return f"SQLite version {sqlite3.sqlite_version} --- gateway database"
     return f"{connection.display_name} --- gateway database"
-
-
-@functools.cache
-def _library_versions() -> list[str]:
-    # Read once: the installed versions do not change while the process runs.
-    lines = [f"Python version {sys.version.split()[0]} --- python"]
-    for distribution, module in LIBRARIES:
-        try:
-            version = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        lines.append(f"{distribution} version {version} --- {module}")
-    return lines

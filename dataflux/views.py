@@ -24,8 +24,6 @@ from dataflux.errors import (
     SasError,
     sas_exception_handler,
 )
-from jobs.flows import definitions as flows
-from jobs.flows import engines
 from jobs.flows.errors import (
     EngineBusy,
     EngineStopped,
@@ -35,7 +33,9 @@ from jobs.flows.errors import (
     RunTimeout,
 )
 from jobs.flows.execute import execute
-from jobs.flows.parser import parse_flow
+from jobs.flows.language.parser import parse_flow
+from jobs.flows.runtime import definitions as flows
+from jobs.flows.runtime import engines
 from jobs.models import EngineCompletion, Job
 
 COMPLETION_VALUES = {

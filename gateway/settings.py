@@ -180,7 +180,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task modules beyond jobs.tasks: DataFlux real-time runs on the fleet.
-CELERY_IMPORTS = ["jobs.flows.fleet"]
+CELERY_IMPORTS = ["jobs.flows.runtime.fleet"]
 # Celery's Django fix-up closes the task thread's database connections around every task
 # unless this is set: a new PostgreSQL connection per task cost a real-time flow run more than
 # the run. With it set they are reused (CONN_MAX_AGE and the health check still apply) and
@@ -200,7 +200,7 @@ DATAFLUX_ETAG = env.bool("DATAFLUX_ETAG", default=False)
 DATAFLUX_ETAG_SECONDS = env.int("DATAFLUX_ETAG_SECONDS", default=30 * 60)
 DATAFLUX_AUTH_CACHE_SECONDS = env.int("DATAFLUX_AUTH_CACHE_SECONDS", default=60)
 DATAFLUX_QUEUE = env.str("DATAFLUX_QUEUE", default="flows")
-# Real-time runs are written by a process of their own (jobs/flows/recorder.py).
+# Real-time runs are written by a process of their own (jobs/flows/runtime/recorder.py).
 GATEWAY_RECORDER_PROCESS = env.bool("GATEWAY_RECORDER_PROCESS", default=True)
 GATEWAY_EXTRA_QUEUES = [DATAFLUX_QUEUE]
 

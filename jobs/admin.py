@@ -261,7 +261,7 @@ class FlowEngineAdmin(admin.ModelAdmin):
     """Loaded flow engines, wherever they live: in this process (embedded) or on the workers."""
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        from jobs.flows import engines
+        from jobs.flows.runtime import engines
 
         if request.method == "POST" and "unload" in request.POST:
             if not self.has_delete_permission(request):

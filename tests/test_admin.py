@@ -141,7 +141,7 @@ def test_log_entries_can_be_searched_across_runs(admin_client):
 
 def test_engines_page_lists_loaded_flows_and_unloads_them(admin_client):
     # given a flow loaded into an engine of this (embedded) gateway
-    from jobs.flows.engines import pool, reset_pool
+    from jobs.flows.runtime.engines import pool, reset_pool
     from tests.test_dataflux_support import example_xml
 
     reset_pool()

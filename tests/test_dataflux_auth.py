@@ -10,7 +10,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from dataflux.auth import issue_etag
-from jobs.flows.definitions import flow_id
+from jobs.flows.runtime.definitions import flow_id
 from tests.test_dataflux_support import BASE, basic_client, fresh_state, make_user, upload
 
 GENDER = flow_id("Determine_Gender.ddf")

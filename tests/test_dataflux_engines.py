@@ -8,9 +8,9 @@ import time
 import pytest
 from django.test import override_settings
 
-from jobs.flows.definitions import flow_id, get_flow
-from jobs.flows.engines import EnginePool, pool, preload_configured_flows
 from jobs.flows.errors import EngineBusy, FlowGone
+from jobs.flows.runtime.definitions import flow_id, get_flow
+from jobs.flows.runtime.engines import EnginePool, pool, preload_configured_flows
 from jobs.models import Execution, Job, LogEntry
 from tests.test_dataflux_support import (
     BASE,
@@ -240,7 +240,10 @@ def test_collection_level_delete_and_on_completion(client) -> None:
 
 def test_new_content_gets_a_new_engine(client) -> None:
     execute(client, GENDER, NAMES)
-    replaced = example_xml("Determine_Gender.ddf").replace("THEN 'F'", "THEN 'W'")
+    replaced = example_xml("Determine_Gender.ddf").replace(
+        '<gender field="Name" from="full" output="Gender"/>',
+        "<expression><field name=\"Gender\">'W'</field></expression>",
+    )
     client.put(f"{BASE}/jobFlowDefns/{GENDER}/content", replaced, content_type="text/xml")
     response = execute(client, GENDER, NAMES)
     assert response.json()["outputs"]["dataTable"]["data"] == [["Anna", "W"]]
@@ -303,7 +306,7 @@ def test_request_waiting_for_a_deleted_flow_is_told_it_is_gone() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_runs_are_recorded_off_the_request_path_even_if_the_flow_goes() -> None:
     # given a request outside any transaction, as under the real server
-    from jobs.flows import recorder
+    from jobs.flows.runtime import recorder
 
     make_user("ann")
     client = basic_client("ann")
@@ -327,7 +330,7 @@ def test_a_batch_of_runs_keeps_each_runs_log_lines_with_it() -> None:
     # given three finished runs handed to the recorder thread together
     from django.utils import timezone
 
-    from jobs.flows import recorder
+    from jobs.flows.runtime import recorder
 
     now = timezone.now()
     runs = [
@@ -363,7 +366,7 @@ def test_a_batch_written_again_does_not_double_its_runs() -> None:
     # given a batch the writer process wrote but died before confirming
     from django.utils import timezone
 
-    from jobs.flows import recorder
+    from jobs.flows.runtime import recorder
 
     now = timezone.now()
     run = {
@@ -384,3 +387,28 @@ def test_a_batch_written_again_does_not_double_its_runs() -> None:
     # then the run and its log line are there once
     assert Execution.objects.filter(guid="run-once").count() == 1
     assert LogEntry.objects.count() == 1
+
+
+def test_a_waiting_request_gets_the_engine_before_a_newer_one(client) -> None:
+    # given one engine for the flow, held, and a request waiting for it
+    job = get_flow("Determine_Gender.ddf")
+    single = EnginePool(per_flow=1, total=4, queue_size=8, wait_seconds=10)
+    order: list[str] = []
+
+    def waiting_request() -> None:
+        with single.lease(job, "b", None):
+            order.append("waiting request")
+            time.sleep(0.1)
+
+    with single.lease(job, "a", None):
+        waiter = threading.Thread(target=waiting_request)
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while single._waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    # when the holder asks again at once, before the waiting thread has woken up
+    with single.lease(job, "a", None):
+        order.append("newer request")
+    waiter.join()
+    # then the request that waited went first
+    assert order == ["waiting request", "newer request"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.flows.definitions import flow_id
+from jobs.flows.runtime.definitions import flow_id
 from jobs.models import Execution, ExecutionStatus, LogEntry
 from tests.test_dataflux_support import (
     BASE,

@@ -136,7 +136,7 @@ def _recorded(database: Path, count: int) -> tuple[list, list]:
 
 
 def _stored_flow() -> Any:
-    from jobs.flows.definitions import create_flow, flow_for_run
+    from jobs.flows.runtime.definitions import create_flow, flow_for_run
 
     create_flow("Determine_Gender.ddf", (EXAMPLES / "Determine_Gender.ddf").read_bytes())
     return flow_for_run("Determine_Gender.ddf")
@@ -145,7 +145,7 @@ def _stored_flow() -> Any:
 @pytest.fixture
 def fleet_settings(settings, monkeypatch):
     """The web side's settings on a fleet; the pool stays this process's (the worker's)."""
-    from jobs.flows.engines import reset_pool
+    from jobs.flows.runtime.engines import reset_pool
 
     settings.CELERY_RESULT_BACKEND = services.redis_url(db=0)
     settings.DATAFLUX_QUEUE_WAIT_SECONDS = 5.0
@@ -156,7 +156,7 @@ def fleet_settings(settings, monkeypatch):
 
 def _worker_thread(monkeypatch, delay: float = 0.0) -> list[dict]:
     """Deliver each queued request to the task in a thread, as a worker would."""
-    from jobs.flows import fleet
+    from jobs.flows.runtime import fleet
 
     sent: list[dict] = []
 
@@ -182,8 +182,8 @@ def test_a_fleet_run_is_answered_through_redis_and_recorded_after(
     fleet_settings, monkeypatch
 ) -> None:
     # given a stored flow and a worker taking the flows queue
-    from jobs.flows import recorder
-    from jobs.flows.fleet import run_on_fleet
+    from jobs.flows.runtime import recorder
+    from jobs.flows.runtime.fleet import run_on_fleet
     from jobs.models import Execution
 
     job = _stored_flow()
@@ -210,9 +210,9 @@ def test_a_fleet_run_is_answered_through_redis_and_recorded_after(
 def test_a_worker_error_is_raised_in_the_web_as_the_api_names_it(
     fleet_settings, monkeypatch
 ) -> None:
-    from jobs.flows import recorder
     from jobs.flows.errors import InputError
-    from jobs.flows.fleet import run_on_fleet
+    from jobs.flows.runtime import recorder
+    from jobs.flows.runtime.fleet import run_on_fleet
     from jobs.models import Execution
 
     job = _stored_flow()
@@ -230,9 +230,9 @@ def test_a_worker_error_is_raised_in_the_web_as_the_api_names_it(
 @pytest.mark.django_db(transaction=True)
 def test_a_request_no_worker_took_in_time_is_refused_not_run(fleet_settings, monkeypatch) -> None:
     # given workers so busy that the request waits past DATAFLUX_QUEUE_WAIT_SECONDS
-    from jobs.flows import recorder
     from jobs.flows.errors import EngineBusy
-    from jobs.flows.fleet import run_on_fleet
+    from jobs.flows.runtime import recorder
+    from jobs.flows.runtime.fleet import run_on_fleet
     from jobs.models import Execution
 
     fleet_settings.DATAFLUX_QUEUE_WAIT_SECONDS = 0.2
@@ -246,7 +246,7 @@ def test_a_request_no_worker_took_in_time_is_refused_not_run(fleet_settings, mon
     run = Execution.objects.get()
     assert (run.status, run.started_at, run.worker) == ("failed", None, "")
     assert run.result["error"]["kind"] == "busy"
-    from jobs.flows.engines import pool
+    from jobs.flows.runtime.engines import pool
 
     assert pool().compiles == 0
 
@@ -254,8 +254,8 @@ def test_a_request_no_worker_took_in_time_is_refused_not_run(fleet_settings, mon
 @pytest.mark.django_db(transaction=True)
 def test_without_redis_results_the_web_polls_the_recorded_run(settings, monkeypatch) -> None:
     # given a fleet whose result backend is not Redis
-    from jobs.flows.engines import reset_pool
-    from jobs.flows.fleet import run_on_fleet
+    from jobs.flows.runtime.engines import reset_pool
+    from jobs.flows.runtime.fleet import run_on_fleet
 
     settings.CELERY_RESULT_BACKEND = "cache+memory://"
     reset_pool()
@@ -272,8 +272,8 @@ def test_without_redis_results_the_web_polls_the_recorded_run(settings, monkeypa
 @pytest.mark.django_db(transaction=True)
 def test_a_run_no_worker_answers_is_given_up_and_recorded(settings, monkeypatch) -> None:
     # given no worker at all on the flows queue
-    from jobs.flows import fleet, recorder
     from jobs.flows.errors import RunTimeout
+    from jobs.flows.runtime import fleet, recorder
     from jobs.models import Execution
 
     settings.CELERY_RESULT_BACKEND = "cache+memory://"

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from jobs.flows.definitions import flow_id
+from jobs.flows.runtime.definitions import flow_id
 from jobs.models import Job
 from tests.test_dataflux_support import (
     BASE,
@@ -74,7 +74,7 @@ def test_upload_answers_the_definition(client) -> None:
     body = response.json()
     assert body["id"] == "RGV0ZXJtaW5lX0dlbmRlci5kZGY="
     assert body["name"] == "Determine_Gender.ddf"
-    assert body["description"] == "Determine gender from a person's first name"
+    assert body["description"] == "Determine gender from a person's name"
     assert body["size"] == len(example_xml("Determine_Gender.ddf").encode())
     assert len(body["modifiedTimeStamp"]) == len("20150106T16:16:37")
     assert body["modifiedTimeStamp"][8] == "T"
@@ -321,8 +321,13 @@ def test_server_info_reports_the_gateway(client) -> None:
     assert body["majorVersion"] == int(settings.GATEWAY_VERSION.split(".")[0])
     assert body["minutesFromGmt"] == 0
     assert body["serverStartupDate"] <= body["serverCurrentDate"]
-    assert any(line.startswith("Django version ") for line in body["libraryVersion"])
-    assert any(line.startswith("lxml version ") for line in body["libraryVersion"])
+    # the data-quality nodes' reference data, with the versions it came with
+    assert any(
+        line.startswith("libphonenumber metadata --- phonenumbers ")
+        for line in body["libraryVersion"]
+    )
+    assert any(line.startswith("Unicode CLDR ") for line in body["libraryVersion"])
+    assert len(body["libraryVersion"]) == 12
     assert rels(body) == [("up", "GET")]
 
 
@@ -343,7 +348,7 @@ def test_unexpected_failure_is_a_sas_500(client, monkeypatch) -> None:
     def broken() -> list:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("jobs.flows.definitions.flows", broken)
+    monkeypatch.setattr("jobs.flows.runtime.definitions.flows", broken)
     # when
     response = client.get(f"{BASE}/jobFlowDefns")
     # then the client still gets the SAS error shape, without the internals
@@ -355,7 +360,7 @@ def test_unexpected_failure_is_a_sas_500(client, monkeypatch) -> None:
 
 def test_a_run_reuses_its_flow_while_the_row_is_unchanged(db: None) -> None:
     # given a stored flow, looked up once for a run
-    from jobs.flows import definitions
+    from jobs.flows.runtime import definitions
 
     job = definitions.create_flow("reuse.ddf", b"<flow/>")
     first = definitions.flow_for_run("reuse.ddf")

@@ -1,5 +1,5 @@
-"""A fleet worker's engines mirrored into FlowEngine rows (jobs.flows.mirror), in one process:
-a pool with its mirror, and the web's side acting on the rows as another process would."""
+"""A fleet worker's engines mirrored into FlowEngine rows (jobs.flows.runtime.mirror), in one
+process: a pool with its mirror, and the web's side acting on the rows as another process would."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from jobs.flows.definitions import create_flow, delete_flow, flow_for_run
-from jobs.flows.engines import EnginePool
 from jobs.flows.errors import EngineStopped
+from jobs.flows.runtime.definitions import create_flow, delete_flow, flow_for_run
+from jobs.flows.runtime.engines import EnginePool
 from jobs.models import EngineCompletion, FlowEngine
 from tests.test_dataflux_support import SLOW_FLOW, example_xml
 
@@ -151,7 +151,7 @@ def test_rows_of_a_dead_worker_are_not_listed_and_go_at_the_next_heartbeat(
 
     from django.utils import timezone
 
-    from jobs.flows import engines, mirror
+    from jobs.flows.runtime import engines, mirror
 
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"  # the web's view of a fleet
     job = _gender()

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from dataflux.auth import forget_verified
-from jobs.flows.engines import reset_pool
+from jobs.flows.runtime.engines import reset_pool
 
 BASE = "/SASDataMgmtRTDataJob/rest"
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"

@@ -89,7 +89,9 @@ def test_flow_runs_are_written_by_a_writer_process_and_survive_its_loss(tmp_path
         deadline = time.monotonic() + 30
         writers: list[int] = []
         while not writers and time.monotonic() < deadline:
-            writers = [p for p in _children(process.pid) if "jobs.flows.writer" in _command(p)]
+            writers = [
+                p for p in _children(process.pid) if "jobs.flows.runtime.writer" in _command(p)
+            ]
             time.sleep(0.1)
         assert len(writers) == 1
         # and when the writer dies, later runs are written by the recorder thread

@@ -1,4 +1,4 @@
-"""The prepared row helpers (jobs.flows.rows) store and load what the ORM would."""
+"""The prepared row helpers (jobs.flows.runtime.rows) store and load what the ORM would."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from jobs.flows.rows import RowGetter, RowInserter
+from jobs.flows.runtime.rows import RowGetter, RowInserter
 from jobs.models import Execution, ExecutionStatus, Job, JobKind, LogEntry, LogLevel
 
 pytestmark = pytest.mark.django_db

@@ -139,7 +139,7 @@ class Command(BaseCommand):
         """Start-up duties of the vendor features that have them."""
         from jobs.agent import start_new_boot
         from jobs.definitions import purge_stale_dynamic_jobs
-        from jobs.flows.engines import preload_configured_flows
+        from jobs.flows.runtime.engines import preload_configured_flows
 
         # A restart clears dynamic jobs, as DataZen's agent does; their history stays.
         start_new_boot()

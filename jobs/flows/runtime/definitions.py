@@ -18,8 +18,9 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
 
-from jobs.flows.parser import description_of
-from jobs.flows.rows import RowGetter
+from jobs.flows.language.parser import description_of
+from jobs.flows.runtime.engines import forget_flow
+from jobs.flows.runtime.rows import RowGetter
 from jobs.models import Job, JobKind
 
 logger = logging.getLogger(__name__)
@@ -121,14 +122,9 @@ def flow_for_run(name: str) -> Job | None:
     return job
 
 
-def version_of(job: Job) -> str:
-    """Which save of the flow an engine compiled: every save moves `updated_at`."""
-    return job.updated_at.isoformat() if job.updated_at else ""
-
-
 def flow_as_found(pk: int, guid: str, name: str, version: str) -> Job:
     """The flow as a web process's `flow_for_run` found it (its id, guid, name and
-    `version_of`), for a worker to run without a query; its XML loads when first read."""
+    `engines.version_of`), for a worker to run without a query; its XML loads when first read."""
     found = {
         "id": pk,
         "guid": guid,
@@ -199,8 +195,6 @@ def replace_content(job: Job, content: bytes) -> Job:
 
 def delete_flow(job: Job) -> None:
     """Remove the flow; runs already going finish, idle engines for it are unloaded."""
-    from jobs.flows.engines import forget_flow
-
     name, pk = job.job_key, job.pk
     job.delete()
     forget_flow(pk)

@@ -1,8 +1,9 @@
 """One flow run on this process's engine pool, recorded: what an embedded request thread and a
 fleet worker both do with a real-time execution.
 
-The run answers first and is recorded after, by the recorder thread (jobs.flows.recorder), as
-an `Execution` with its `LogEntry` rows; nothing is written on the run's own path.
+The run answers first and is recorded after, by the recorder thread
+(jobs.flows.runtime.recorder), as an `Execution` with its `LogEntry` rows; nothing is written
+on the run's own path.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobs.flows import recorder
-from jobs.flows.engines import pool
 from jobs.flows.errors import ERROR_KINDS
+from jobs.flows.runtime import recorder
+from jobs.flows.runtime.engines import pool
 from jobs.models import Job, LogLevel
 
 
@@ -29,7 +30,7 @@ def run_and_record(
     """Run `job`'s flow over `inputs` for `user`; its outputs, or the API error it met.
 
     An unload stops the run (`Engine.stop_requested`: set here, or on the fleet by the engine
-    mirror when a web process asks for it, jobs.flows.mirror).
+    mirror when a web process asks for it, jobs.flows.runtime.mirror).
     """
     started = timezone.now()
     logs: list[tuple[int, str]] = []

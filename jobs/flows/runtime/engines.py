@@ -7,6 +7,8 @@ processes can list them and ask for one to be unloaded.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -20,10 +22,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.flows.compiler import CompiledFlow, compile_flow
-from jobs.flows.definitions import version_of
 from jobs.flows.errors import EngineBusy, EngineStopped, FlowError, FlowGone, RunTimeout
-from jobs.flows.mirror import EngineMirror, stale_before
+from jobs.flows.language.compiler import CompiledFlow, compile_flow
+from jobs.flows.runtime.mirror import EngineMirror, stale_before
 from jobs.models import EngineCompletion, FlowEngine, Job, JobKind
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,11 @@ class EngineInfo:
     on_completion: str
 
 
+def version_of(job: Job) -> str:
+    """Which save of the flow an engine compiled: every save moves `updated_at`."""
+    return job.updated_at.isoformat() if job.updated_at else ""
+
+
 def load_referenced(
     name: str, line: int | None, stack: tuple[str, ...], seen: dict[str, str]
 ) -> CompiledFlow:
@@ -193,6 +199,8 @@ class EnginePool:
         self.compiles = 0
         self._cond = threading.Condition()
         self._waiting = 0
+        # Per flow, the requests waiting for one of its engines, first come first served.
+        self._queues: dict[int, collections.deque[object]] = {}
         # Until its row gives it one, a fleet engine's id is negative: never a row's.
         self._ids = itertools.count(-1, -1) if mirror else itertools.count(1)
         self._gone: set[int] = set()
@@ -218,46 +226,64 @@ class EnginePool:
             self._release(engine)
 
     def _acquire(self, job: Job, user: str) -> Engine:
+        """An engine for `job`, in the order the requests came.
+
+        Requests that wait for a flow's engines queue up (`_queues`, one line per flow): a new
+        request takes a free engine only when nobody waits before it. Without the line, a
+        client that just finished and asked again took the engine its release had freed before
+        the waiters woke up, and some requests waited for seconds (bench/realtime.py: a p99
+        of 11 s with 8 clients on 4 engines).
+        """
         version = version_of(job)
         waited_since: float | None = None
+        ticket: object | None = None
         with self._cond:
-            while True:
-                if job.pk in self._gone:
-                    raise FlowGone(f"The job flow {job.job_key!r} was deleted.")
-                mine = [e for e in self.engines.values() if e.job_id == job.pk]
-                for engine in mine:
-                    if not engine.busy and engine.version != version:
-                        self._drop(engine)
-                idle = [e for e in mine if not e.busy and e.version == version]
-                if idle:
-                    engine = max(idle, key=lambda e: e.last_used)
-                    engine.in_use_by = user or "anonymous"
-                    return engine
-                mine = [e for e in self.engines.values() if e.job_id == job.pk]
-                if len(mine) < self.per_flow:
-                    if len(self.engines) >= self.total:
-                        self._evict_idle()
-                    if len(self.engines) < self.total:
-                        placeholder = self._new_engine(job, version, user)
-                        break
-                if waited_since is None:
-                    if self._waiting >= self.queue_size:
+            try:
+                while True:
+                    if job.pk in self._gone:
+                        raise FlowGone(f"The job flow {job.job_key!r} was deleted.")
+                    mine = [e for e in self.engines.values() if e.job_id == job.pk]
+                    for engine in mine:
+                        if not engine.busy and engine.version != version:
+                            self._drop(engine)
+                    line = self._queues.get(job.pk)
+                    if not line or line[0] is ticket:
+                        idle = [e for e in mine if not e.busy and e.version == version]
+                        if idle:
+                            engine = max(idle, key=lambda e: e.last_used)
+                            engine.in_use_by = user or "anonymous"
+                            return engine
+                        mine = [e for e in self.engines.values() if e.job_id == job.pk]
+                        if len(mine) < self.per_flow:
+                            if len(self.engines) >= self.total:
+                                self._evict_idle()
+                            if len(self.engines) < self.total:
+                                placeholder = self._new_engine(job, version, user)
+                                break
+                    if ticket is None:
+                        if self._waiting >= self.queue_size:
+                            raise EngineBusy(
+                                f"All engines for {job.job_key!r} are busy and the queue is "
+                                f"full ({self.queue_size} requests waiting); try again later."
+                            )
+                        ticket = object()
+                        self._queues.setdefault(job.pk, collections.deque()).append(ticket)
+                        waited_since = time.monotonic()
+                    assert waited_since is not None
+                    left = self.wait_seconds - (time.monotonic() - waited_since)
+                    if left <= 0:
                         raise EngineBusy(
-                            f"All engines for {job.job_key!r} are busy and the queue is full "
-                            f"({self.queue_size} requests waiting); try again later."
+                            f"No engine for {job.job_key!r} became free within "
+                            f"{self.wait_seconds:g} seconds; try again later."
                         )
-                    waited_since = time.monotonic()
-                left = self.wait_seconds - (time.monotonic() - waited_since)
-                if left <= 0:
-                    raise EngineBusy(
-                        f"No engine for {job.job_key!r} became free within "
-                        f"{self.wait_seconds:g} seconds; try again later."
-                    )
-                self._waiting += 1
-                try:
-                    self._cond.wait(left)
-                finally:
-                    self._waiting -= 1
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(left)
+                    finally:
+                        self._waiting -= 1
+            finally:
+                if ticket is not None:
+                    self._leave_line(job.pk, ticket)
         # Compiling happens outside the lock: other flows' requests go on meanwhile.
         try:
             placeholder.flow = compile_job(job)
@@ -271,6 +297,16 @@ class EnginePool:
         if self.mirror is not None:
             self._rekey(placeholder, self.mirror.register(placeholder))
         return placeholder
+
+    def _leave_line(self, job_id: int, ticket: object) -> None:
+        """Take a request out of its flow's line (under the lock) and let the next one look."""
+        line = self._queues.get(job_id)
+        if line is not None:
+            with contextlib.suppress(ValueError):
+                line.remove(ticket)
+            if not line:
+                del self._queues[job_id]
+        self._cond.notify_all()
 
     def _new_engine(self, job: Job, version: str, user: str) -> Engine:
         engine = Engine(

@@ -30,9 +30,10 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs.models import FlowEngine
+from jobs.runner import worker_name
 
 if TYPE_CHECKING:
-    from jobs.flows.engines import Engine, EnginePool
+    from jobs.flows.runtime.engines import Engine, EnginePool
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ class EngineMirror:
 
     def register(self, engine: Engine) -> int:
         """Write a newly loaded engine's row; its id becomes the engine's id everywhere."""
-        from jobs.runner import worker_name
-
         row = FlowEngine.objects.create(
             job_id=engine.job_id,
             flow_name=engine.flow_name,

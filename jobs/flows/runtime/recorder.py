@@ -5,7 +5,7 @@ recorder thread takes finished runs from a queue and has them written in batches
 transaction per batch. A caller already inside a transaction (a test, a management command
 wrapping the call) records inline instead, so its rows commit or roll back with its own.
 
-The writing itself happens in a writer process (`python -m jobs.flows.writer`, started at
+The writing itself happens in a writer process (`python -m jobs.flows.runtime.writer`, started at
 the first record) when the database is one another process can open: the thread only pickles
 each batch down a socket. Writing took a third of an embedded execution's time in the
 gateway's interpreter, which every request thread shares, while a core stood idle; the writer
@@ -38,8 +38,8 @@ from django.db.models import Model
 from django.utils import timezone
 
 from jobs.flows.errors import FlowGone, error_kind
-from jobs.flows.rows import RowInserter
-from jobs.flows.values import count_rows
+from jobs.flows.language.values import count_rows
+from jobs.flows.runtime.rows import RowInserter
 from jobs.models import Execution, ExecutionStatus, Job, JobKind, LogEntry, new_guid
 from jobs.runner import worker_name
 
@@ -193,7 +193,7 @@ class _Writer:
         )
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "jobs.flows.writer", str(theirs.fileno())],
+                [sys.executable, "-m", "jobs.flows.runtime.writer", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -244,7 +244,7 @@ class _Writer:
 
 
 def write_forever(pipe: Connection) -> None:
-    """The writer process's loop (jobs.flows.writer): each batch sent, written and answered,
+    """The writer process's loop (jobs.flows.runtime.writer): each batch sent, written and answered,
     until the socket closes."""
     while True:
         try:

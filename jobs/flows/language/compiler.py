@@ -12,9 +12,14 @@ from typing import Any
 
 from jobs.expressions import ExpressionError, compile_expression
 from jobs.flows.errors import FlowError, InputError
-from jobs.flows.nodes import NODE_TYPES, CompileContext, Node, RunState, Stream, find
-from jobs.flows.parser import FlowSpec, line_of, parse_flow
-from jobs.flows.values import TYPES, ConversionError, Field, convert, macro_text, render
+from jobs.flows.language.nodes import NODE_TYPES as BASIC_NODE_TYPES
+from jobs.flows.language.nodes import CompileContext, Node, RunState, Stream, find
+from jobs.flows.language.parser import FlowSpec, line_of, parse_flow
+from jobs.flows.language.quality import QUALITY_NODE_TYPES
+from jobs.flows.language.values import TYPES, ConversionError, Field, convert, macro_text, render
+from jobs.flows.quality.locale import UnsupportedLocale, parse_locale
+
+NODE_TYPES = {**BASIC_NODE_TYPES, **QUALITY_NODE_TYPES}
 
 # Output macros the engine fills in itself, unless the flow computes them.
 BUILTIN_MACROS = ("RecordsProcessed", "RecordsOut")
@@ -211,10 +216,15 @@ def compile_flow(
     def no_references(ref: str, line: int | None) -> CompiledFlow:
         raise FlowError(f"flow reference {ref!r} cannot be resolved here", line)
 
+    try:
+        locale = parse_locale(spec.locale)
+    except UnsupportedLocale as exc:
+        raise FlowError(str(exc), spec.line) from None
     context = CompileContext(
         input_tables={t.name: list(t.fields) for t in spec.input_tables},
         macro_names=[m.name for m in spec.input_macros],
         load_flow=load_flow or no_references,
+        locale=locale,
     )
     nodes: list[Node] = []
     fields: list[Field] = []

@@ -1,5 +1,5 @@
-"""The flow recorder's writer process: `python -m jobs.flows.writer FD`, started by
-jobs.flows.recorder with one end of a socket pair as FD.
+"""The flow recorder's writer process: `python -m jobs.flows.runtime.writer FD`, started by
+jobs.flows.runtime.recorder with one end of a socket pair as FD.
 
 It reads the databases to use (the starting process's, pickled), sets Django up with them, then
 writes each batch of finished runs it is sent and answers when it is written, until the socket
@@ -19,12 +19,15 @@ def main(fd: int) -> None:
         databases = pickle.loads(pipe.recv_bytes())
     except EOFError:
         return
+    # Imported here, not at the top: Django must get the starting process's databases before
+    # anything reads its settings, and the recorder module needs the app registry ready.
     import django
     from django.conf import settings
 
     settings.DATABASES = databases
     django.setup()
-    from jobs.flows.recorder import write_forever
+    # Only now: importing the recorder imports the models.
+    from jobs.flows.runtime.recorder import write_forever
 
     write_forever(pipe)
 

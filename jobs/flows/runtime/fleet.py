@@ -3,10 +3,10 @@
 The web thread sends everything the run needs in the task's message (the flow's id, guid,
 name and version as its own lookup found them, the inputs, the user, the time limit) on
 DATAFLUX_QUEUE, then waits on a Redis list named after the run. The worker runs it as an
-embedded request thread would (jobs.flows.local), pushes the outputs or the error onto that
+embedded request thread would (jobs.flows.runtime.local), pushes the outputs or the error onto that
 list, and its recorder thread writes the `Execution` and its log rows afterwards, batched.
 So the run's path writes nothing to the database (engine rows are mirrored by a thread of the
-worker, jobs.flows.mirror), and the answer is one Redis round trip each way; Celery's result
+worker, jobs.flows.runtime.mirror), and the answer is one Redis round trip each way; Celery's result
 backend (subscribe, store, publish, fetch, forget: most of both processes' CPU per run) is not
 used.
 Without a Redis result backend to carry the answer, the web thread polls for the run's
@@ -16,7 +16,7 @@ A worker that takes a run after DATAFLUX_QUEUE_WAIT_SECONDS answers it "busy" wi
 it; a web thread that heard nothing when every worker should have answered (that wait twice,
 the run's limit, and 5 s more) records the run as failed and answers 504. Like embedded runs,
 these fire no job triggers and leave the flow's `Job` row alone. A flow execution queued any
-other way goes through the generic runner (`WORK["flow"]`).
+other way goes through the generic runner (jobs.flows.execute.run_flow).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 from django.conf import settings
 
-from jobs.flows import recorder
-from jobs.flows.definitions import flow_as_found, version_of
-from jobs.flows.engines import is_embedded, pool, preload_once
 from jobs.flows.errors import EngineBusy, RunTimeout, error_kind, error_of_kind
-from jobs.flows.local import run_and_record
+from jobs.flows.runtime import recorder
+from jobs.flows.runtime.definitions import flow_as_found
+from jobs.flows.runtime.engines import is_embedded, pool, preload_once, version_of
+from jobs.flows.runtime.local import run_and_record
 from jobs.models import Execution, ExecutionStatus, Job, LogLevel, new_guid
 
 logger = logging.getLogger(__name__)
@@ -169,6 +169,8 @@ def _moment(timestamp: float) -> dt.datetime:
 
 
 @shared_task(
+    # The name on the wire stays the one it had before the module moved to runtime/, so a
+    # message queued by a web process of the previous release still finds its task.
     name="jobs.flows.fleet.run_flow_request",
     ignore_result=True,
     # Its request was answered (with an error) long before a redelivery could run it.

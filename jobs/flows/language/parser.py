@@ -1,7 +1,8 @@
 """Reading flow XML safely (no DTD, no entities, no network) into its declared interface.
 
 The format is documented in docs/flows.md. Parsing gives the flow's description, inputs and
-outputs (what `/metadata` shows) and its node elements, which `jobs.flows.compiler` compiles.
+outputs (what `/metadata` shows) and its node elements, which
+`jobs.flows.language.compiler` compiles.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from jobs.flows.errors import FlowError
-from jobs.flows.values import TYPES, Field
+from jobs.flows.language.values import TYPES, Field
 
 DEFAULT_TABLE = "dataTable"
 
@@ -48,6 +49,8 @@ class FlowSpec:
     output_macros: list[Macro] = field(default_factory=list)
     output_table: Table | None = None
     nodes: list[etree._Element] = field(default_factory=list)
+    locale: str | None = None  # `<flow locale="fr-FR">`; checked when the flow is compiled
+    line: int | None = None
 
 
 def line_of(element: Any) -> int | None:
@@ -101,6 +104,8 @@ def parse_flow(content: str | bytes) -> FlowSpec:
     root = parse_xml(content)
     spec = FlowSpec(description=(root.findtext("description") or root.get("description") or ""))
     spec.description = spec.description.strip()
+    spec.locale = root.get("locale")
+    spec.line = line_of(root)
     for child in _elements(root):
         if child.tag == "description":
             continue
