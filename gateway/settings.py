@@ -44,8 +44,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "rest_framework",
+    # gateway first: its generateschema replaces rest_framework's (the vendor documents).
     "gateway",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "jobs",
     "datazen",
     "dataflux",
@@ -123,6 +126,22 @@ REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI documents of the vendor APIs (gateway/openapi.py); Swagger UI and ReDoc are served from
+# the sidecar package's static files, so the pages work without internet access.
+SPECTACULAR_SETTINGS: dict[str, object] = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["gateway.openapi.drop_aliases"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.openapi.add_components",
+    ],
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
 }
 
 # Celery: the embedded default runs a worker thread on the in-memory transport; the fleet
