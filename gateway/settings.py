@@ -55,6 +55,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so they see every answer, the other middleware's refusals included.
+    "gateway.access_log.AccessLogMiddleware",
+    "gateway.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -197,10 +200,34 @@ GATEWAY_SCHEDULER_LEASE_SECONDS = env.float("GATEWAY_SCHEDULER_LEASE_SECONDS", d
 # Longest chain of jobs started by triggers (A triggers B triggers C …) before one is refused.
 GATEWAY_TRIGGER_MAX_DEPTH = env.int("GATEWAY_TRIGGER_MAX_DEPTH", default=20)
 
+# Health and metrics (docs/operations.md): whether they need an access key, how long a check may
+# wait for the broker or a worker, and the free space below which the data directory is unhealthy.
+GATEWAY_HEALTH_REQUIRES_KEY = env.bool("GATEWAY_HEALTH_REQUIRES_KEY", default=False)
+GATEWAY_METRICS_REQUIRES_KEY = env.bool("GATEWAY_METRICS_REQUIRES_KEY", default=False)
+GATEWAY_HEALTH_TIMEOUT = env.float("GATEWAY_HEALTH_TIMEOUT", default=2.0)
+GATEWAY_HEALTH_MIN_FREE_MB = env.int("GATEWAY_HEALTH_MIN_FREE_MB", default=500)
+
+# Logs: plain lines for people, or one JSON object per line for log shippers. Access lines come
+# from gateway.access_log (logger "gateway.access"; GATEWAY_ACCESS_LOG=false turns them off).
+GATEWAY_LOG_FORMAT = env.str("GATEWAY_LOG_FORMAT", default="plain")
+if GATEWAY_LOG_FORMAT not in ("plain", "json"):
+    raise ValueError(f"GATEWAY_LOG_FORMAT must be plain or json, not {GATEWAY_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "gateway.log_format.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": GATEWAY_LOG_FORMAT},
+    },
     "root": {"handlers": ["console"], "level": env.str("GATEWAY_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "gateway.access": {
+            "level": "INFO" if env.bool("GATEWAY_ACCESS_LOG", default=True) else "WARNING",
+        },
+        # Its "Not Found: /path" warnings repeat what the access line says.
+        "django.request": {"level": "ERROR"},
+    },
 }

@@ -7,6 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 import dataflux.schema  # noqa: F401  (registers the DataFlux descriptions on its views)
 import datazen.schema  # noqa: F401  (registers the DataZen descriptions on its views)
+from gateway.health import health
+from gateway.metrics import metrics
 from gateway.openapi import VENDORS, generator_class, settings_for, vendor_patterns
 
 
@@ -30,6 +32,8 @@ def _documents() -> list[URLPattern | URLResolver]:
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("health", health, name="health"),
+    path("metrics", metrics, name="metrics"),
     *_documents(),
     *vendor_patterns("dataflux"),
     *vendor_patterns("datazen"),
