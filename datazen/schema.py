@@ -418,14 +418,27 @@ def _responses(ok: Any, *errors: int) -> dict[Any, Any]:
     return answers
 
 
-def _query(name: str, description: str, *, required: bool = False, **more: Any) -> Any:
+def _query(
+    name: str,
+    description: str,
+    *,
+    required: bool = False,
+    enum: list[str] | None = None,
+    pattern: str | None = None,
+) -> OpenApiParameter:
     return OpenApiParameter(
-        name, str, OpenApiParameter.QUERY, required=required, description=description, **more
+        name,
+        str,
+        OpenApiParameter.QUERY,
+        required=required,
+        description=description,
+        enum=enum,
+        pattern=pattern,
     )
 
 
 GUID = _query("guid", "The job's guid.", required=True)
-FLAG = {"enum": ["0", "1"]}
+FLAG = ["0", "1"]
 
 
 def _document(view: type, tag: str, **methods: dict[str, Any]) -> None:
@@ -498,7 +511,7 @@ _document(
             _query("key", "Only the connection with this key."),
             _query("type", "Only connections of this type (DB, Drive, HTTP, Messaging…)."),
             _query(
-                "decrypt", "1: the connection string in clear (keys allowed to decrypt).", **FLAG
+                "decrypt", "1: the connection string in clear (keys allowed to decrypt).", enum=FLAG
             ),
         ],
         responses=_responses(_list("Connection", "The connection strings.")),
@@ -553,9 +566,9 @@ _document(
         operation_id="job_dynamic_run",
         summary="Run a job from the definition sent, at once",
         parameters=[
-            _query("resync", "1: full resync of the source (readers).", **FLAG),
-            _query("recreate", "1: truncate or recreate the target (writers).", **FLAG),
-            _query("testrun", "1: read a single record (readers).", **FLAG),
+            _query("resync", "1: full resync of the source (readers).", enum=FLAG),
+            _query("recreate", "1: truncate or recreate the target (writers).", enum=FLAG),
+            _query("testrun", "1: read a single record (readers).", enum=FLAG),
         ],
         request=_JOB_BODY,
         responses=_responses(OK_TEXT, 400, 404, 409),
@@ -573,7 +586,7 @@ _document(
 )
 _ENABLE = dict(
     summary="Enable or disable a job",
-    parameters=[GUID, _query("active", "1 enable, 0 disable.", required=True, **FLAG)],
+    parameters=[GUID, _query("active", "1 enable, 0 disable.", required=True, enum=FLAG)],
     request=None,
     responses=_responses(OK_TEXT, 400, 404),
 )
@@ -678,7 +691,7 @@ _document(
     JOBS,
     get=dict(
         summary="One row per job",
-        parameters=[_query("dynamic", "1: the dynamic jobs of this boot instead.", **FLAG)],
+        parameters=[_query("dynamic", "1: the dynamic jobs of this boot instead.", enum=FLAG)],
         responses=_responses(_list("JobSummary", "The jobs.")),
     ),
 )

@@ -154,7 +154,8 @@ class RunCollector(Collector):
             .annotate(total=Count("id"), seconds=Sum("duration"), **buckets)
             .order_by()
         )
-        for row in grouped:
+        for group in grouped:
+            row: dict[str, Any] = dict(group)
             counts = [(str(float(bound)), row[f"le_{i}"]) for i, bound in enumerate(RUN_BUCKETS)]
             total = row["seconds"]
             family.add_metric(
@@ -208,7 +209,7 @@ def queue_depths() -> dict[str, int]:
     try:
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=settings.GATEWAY_HEALTH_TIMEOUT)
-            channel = conn.default_channel
+            channel: Any = conn.default_channel  # kombu's stubs lack queue_declare
             for queue in queues:
                 try:
                     depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
