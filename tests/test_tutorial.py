@@ -1,9 +1,9 @@
-"""docs/tutorial.md, run: every `bash` block in order against a live gateway, every `output`
-block checked against what the block before it printed.
+"""docs/tutorial.md, then docs/dataflux.md's curl examples, run: every `bash` block in order
+against a live gateway, every `output` block checked against what the block before it printed.
 
-Two things are adapted, and only these: the gateway's address (`GW=…`, a free port here) and
-`.venv/bin/python` (the interpreter running the suite). The blocks run in one bash session, so
-variables set in one block are there in the next, as in a reader's terminal.
+Two things are adapted, and only these: the gateway's address (`http://127.0.0.1:9559`, a free
+port here) and `.venv/bin/python` (the interpreter running the suite). The blocks run in one
+bash session, so variables set in one block are there in the next, as in a reader's terminal.
 """
 
 from __future__ import annotations
@@ -21,18 +21,21 @@ from tests.processes import ROOT
 pytestmark = pytest.mark.slow
 
 TUTORIAL = ROOT / "docs" / "tutorial.md"
+# Run after the tutorial, whose user and gateway they use.
+DOCUMENTS = (TUTORIAL, ROOT / "docs" / "dataflux.md")
+DEFAULT_ADDRESS = "http://127.0.0.1:9559"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 MARK = "@@tutorial-block-{}@@"
 
 
-def blocks() -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in FENCE.finditer(TUTORIAL.read_text())]
+def blocks(document: Path = TUTORIAL) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in FENCE.finditer(document.read_text())]
 
 
 def steps() -> list[tuple[str, list[str]]]:
     """(bash code, the lines its output must contain) for each bash block."""
     found: list[tuple[str, list[str]]] = []
-    for kind, body in blocks():
+    for kind, body in (block for document in DOCUMENTS for block in blocks(document)):
         if kind == "bash":
             found.append((body, []))
         elif kind == "output":
@@ -51,7 +54,7 @@ def test_every_command_of_the_tutorial_works(tmp_path: Path) -> None:
     with live_gateway(tmp_path) as gateway:
         script = ["set -euo pipefail"]
         for number, (code, _) in enumerate(steps()):
-            code = re.sub(r"^GW=\S+$", f"GW={gateway.base}", code, flags=re.MULTILINE)
+            code = code.replace(DEFAULT_ADDRESS, gateway.base)
             code = code.replace(".venv/bin/python", sys.executable)
             script += [f"echo {MARK.format(number)}", code]
         run = subprocess.run(
