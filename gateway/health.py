@@ -2,7 +2,7 @@
 
 database  a query on the gateway's own database answers
 broker    the Celery broker accepts a connection (embedded: the in-memory transport)
-worker    at least one Celery worker answers a ping (embedded: the worker thread)
+worker    a Celery worker consuming the gateway's queue answers (embedded: the worker thread)
 scheduler the scheduler's lease was renewed recently (a leader is ticking)
 disk      the data directory has at least GATEWAY_HEALTH_MIN_FREE_MB free
 
@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -54,15 +55,36 @@ def check_broker() -> str:
         return f"{conn.transport_cls} broker reachable"
 
 
+class _Answered(Exception):
+    """Raised from the reply callback to stop waiting once a worker of ours has answered."""
+
+
 def check_worker() -> str:
+    """A worker consuming the gateway's own queue answers (not any worker of a shared broker)."""
     from gateway.celery import app
 
-    # limit=1: answer as soon as one worker replies instead of waiting out the timeout.
-    replies = app.control.ping(timeout=settings.GATEWAY_HEALTH_TIMEOUT, limit=1)
-    if not replies:
-        raise RuntimeError(f"no worker answered a ping within {settings.GATEWAY_HEALTH_TIMEOUT} s")
-    names = sorted(name for reply in replies for name in reply)
-    return f"{len(names)} answering: {', '.join(names)}"
+    wanted = {settings.CELERY_TASK_DEFAULT_QUEUE}
+    answered: list[str] = []
+
+    def on_reply(reply: dict[str, Any]) -> None:
+        for name, queues in reply.items():
+            if any(isinstance(q, dict) and q.get("name") in wanted for q in queues or []):
+                answered.append(name)
+                raise _Answered
+
+    try:
+        app.control.broadcast(
+            "active_queues",
+            reply=True,
+            timeout=settings.GATEWAY_HEALTH_TIMEOUT,
+            callback=on_reply,
+        )
+    except _Answered:
+        return f"{answered[0]} answers, consuming {', '.join(sorted(wanted))}"
+    raise RuntimeError(
+        f"no worker consuming {', '.join(sorted(wanted))} answered within "
+        f"{settings.GATEWAY_HEALTH_TIMEOUT} s"
+    )
 
 
 def check_scheduler() -> str:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import sys
+import time
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import requests
 from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.models import AccessKey, Execution, ExecutionStatus, SchedulerLease
+from tests import services
+from tests.processes import (
+    celery_worker,
+    free_port,
+    gateway_env,
+    gunicorn,
+    manage,
+    started,
+    wait_for_http,
+)
 from tests.test_dataflux_support import basic_client, execute, fresh_state, make_user, upload
 
 
@@ -39,11 +54,12 @@ def test_health_is_ok_with_a_worker_and_a_fresh_scheduler_lease(embedded_worker:
     assert body["status"] == "ok"
     assert list(body["checks"]) == ["database", "broker", "worker", "scheduler", "disk"]
     assert all(check["ok"] for check in body["checks"].values()), body
-    assert "answering" in body["checks"]["worker"]["detail"]
+    assert "answers, consuming gateway" in body["checks"]["worker"]["detail"]
 
 
-def test_a_stale_scheduler_lease_and_a_full_disk_make_it_503(db: None) -> None:
-    # given a lease that expired a minute ago, and a free-space floor no disk meets
+def test_no_worker_a_stale_lease_and_a_full_disk_make_it_503(db: None) -> None:
+    # given no worker running, a lease that expired a minute ago, and a free-space floor no
+    # disk meets
     fresh_lease(-60)
     with override_settings(GATEWAY_HEALTH_MIN_FREE_MB=10**12, GATEWAY_HEALTH_TIMEOUT=0.2):
         # when
@@ -55,6 +71,10 @@ def test_a_stale_scheduler_lease_and_a_full_disk_make_it_503(db: None) -> None:
     assert lines[0] == "fail"
     assert any(line.startswith("scheduler: FAIL") and "expired" in line for line in lines)
     assert any(line.startswith("disk: FAIL") and "below" in line for line in lines)
+    assert any(
+        line.startswith("worker: FAIL") and "no worker consuming gateway answered" in line
+        for line in lines
+    )
     assert any(line.startswith("database: ok") for line in lines)
 
 
@@ -167,3 +187,45 @@ def test_metrics_show_the_flow_engines_in_use(db: None) -> None:
     key = ("gateway_flow_engines", (("flow", "dataSvcTypes.ddf"), ("state", "idle")))
     assert found[key] == 1
     fresh_state()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_fleet_web_process_reports_its_worker_scheduler_and_queues(tmp_path: Path) -> None:
+    redis = services.redis_url(db=0)
+    queue = f"health_{uuid.uuid4().hex[:8]}"
+    with services.postgres_database() as database:
+        # given a fleet: gunicorn, one Celery worker and the scheduler on PostgreSQL and Redis
+        env = gateway_env(
+            tmp_path / "var",
+            DATABASE_URL=database.replace("postgresql+psycopg://", "postgres://"),
+            CELERY_BROKER_URL=redis,
+            CELERY_RESULT_BACKEND=redis,
+            CELERY_TASK_DEFAULT_QUEUE=queue,
+            DJANGO_SECRET_KEY="fleet-health-secret",
+        )
+        manage(env, "migrate", "--noinput")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        worker = f"{queue}@%h"
+        with (
+            started(gunicorn(port), env, tmp_path / "web.log"),
+            started(celery_worker(queue, worker), env, tmp_path / "worker.log"),
+            started([sys.executable, "manage.py", "runscheduler"], env, tmp_path / "sched.log"),
+        ):
+            wait_for_http(f"{base}/metrics")
+            # when (the worker and the scheduler take a moment to come up)
+            deadline = time.monotonic() + 60
+            while True:
+                health = requests.get(f"{base}/health", timeout=30)
+                if health.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            metrics = requests.get(f"{base}/metrics", timeout=30).text
+    # then
+    assert health.status_code == 200, health.text
+    checks = health.json()["checks"]
+    assert queue in checks["worker"]["detail"]
+    assert checks["database"]["detail"] == "postgresql answers"
+    assert f'gateway_queue_depth{{queue="{queue}"}} 0.0' in metrics
