@@ -3,6 +3,7 @@ the live gateway (schemathesis: no 500, every answer's status, type and body as 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from xml.etree import ElementTree
 
 import pytest
 import yaml
+from django.core.management import call_command
 from django.test import Client
 from drf_spectacular.validation import validate_schema
 
@@ -153,3 +155,16 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(tmp_path:
     sys.stderr.write(f"schemathesis figures: {figures}\n")
     assert figures["datazen"]["operations"] == 28 and figures["dataflux"]["operations"] == 17
     assert all(f["examples"] > 500 and f["failures"] == 0 for f in figures.values()), figures
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_generateschema_writes_the_served_document(vendor: str, tmp_path: Path) -> None:
+    # when
+    target = tmp_path / f"{vendor}.json"
+    call_command(
+        "generateschema", "--api", vendor, "--format", "json", "--validate", "--file", str(target)
+    )
+    # then
+    written = json.loads(target.read_text())
+    assert written == json.loads(json.dumps(build_schema(vendor)))
+    assert written["info"]["title"].startswith(("Enzo DataZen", "SAS DataFlux"))
