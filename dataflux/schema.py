@@ -307,7 +307,27 @@ COMPLETION_BODY = {
 FLOWS, ENGINES, SERVER = "Job flows", "Engines", "Server"
 
 
+# The Django permission each operation checks (docs/dataflux.md); the rest need a login only.
+PERMISSIONS = {
+    "jobFlowDefns_create": "jobs.add_job",
+    "jobFlowDefn_delete": "jobs.delete_job",
+    "jobFlowDefn_execute": "jobs.execute_job",
+    "jobFlowDefn_content": "jobs.view_job",
+    "jobFlowDefn_content_replace": "jobs.change_job",
+    "jobFlowDefn_metadata": "jobs.view_job",
+    "engines_delete": "jobs.delete_flowengine",
+    "engines_onCompletion": "jobs.change_flowengine",
+    "engine_delete": "jobs.delete_flowengine",
+    "engine_onCompletion": "jobs.change_flowengine",
+}
+
+
 def _document(view: type, tag: str, **methods: dict[str, Any]) -> None:
+    """extend_schema per method on the view class; the description says who may call it."""
+    for kw in methods.values():
+        needed = PERMISSIONS.get(kw["operation_id"])
+        who = f"Needs the permission `{needed}`." if needed else "Any logged-in user."
+        kw["description"] = f"{kw.get('description', '')} {who}".strip()
     extend_schema_view(**{m: extend_schema(tags=[tag], **kw) for m, kw in methods.items()})(view)
 
 

@@ -442,7 +442,15 @@ FLAG = ["0", "1"]
 
 
 def _document(view: type, tag: str, **methods: dict[str, Any]) -> None:
-    """Apply extend_schema per method to the view class (the views module stays unchanged)."""
+    """Apply extend_schema per method to the view class (the views module stays unchanged);
+    the description says which keys may call it."""
+    scope = "agent" if tag == "Agent API" else "jobs"
+    for method, kw in methods.items():
+        who = f"A key with the {scope} API in its scope"
+        who += "." if method == "get" else "; not a read-only key."
+        if view is views.EnableJobView:
+            who = f"A key with the {scope} API in its scope; not a read-only key, GET included."
+        kw["description"] = f"{kw.get('description', '')} {who}".strip()
     extend_schema_view(**{m: extend_schema(tags=[tag], **kw) for m, kw in methods.items()})(view)
 
 
