@@ -12,11 +12,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, F, FloatField, Func, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -81,6 +80,49 @@ class RequestMetricsMiddleware:
         return response
 
 
+class RunSeconds(Func):
+    """finished_at - started_at in seconds, computed by the database itself.
+
+    Django's DurationField arithmetic runs a Python function per row on SQLite: with ten
+    histogram buckets that was 8 s per scrape for 20,000 runs; this is native SQL everywhere.
+    """
+
+    output_field = FloatField()
+
+    def __init__(self) -> None:
+        super().__init__(F("finished_at"), F("started_at"))
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s)) * 86400.0)",
+            arg_joiner=") - julianday(",
+            **extra,
+        )
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="EXTRACT(EPOCH FROM (%(expressions)s))",
+            arg_joiner=" - ",
+            **extra,
+        )
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        expressions = list(reversed(self.get_source_expressions()))
+        clone = self.copy()
+        clone.set_source_expressions(expressions)
+        return clone.as_sql(
+            compiler,
+            connection,
+            template="(TIMESTAMPDIFF(MICROSECOND, %(expressions)s) / 1000000.0)",
+            arg_joiner=", ",
+            **extra,
+        )
+
+
 class RunCollector(Collector):
     """Runs, rows, durations, pending work and flow engines, from the database at scrape time."""
 
@@ -141,9 +183,9 @@ class RunCollector(Collector):
         family = HistogramMetricFamily(
             "gateway_run_duration_seconds", "Durations of finished runs", labels=["job", "kind"]
         )
-        duration = ExpressionWrapper(F("finished_at") - F("started_at"), DurationField())
+        duration = RunSeconds()
         buckets = {
-            f"le_{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
+            f"le_{i}": Count("id", filter=Q(duration__lte=bound))
             for i, bound in enumerate(RUN_BUCKETS)
         }
         grouped = (
@@ -157,11 +199,10 @@ class RunCollector(Collector):
         for group in grouped:
             row: dict[str, Any] = dict(group)
             counts = [(str(float(bound)), row[f"le_{i}"]) for i, bound in enumerate(RUN_BUCKETS)]
-            total = row["seconds"]
             family.add_metric(
                 [row["job_key"], row["listener_type"]],
                 [*counts, ("+Inf", row["total"])],
-                total.total_seconds() if isinstance(total, timedelta) else float(total or 0),
+                float(row["seconds"] or 0),
             )
         yield family
 

@@ -189,6 +189,17 @@ def test_metrics_show_the_flow_engines_in_use(db: None) -> None:
     fresh_state()
 
 
+FINISHED_RUN = """
+from datetime import timedelta
+from django.utils import timezone
+from jobs.models import Execution
+now = timezone.now()
+Execution.objects.create(job_guid="g", job_key="films", listener_type="reader",
+    status="succeeded", started_at=now - timedelta(seconds=2.5), finished_at=now,
+    records_available=42)
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
@@ -206,6 +217,8 @@ def test_the_fleet_web_process_reports_its_worker_scheduler_and_queues(tmp_path:
             DJANGO_SECRET_KEY="fleet-health-secret",
         )
         manage(env, "migrate", "--noinput")
+        # and a finished 2.5-second run, so the durations are computed by PostgreSQL
+        manage(env, "shell", "-c", FINISHED_RUN)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         worker = f"{queue}@%h"
@@ -229,3 +242,8 @@ def test_the_fleet_web_process_reports_its_worker_scheduler_and_queues(tmp_path:
     assert queue in checks["worker"]["detail"]
     assert checks["database"]["detail"] == "postgresql answers"
     assert f'gateway_queue_depth{{queue="{queue}"}} 0.0' in metrics
+    reader = 'job="films",kind="reader"'
+    assert f'gateway_run_duration_seconds_bucket{{{reader},le="1.0"}} 0.0' in metrics
+    assert f'gateway_run_duration_seconds_bucket{{{reader},le="5.0"}} 1.0' in metrics
+    assert f"gateway_run_duration_seconds_sum{{{reader}}} 2.5" in metrics
+    assert 'gateway_rows_read_total{job="films"} 42.0' in metrics
