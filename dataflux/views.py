@@ -24,6 +24,7 @@ from dataflux.errors import (
     SasError,
     sas_exception_handler,
 )
+from dataflux.inputs import check_execute_body
 from jobs.flows.errors import (
     EngineBusy,
     EngineStopped,
@@ -159,10 +160,7 @@ class FlowView(DataFluxView):
                 400, f"Executing a job flow needs 'Accept: {media.METADATA}'.", WRONG_ACCEPT
             )
         self.require("jobs.execute_job")
-        body = request.data
-        if not isinstance(body, dict):
-            raise SasError(400, "The body must be a JSON object with 'inputs'.", BAD_INPUT)
-        inputs = body.get("inputs") or {}
+        inputs = check_execute_body(request.data)
         result = execute(job, inputs, user=request.user.get_username(), limit=_max_seconds(request))
         return self.answer(render.execution(job, result.outputs, self.links()), media.METADATA)
 

@@ -69,14 +69,20 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "rest_framework",
+    # gateway first: its generateschema replaces rest_framework's (the vendor documents).
     "gateway",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "jobs",
     "datazen",
     "dataflux",
 ]
 
 MIDDLEWARE = [
+    # First, so they see every answer, the other middleware's refusals included.
+    "gateway.access_log.AccessLogMiddleware",
+    "gateway.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "gateway.limits.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -156,6 +162,22 @@ REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI documents of the vendor APIs (gateway/openapi.py); Swagger UI and ReDoc are served from
+# the sidecar package's static files, so the pages work without internet access.
+SPECTACULAR_SETTINGS: dict[str, object] = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["gateway.openapi.drop_aliases"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.openapi.add_components",
+    ],
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
 }
 
 # Celery: the embedded default runs a worker thread on the in-memory transport; the fleet
@@ -235,10 +257,34 @@ GATEWAY_AUTH_HASH_WAIT_SECONDS = env.float("GATEWAY_AUTH_HASH_WAIT_SECONDS", def
 # The console's forms: Django reads them into memory, so they get the DataZen bound too.
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 
+# Health and metrics (docs/operations.md): whether they need an access key, how long a check may
+# wait for the broker or a worker, and the free space below which the data directory is unhealthy.
+GATEWAY_HEALTH_REQUIRES_KEY = env.bool("GATEWAY_HEALTH_REQUIRES_KEY", default=False)
+GATEWAY_METRICS_REQUIRES_KEY = env.bool("GATEWAY_METRICS_REQUIRES_KEY", default=False)
+GATEWAY_HEALTH_TIMEOUT = env.float("GATEWAY_HEALTH_TIMEOUT", default=2.0)
+GATEWAY_HEALTH_MIN_FREE_MB = env.int("GATEWAY_HEALTH_MIN_FREE_MB", default=500)
+
+# Logs: plain lines for people, or one JSON object per line for log shippers. Access lines come
+# from gateway.access_log (logger "gateway.access"; GATEWAY_ACCESS_LOG=false turns them off).
+GATEWAY_LOG_FORMAT = env.str("GATEWAY_LOG_FORMAT", default="plain")
+if GATEWAY_LOG_FORMAT not in ("plain", "json"):
+    raise ValueError(f"GATEWAY_LOG_FORMAT must be plain or json, not {GATEWAY_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "gateway.log_format.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": GATEWAY_LOG_FORMAT},
+    },
     "root": {"handlers": ["console"], "level": env.str("GATEWAY_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "gateway.access": {
+            "level": "INFO" if env.bool("GATEWAY_ACCESS_LOG", default=True) else "WARNING",
+        },
+        # Its "Not Found: /path" warnings repeat what the access line says.
+        "django.request": {"level": "ERROR"},
+    },
 }
