@@ -295,6 +295,9 @@ class JobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         job = self.instance
         if job.pk:
+            # The type of a saved job is fixed, and a writer is added through its reader's PUT.
+            for name in ("job_type", "writer_text"):
+                self.fields.pop(name, None)
             rest = {k: v for k, v in (job.definition or {}).items() if k not in OWN_FIELDS}
             self.initial.update(
                 key=job.job_key,
@@ -441,9 +444,6 @@ class JobAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
         obj._state.adding = False
         obj.refresh_from_db()
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Nothing to save: the runs listed are read-only and the job has no many-to-many."""
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         if obj.is_dynamic or obj.kind == JobKind.FLOW:
