@@ -121,11 +121,12 @@ def _x_positions(times: list[datetime]) -> list[float]:
 
 
 def _nice_ceiling(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten at or above `value`: round grid labels."""
+    """The smallest round ceiling at or above `value` (1, 1.5, 2, 2.5 … 8 times a power of ten)."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
+    # Steps whose fifths are round too: the grid has GRID_LINES = 5 intervals.
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if value <= step * power:
             return float(step * power)
     return float(10 * power)

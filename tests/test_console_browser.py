@@ -105,6 +105,26 @@ def add_connection(page: Any, base: str, key: str, url: str) -> str:
     return page.locator("ul.messagelist").inner_text()
 
 
+def watch_run(page: Any, figure: str = "rows", shot: str = "") -> list[float]:
+    """Read the run page's figure until the run ends; the distinct values seen while running."""
+    seen: list[float] = []
+    status = ""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = page.locator('[data-figure="status"]').inner_text()
+        text = page.locator(f'[data-figure="{figure}"]').inner_text()
+        value = float(re.sub(r"[^\d.]", "", text) or 0)
+        if status == "Running" and value and (not seen or value != seen[-1]):
+            seen.append(value)
+            if len(seen) == 2 and shot:
+                shoot(page, shot)
+        if status in ("Succeeded", "Failed", "Cancelled"):
+            break
+        page.wait_for_timeout(250)
+    assert status == "Succeeded", page.locator("#run-live").inner_text()
+    return seen
+
+
 def test_operator_creates_starts_and_follows_a_job(browser, gateway) -> None:
     base, folder = gateway["base"], gateway["folder"]
     source, target = f"sqlite:///{folder / 'source.db'}", f"sqlite:///{folder / 'target.db'}"
@@ -151,20 +171,7 @@ def test_operator_creates_starts_and_follows_a_job(browser, gateway) -> None:
     page.evaluate("window.consoleTestMarker = 'still the same page'")
 
     # watch the progress move, with no reload
-    seen: list[int] = []
-    deadline = time.monotonic() + 240
-    status = ""
-    while time.monotonic() < deadline:
-        status = page.locator('[data-figure="status"]').inner_text()
-        figure = int(page.locator('[data-figure="rows"]').inner_text().replace(",", ""))
-        if status == "Running" and figure and (not seen or figure != seen[-1]):
-            seen.append(figure)
-            if len(seen) == 2:
-                shoot(page, "running-execution")
-        if status in ("Succeeded", "Failed", "Cancelled"):
-            break
-        page.wait_for_timeout(250)
-    assert status == "Succeeded", page.locator("#run-live").inner_text()
+    seen = watch_run(page)
     assert len(seen) >= 2 and seen == sorted(seen), seen
     assert page.evaluate("window.consoleTestMarker") == "still the same page"
     assert page.locator('[data-figure="rows"]').inner_text() == f"{SOURCE_ROWS:,}"
@@ -186,9 +193,13 @@ def test_operator_creates_starts_and_follows_a_job(browser, gateway) -> None:
     row = runs.first.inner_text()
     assert "Succeeded" in row and f"{SOURCE_ROWS:,}" in row
     assert page.locator("svg.run-history circle").count() >= 3
-    # a second run, so the chart has a line to draw
+    # a second run: measured against the first one's rows, so with a percentage
     page.get_by_role("button", name="Start now").click()
-    page.locator('[data-figure="status"]', has_text="Succeeded").wait_for(timeout=240_000)
+    page.wait_for_url(re.compile(r"/admin/jobs/execution/\d+/change/$"))
+    estimate = page.locator('[data-figure="estimate"]').inner_text()
+    assert estimate == f"{SOURCE_ROWS:,} (rows the last successful run read)"
+    percents = watch_run(page, figure="percent", shot="running-execution")
+    assert len(percents) >= 2 and percents == sorted(percents), percents
     page.get_by_role("link", name="job page").click()
     assert page.locator("table.run-list tbody tr").count() == 2
     assert page.locator("svg.run-history polyline").count() >= 2
