@@ -44,7 +44,6 @@ from jobs.templatetags.console import ms, seconds
 
 # The gateway serves no page at "/" (DataZen's URL space starts there): no "View site" link.
 admin.site.site_url = None
-admin.site.site_header = "Data gateway console"
 admin.site.site_title = "Data gateway"
 admin.site.index_title = "Jobs, runs and connections"
 

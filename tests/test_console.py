@@ -392,7 +392,7 @@ def test_console_script_and_style_are_served_by_the_gateway(client) -> None:
 def test_no_view_site_link_to_a_page_that_does_not_exist(admin_client) -> None:
     page = admin_client.get("/admin/").content.decode()
     assert "View site" not in page
-    assert "Data gateway console" in page
+    assert "Jobs, runs and connections" in page
 
 
 def test_connection_string_is_tested_on_save_with_the_drivers_words(admin_client, tmp_path) -> None:
@@ -432,3 +432,35 @@ def test_test_button_on_the_change_page_connects_now(admin_client, tmp_path) -> 
     # then
     assert response.redirect_chain[-1][0] == f"/admin/jobs/connectionstring/{conn.pk}/change/"
     assert "crm: connection OK (sqlite answers)" in [str(m) for m in response.context["messages"]]
+
+
+def test_job_with_runs_is_saved_with_its_runs_list_as_the_browser_posts_it(admin_client) -> None:
+    # given a job whose page lists two runs
+    add_job(admin_client)
+    job = Job.objects.get()
+    runs = [run_of(job), run_of(job, "failed")]
+    page = admin_client.get(f"/admin/jobs/job/{job.pk}/change/")
+    html = page.content.decode()
+    # every input of the page's form, as the browser would send them back
+    posted = dict(
+        re.findall(r'<input type="hidden" name="(executions-[^"]+)" value="([^"]*)"', html)
+    )
+    posted.update(re.findall(r'name="(executions-[^"]+)"[^>]*value="([^"]*)"', html))
+    form = page.context["adminform"].form
+    # when
+    response = admin_client.post(
+        f"/admin/jobs/job/{job.pk}/change/",
+        {
+            **posted,
+            "key": "films",
+            "schedule": "0 0 6 * * ?",
+            "enabled": "on",
+            "definition_text": form.initial["definition_text"],
+        },
+    )
+    # then
+    assert posted["executions-TOTAL_FORMS"] == "2"
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    job.refresh_from_db()
+    assert job.cron_schedule == "0 0 6 * * ?"
+    assert Execution.objects.filter(pk__in=[r.pk for r in runs]).count() == 2
