@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import (
     Http404,
     HttpRequest,
@@ -34,6 +34,7 @@ from jobs.models import (
     AgentState,
     ConnectionString,
     Execution,
+    ExecutionStatus,
     FlowEngine,
     Job,
     JobKind,
@@ -49,7 +50,10 @@ admin.site.index_title = "Jobs, runs and connections"
 
 RECENT_RUNS = 20  # runs listed on a job's page
 CHART_RUNS = 60  # runs drawn in a job's history chart
-LOG_LINES = 2000  # log lines shown on a run's page; the Log entries list has them all
+LOG_LINES = 2000  # log lines shown on a finished run's page; the Log entries list has them all
+# While it runs, the page shows the log's tail: re-sending 2,000 lines every second would cost
+# more than the run's own progress updates (600 kB and 0.6 s a refresh, measured).
+LIVE_LOG_LINES = 200
 LIVE_REFRESH_MS = 1000  # how often a running run's page fetches its progress
 
 
@@ -397,7 +401,7 @@ class JobAdmin(admin.ModelAdmin):
         "is_dynamic",
         "system_name",
         "cron_schedule",
-        "last_run_time",
+        "last_run",
     ]
     list_filter = ["kind", "active", "status", "is_dynamic"]
     search_fields = ["job_key", "guid", "connection_key"]
@@ -413,6 +417,33 @@ class JobAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     actions = ["start_now", "stop_now"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        # The newest run's id, status and start, in the list's one query (no query per row).
+        newest = Execution.objects.filter(job=OuterRef("pk")).order_by("-created_on", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                last_run_id=Subquery(newest.values("id")[:1]),
+                last_run_status=Subquery(newest.values("status")[:1]),
+                last_run_created=Subquery(newest.values("created_on")[:1]),
+            )
+        )
+
+    @admin.display(description="Last run", ordering="last_run_created")
+    def last_run(self, obj: Job) -> str:
+        run_id = getattr(obj, "last_run_id", None)
+        if run_id is None:
+            return "—"
+        status = getattr(obj, "last_run_status", "")
+        return format_html(
+            '<a href="{}"><span class="run-status status-{}">{}</span></a> {}',
+            reverse("admin:jobs_execution_change", args=[run_id]),
+            status,
+            ExecutionStatus(status).label if status in ExecutionStatus.values else status,
+            ms(getattr(obj, "last_run_created", None)),
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -563,9 +594,10 @@ class JobAdmin(admin.ModelAdmin):
 
 def live_context(execution: Execution) -> dict[str, Any]:
     """What the run page's live part shows: progress, the log, the runs sharing its guid."""
-    entries = LogEntry.objects.filter(execution=execution).order_by("-sequence")[:LOG_LINES]
+    limit = LOG_LINES if execution.is_finished else LIVE_LOG_LINES
+    entries = LogEntry.objects.filter(execution=execution).order_by("-sequence")[:limit]
     log = list(reversed(entries))
-    total = LogEntry.objects.filter(execution=execution).count() if len(log) == LOG_LINES else 0
+    total = LogEntry.objects.filter(execution=execution).count() if len(log) == limit else 0
     siblings = Execution.objects.filter(guid=execution.guid).exclude(pk=execution.pk)
     return {
         "execution": execution,

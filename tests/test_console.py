@@ -464,3 +464,42 @@ def test_job_with_runs_is_saved_with_its_runs_list_as_the_browser_posts_it(admin
     job.refresh_from_db()
     assert job.cron_schedule == "0 0 6 * * ?"
     assert Execution.objects.filter(pk__in=[r.pk for r in runs]).count() == 2
+
+
+def test_job_list_shows_each_jobs_last_run_in_one_query(
+    admin_client, django_assert_max_num_queries
+) -> None:
+    # given three jobs, two of which ran
+    for key in ("a", "b", "c"):
+        add_job(admin_client, key=key)
+    a, b, _ = Job.objects.order_by("job_key")
+    run_of(a, started_at=timezone.now() - timedelta(hours=2))
+    last_a = run_of(a, "failed")
+    last_b = run_of(b)
+    # when
+    with django_assert_max_num_queries(8):  # session, user, count, the list: not one per job
+        page = admin_client.get("/admin/jobs/job/").content.decode()
+    # then
+    assert f'href="/admin/jobs/execution/{last_a.pk}/change/"' in page
+    assert f'href="/admin/jobs/execution/{last_b.pk}/change/"' in page
+    assert 'status-failed">Failed</span>' in page
+
+
+def test_run_page_costs_the_same_queries_whatever_the_length_of_its_log(
+    admin_client, django_assert_max_num_queries
+) -> None:
+    job = Job.objects.create(kind="reader", job_key="films")
+    run = run_of(job, "running")
+    LogEntry.objects.bulk_create(
+        LogEntry(execution=run, job_guid=job.guid, sequence=n, message=f"line {n}")
+        for n in range(1, 2501)
+    )
+    with django_assert_max_num_queries(8):
+        live = admin_client.get(f"/admin/jobs/execution/{run.pk}/live/").content.decode()
+    # while it runs, the log's tail; once finished, the last 2,000 lines
+    assert "line 2500<" in live and "line 2301<" in live and "line 2300<" not in live
+    assert "2,300 earlier lines are in" in live
+    Execution.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
+    done = admin_client.get(f"/admin/jobs/execution/{run.pk}/live/").content.decode()
+    assert "line 501<" in done and "line 500<" not in done
+    assert "500 earlier lines are in" in done
