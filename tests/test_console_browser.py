@@ -143,6 +143,11 @@ def test_operator_creates_starts_and_follows_a_job(browser, gateway) -> None:
     add_connection(page, base, "films-target", target)
     broken = add_connection(page, base, "broken", f"sqlite:///{folder / 'missing' / 'x.db'}")
     assert "Broken: connection failed: (sqlite3.OperationalError) unable to open" in broken
+    # the change page's Test button connects again, once the folder exists
+    (folder / "missing").mkdir()
+    page.get_by_role("link", name="broken").click()
+    page.get_by_role("button", name="Test").click()
+    assert "Broken: connection OK (sqlite answers)" in page.locator("ul.messagelist").inner_text()
 
     # create a direct job; a schedule the API refuses is refused first, with its words
     page.goto(f"{base}/admin/jobs/job/add/")
