@@ -145,7 +145,7 @@ def test_operator_creates_starts_and_follows_a_job(browser, gateway) -> None:
     assert "Broken: connection failed: (sqlite3.OperationalError) unable to open" in broken
     # the change page's Test button connects again, once the folder exists
     (folder / "missing").mkdir()
-    page.get_by_role("link", name="broken").click()
+    page.locator("#result_list").get_by_role("link", name="broken", exact=True).click()
     page.get_by_role("button", name="Test").click()
     assert "Broken: connection OK (sqlite answers)" in page.locator("ul.messagelist").inner_text()
 
