@@ -86,10 +86,11 @@ def history_svg(runs: Sequence[RunFigures]) -> SafeString:
         f'<text x="{WIDTH - RIGHT}" y="{axis_y}" text-anchor="end" fill="{INK}">'
         f"{escape(_label(last))}</text>"
     )
-    legend_x = WIDTH / 2 - 150
-    for offset, (colour, name) in enumerate(
-        [(DURATION, "duration"), (READ, "rows read"), (APPLIED, "rows applied"), (FAILED, "failed")]
-    ):
+    legend = [(DURATION, "duration"), *((colour, name) for _, colour, name in rows_series)]
+    if any(_failed(run) for run in started):
+        legend.append((FAILED, "failed"))
+    legend_x = WIDTH / 2 - 42 * len(legend)
+    for offset, (colour, name) in enumerate(legend):
         x = legend_x + offset * 85
         parts.append(
             f'<circle cx="{x}" cy="{axis_y - 4}" r="4" fill="{colour}"/>'
@@ -97,6 +98,10 @@ def history_svg(runs: Sequence[RunFigures]) -> SafeString:
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def _failed(run: RunFigures) -> bool:
+    return run.execution.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
 
 
 def _when(run: RunFigures) -> datetime:
@@ -163,7 +168,7 @@ def _panel(
                 f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
             )
         for x, value, run in zip(xs, values, started, strict=True):
-            failed = run.execution.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+            failed = _failed(run)
             tip = (
                 f"{_label(_when(run))} · {run.execution.get_status_display()} · "
                 f"{name}: {value_text(value)}"
