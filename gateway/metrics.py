@@ -227,7 +227,7 @@ class RunCollector(Collector):
         yield depth
 
     def _engines(self) -> Iterator[Metric]:
-        from jobs.flows.engines import list_engines
+        from jobs.flows.runtime.engines import list_engines
 
         family = GaugeMetricFamily(
             "gateway_flow_engines", "Loaded flow engines, busy or idle", labels=["flow", "state"]

@@ -78,8 +78,8 @@ def test_test_connection_action_really_connects(admin_client, tmp_path):
     )
     # then
     messages = [str(m) for m in response.context["messages"]]
-    assert "good: OK (sqlite answers)" in messages
-    assert any(m.startswith("bad: failed") and "does not exist" in m for m in messages)
+    assert "good: connection OK (sqlite answers)" in messages
+    assert any(m.startswith("bad: connection failed") and "does not exist" in m for m in messages)
 
 
 def test_access_key_is_shown_once_at_creation_then_only_its_hash_is_kept(admin_client):

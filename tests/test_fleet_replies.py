@@ -1,4 +1,4 @@
-"""The web's wait for a fleet DataFlux run's answer (jobs/flows/fleet.py) outlasts redis-py's
+"""The web's wait for a fleet DataFlux run's answer (jobs/flows/runtime/fleet.py) outlasts redis-py's
 socket timeout, and falls back to the run's record when Redis goes away."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 import pytest
 import redis
 
-from jobs.flows import fleet
+from jobs.flows.runtime import fleet
 from jobs.models import Execution, ExecutionStatus
 from tests import services
 from tests.processes import free_port
