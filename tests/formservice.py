@@ -27,9 +27,7 @@ ENVELOPE = (
 
 
 def leaves(values: dict[str, Any]) -> str:
-    return "".join(
-        f"<{k}>{escape(str(v))}</{k}>" for k, v in values.items() if v is not None
-    )
+    return "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in values.items() if v is not None)
 
 
 @dataclass
@@ -125,5 +123,3 @@ def serving(app: Any) -> Iterator[str]:
 
 def operation_names(service: FormService) -> list[str]:
     return [name for _, name in service.calls]
-
-

@@ -319,9 +319,12 @@ def test_oauth2_tokens_are_cached_until_expiry_and_renewed_after(httpserver, tar
 def test_a_refused_token_is_renewed_once(httpserver: HTTPServer, target) -> None:
     issued: list[str] = []
     httpserver.expect_request("/oauth/token").respond_with_handler(
-        lambda r: issued.append("x") or Response(  # type: ignore[func-returns-value]
-            json.dumps({"access_token": f"t{len(issued)}", "expires_in": 3600}),
-            content_type="application/json",
+        lambda r: (
+            issued.append("x")
+            or Response(  # type: ignore[func-returns-value]
+                json.dumps({"access_token": f"t{len(issued)}", "expires_in": 3600}),
+                content_type="application/json",
+            )
         )
     )
     answers = iter([Response("revoked", status=401)])
@@ -339,8 +342,9 @@ def test_a_refused_token_is_renewed_once(httpserver: HTTPServer, target) -> None
 def test_429_and_503_are_retried_after_retry_after(httpserver, target, status: int) -> None:
     answers = iter([Response("busy", status=status, headers={"Retry-After": "1"})])
     httpserver.expect_request("/api/items").respond_with_handler(
-        lambda r: next(answers, None)
-        or Response(json.dumps(ITEMS[:2]), content_type="application/json")
+        lambda r: (
+            next(answers, None) or Response(json.dumps(ITEMS[:2]), content_type="application/json")
+        )
     )
     http_connection(httpserver.url_for("/api"), maxRetries=2)
     job = http_source_job(target, {"HTTPURI": "/items"})

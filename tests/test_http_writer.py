@@ -155,9 +155,7 @@ def test_ignored_error_codes_count_as_delivered(httpserver: HTTPServer, source) 
     httpserver.expect_request("/api/films/1").respond_with_data("ok")
     httpserver.expect_request("/api/films/3").respond_with_data("ok")
     http_connection(httpserver.url_for("/api"))
-    job = http_target_job(
-        source, upsert={**REST, "IgnoreBatchErrorCodes": "409"}, script=REST_BODY
-    )
+    job = http_target_job(source, upsert={**REST, "IgnoreBatchErrorCodes": "409"}, script=REST_BODY)
     execution = run_ok(job)
     assert any("1 rows answered an ignored error code" in m
                for m in messages(writer_execution(execution)))  # fmt: skip

@@ -278,7 +278,11 @@ def value_at(document: Any, path: str) -> Any:
 
 def _relative(node: _Node, path: str) -> _Node | None:
     current: _Node | None = node
-    for part in [p for p in re.split(r"[/.](?![^\[]*\])", path.strip()) if p] or ["."]:
+    parts: list[str] = []
+    for piece in path.strip().split("/"):
+        # `..` and `.` are steps; `a.b` names a child and its child.
+        parts.extend([piece] if piece in ("..", ".", "$") else [p for p in piece.split(".") if p])
+    for part in parts or ["."]:
         if current is None:
             return None
         if part == "..":
