@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from io import StringIO
-from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -86,8 +85,10 @@ def test_setconnection_stores_an_http_connection_encrypted() -> None:
 @pytest.mark.django_db
 def test_setconnection_refuses_a_bad_http_connection() -> None:
     with pytest.raises(CommandError, match="authType 'bearer' needs token"):
-        call_command("setconnection", "crm", "--system", "HTTP", "--type", "HTTP",
-                     "--value", '{"baseUrl": "https://x.example", "authType": "bearer"}')  # fmt: skip
+        bearer = '{"baseUrl": "https://x.example", "authType": "bearer"}'
+        call_command(
+            "setconnection", "crm", "--system", "HTTP", "--type", "HTTP", "--value", bearer
+        )
     assert not ConnectionString.objects.filter(key="crm").exists()
 
 
@@ -155,9 +156,12 @@ SOAP = b"""<?xml version="1.0"?>
 <S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>
 <ns2:r xmlns:ns2="urn:m" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
  <return><id>10</id><keyFieldName>Code</keyFieldName><name>Territories</name>
-  <columns><id>c1</id><name>Code</name><columnType><id>1</id><name>STRING</name></columnType></columns>
-  <columns><id>c2</id><name>Size</name><note xsi:nil="true"/><columnType><id>2</id><name>NUMBER</name></columnType></columns>
-  <properties><entry><key>Code</key><value>T-N</value></entry><entry><key>Size</key><value/></entry></properties>
+  <columns><id>c1</id><name>Code</name>
+   <columnType><id>1</id><name>STRING</name></columnType></columns>
+  <columns><id>c2</id><name>Size</name><note xsi:nil="true"/>
+   <columnType><id>2</id><name>NUMBER</name></columnType></columns>
+  <properties><entry><key>Code</key><value>T-N</value></entry>
+   <entry><key>Size</key><value/></entry></properties>
  </return>
 </ns2:r></S:Body></S:Envelope>"""
 

@@ -32,6 +32,7 @@ EXPORTS = [
     "getAccount",
 ]
 CUSTOMERS, TERRITORIES = "101", "12345678"
+STRING = {"id": "1", "name": "STRING"}
 
 
 def service_data() -> FormService:
@@ -45,7 +46,7 @@ def service_data() -> FormService:
         models=[
             {"id": CUSTOMERS, "name": "Customers", "keyFieldName": "CustomerNumber",
              "columns": [
-                 {"id": "c1", "name": "CustomerNumber", "columnType": {"id": "1", "name": "STRING"}},
+                 {"id": "c1", "name": "CustomerNumber", "columnType": STRING},
                  {"id": "c2", "name": "City", "columnType": {"id": "1", "name": "STRING"}},
              ]},
             {"id": TERRITORIES, "name": "Territories", "keyFieldName": "Code",

@@ -274,8 +274,10 @@ def test_a_garbage_answer_fails_the_run_clearly_and_applies_nothing(httpserver, 
         "<html><body>Gateway error", content_type="text/html"
     )
     http_connection(httpserver.url_for("/ws"))
-    job = http_source_job(target, {"IsRESTRequest": False, "HTTPURI": "/Service",
-                                   "PayloadTxSettings": {"TxDocumentRootPath": "//return"}})  # fmt: skip
+    rows_at = {"TxDocumentRootPath": "//return"}
+    job = http_source_job(
+        target, {"IsRESTRequest": False, "HTTPURI": "/Service", "PayloadTxSettings": rows_at}
+    )
     execution = run(job)
     assert execution.status == ExecutionStatus.FAILED
     assert "is not well-formed XML" in execution.error_message
@@ -424,9 +426,11 @@ def test_a_next_link_to_another_host_is_refused(httpserver: HTTPServer, target) 
         {"value": ITEMS[:1], "next": "http://other.example/api/items?p=2"}
     )
     http_connection(httpserver.url_for("/api"))
-    job = http_source_job(target, {"HTTPURI": "/items", "PagingStrategy": "nextlink",
-                                   "OffsetStrategy": {"NextLinkPath": "next"},
-                                   "PayloadTxSettings": {"TxDocumentRootPath": "value"}})  # fmt: skip
+    job = http_source_job(target, {
+        "HTTPURI": "/items", "PagingStrategy": "nextlink",
+        "OffsetStrategy": {"NextLinkPath": "next"},
+        "PayloadTxSettings": {"TxDocumentRootPath": "value"},
+    })  # fmt: skip
     execution = run(job)
     assert execution.status == ExecutionStatus.FAILED
     assert "is not on the connection's service" in execution.error_message

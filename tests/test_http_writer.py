@@ -105,7 +105,8 @@ def test_a_rest_writer_sends_batches_with_a_repeated_section(httpserver, source)
     job = http_target_job(
         source,
         upsert={**REST, "HTTPURI": "/films", "HTTPVerb": "POST"},
-        script='{"count": {{@count}}, "films": [{{#rows}}{"id": {{id}}, "title": "{{title}}"}{{/rows}}]}',
+        script='{"count": {{@count}}, "films": ['
+        '{{#rows}}{"id": {{id}}, "title": "{{title}}"}{{/rows}}]}',
         batch=2,
     )
     run_ok(job)

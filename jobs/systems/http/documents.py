@@ -111,11 +111,11 @@ def _leaves(element: etree._Element) -> Iterator[tuple[str, Any]]:
     for child in element:
         if not isinstance(child.tag, str) or len(child):
             continue
-        value = None if child.get("__nil__") else (child.text or "")
+        text: str | None = None if child.get("__nil__") else (child.text or "")
         if child.tag not in repeated:
             repeated[child.tag] = []
             order.append(child.tag)
-        repeated[child.tag].append(value)
+        repeated[child.tag].append(text)
     for name in order:
         values = repeated[name]
         # A leaf that repeats (<tag>a</tag><tag>b</tag>) is one column holding a JSON list.

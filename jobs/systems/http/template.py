@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
 
@@ -105,7 +105,7 @@ def render_row(text: str, row: Mapping[str, Any], escape: Escape, where: str) ->
 
 def render_batch(
     text: str,
-    rows: list[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     escape: Escape,
     where: str,
     *,
