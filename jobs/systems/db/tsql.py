@@ -2,8 +2,9 @@
 
 The exports' SQL (DataRunSQL, DynamicParameter) is written for SQL Server. sqlglot translates
 it to the connection's dialect where it can; where it cannot, the error names the construct.
-Identifiers are quoted as written, so `r_keyFieldName` finds the column the gateway's writer
-created with that exact name (PostgreSQL would fold an unquoted name to lower case).
+Identifiers are quoted as written (not on SQLite, which folds no case), so `r_keyFieldName`
+finds the column the gateway's writer created with that exact name (PostgreSQL would fold an
+unquoted name to lower case).
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ def translate(sql: str, dialect: str, *, where: str = "SQL") -> str:
                     raise UnsupportedError(f"{name}() is SQL Server only")
         parts = [
             statement.sql(
-                dialect=target, identify=True, unsupported_level=ErrorLevel.RAISE, pretty=False
+                dialect=target,
+                # SQLite folds no case, and would read a quoted unknown column as a string.
+                identify=target != "sqlite",
+                unsupported_level=ErrorLevel.RAISE,
+                pretty=False,
             )
             for statement in statements
             if statement is not None

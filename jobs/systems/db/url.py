@@ -74,7 +74,7 @@ def _from_sqlalchemy_url(value: str) -> URL:
     if url.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb", "mssql"):
         raise ConnectionStringError(
             f"Database system '{url.get_backend_name()}' is not supported "
-            "(SQLite, PostgreSQL, MySQL/MariaDB are)."
+            "(SQLite, PostgreSQL, MySQL/MariaDB, SQL Server are)."
         )
     if url.get_backend_name() == "sqlite":
         _check_sqlite_path(url.database or "")
@@ -122,7 +122,7 @@ def _from_ado(system: str, value: str) -> URL:
     if hint and driver is None:
         raise ConnectionStringError(
             f"Database system '{system or hint}' is not supported "
-            "(SQLite, PostgreSQL, MySQL/MariaDB are)."
+            "(SQLite, PostgreSQL, MySQL/MariaDB, SQL Server are)."
         )
     host, port = _split_host(host_value)
     if _first(pairs, _PORT_KEYS):
