@@ -256,6 +256,9 @@ def _deep(node: _Node, name: str, depth: int) -> Iterator[_Node]:
             yield from _deep(_Node(item, node.parent), name, depth + 1)
 
 
+_NESTED = frozenset({dict, list})
+
+
 def flatten(value: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, Any]]:
     """Nested objects flattened with `_`; lists kept as JSON text."""
     if depth > MAX_DEPTH:
@@ -301,6 +304,22 @@ def json_rows(content: bytes, root_path: str, raw_column: str, where: str) -> li
     path = parse_root_path(root_path or "$")
     selected = _select([_Node(document, None)], _steps(path.rows))
     rows: list[dict[str, Any]] = []
+    if not path.segments and not raw_column:
+        # No segment looks around a row: rows straight from the values (the common case).
+        values: list[Any] = []
+        for node in selected:
+            if isinstance(node.value, list):
+                values.extend(node.value)
+            else:
+                values.append(node.value)
+        for value in values:
+            if not isinstance(value, dict):
+                rows.append({"value": value})
+            elif _NESTED.isdisjoint(map(type, value.values())):
+                rows.append(value)  # flat already: the parsed object is the row
+            else:
+                rows.append(dict(flatten(value)))
+        return rows
     nodes: list[_Node] = []
     for node in selected:
         if isinstance(node.value, list):  # the path named the array itself
@@ -309,7 +328,13 @@ def json_rows(content: bytes, root_path: str, raw_column: str, where: str) -> li
             nodes.append(node)
     for node in nodes:
         value = node.value
-        row: dict[str, Any] = dict(flatten(value)) if isinstance(value, dict) else {"value": value}
+        row: dict[str, Any]
+        if not isinstance(value, dict):
+            row = {"value": value}
+        elif _NESTED.isdisjoint(map(type, value.values())):
+            row = dict(value)  # flat already: copied at C speed (most API rows)
+        else:
+            row = dict(flatten(value))
         for segment in path.segments:
             found = _relative(node, segment.path)
             if found is not None and isinstance(found.value, dict):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+import httpx
 
 from jobs.sync.spec import ReaderSpec
 from jobs.systems.base import Since, UnsupportedSystem
@@ -26,6 +28,15 @@ _PLACEHOLDER_WORDS = ("highwatermark", "executionid", "offset", "limit", "page",
 
 class PagingError(RuntimeError):
     """Paging that would not end or repeats itself; nothing of the run is applied."""
+
+
+# Value types a column takes without conversion (anything else goes through _coerce).
+_ALLOWED = {
+    "string": frozenset({str, type(None)}),
+    "integer": frozenset({int, type(None)}),
+    "float": frozenset({float, type(None)}),
+    "boolean": frozenset({bool, type(None)}),
+}
 
 
 def _json_type(values: list[Any]) -> str:
@@ -168,11 +179,12 @@ class HttpReader:
         values = dict(base)
         values.update({f"param.{k.lower()}": v for k, v in param.items()})
         pager = pager_for(self.settings.paging, self.placeholders)
-        page: PageRequest | None = pager.first()
         seen_requests: set[str] = set()
         last_body: str | None = None
         count = 0
-        while page is not None:
+
+        def send(page: PageRequest) -> tuple[str, Future[httpx.Response]]:
+            nonlocal count
             count += 1
             if count > self.settings.paging.max_pages:
                 raise PagingError(
@@ -189,24 +201,39 @@ class HttpReader:
                     "looping. Nothing was applied."
                 )
             seen_requests.add(signature)
-            response = self.client.request(
-                method, uri, headers=headers, content=body or None, params=query
+            return uri, fetcher.submit(
+                self.client.request,
+                method,
+                uri,
+                headers=headers,
+                content=body or None,
+                params=query,
             )
-            self.pages += 1
-            digest = hashlib.sha256(response.content).hexdigest()
-            rows = self._rows(response.content, response.headers.get("content-type", ""), uri)
-            if rows and digest == last_body and self.settings.paging.kind != "none":
-                raise PagingError(
-                    f"The service returned the same page twice ({uri}): its paging parameters "
-                    "seem ignored. Stopping rather than looping; nothing was applied."
-                )
-            last_body = digest
-            if self.add_params:
-                for row in rows:
-                    for name, value in param.items():
-                        row.setdefault(name, value)
-            yield rows
-            page = pager.next(response, len(rows))
+
+        # The next page is asked for before this one's rows go down the pipeline, so the
+        # service works on it while the engine works on these.
+        with ThreadPoolExecutor(1, thread_name_prefix="http-page") as fetcher:
+            pending: tuple[str, Future[httpx.Response]] | None = send(pager.first())
+            while pending is not None:
+                uri, future = pending
+                response = future.result()
+                self.pages += 1
+                digest = hashlib.sha256(response.content).hexdigest()
+                rows = self._rows(response.content, response.headers.get("content-type", ""), uri)
+                if rows and digest == last_body and self.settings.paging.kind != "none":
+                    raise PagingError(
+                        f"The service returned the same page twice ({uri}): its paging "
+                        "parameters seem ignored. Stopping rather than looping; nothing was "
+                        "applied."
+                    )
+                last_body = digest
+                if self.add_params:
+                    for row in rows:
+                        for name, value in param.items():
+                            row.setdefault(name, value)
+                following = pager.next(response, len(rows))
+                pending = send(following) if following is not None else None
+                yield rows
 
     def _request(
         self, values: dict[str, Any], page: PageRequest, since: Since | None
@@ -265,6 +292,26 @@ class HttpReader:
             return []
         if self.columns is None:
             self.columns = self._columns_from(rows)
+        fast = self._typed_fast(rows)
+        if fast is not None and (since is None or not self.spec.timestamp_col):
+            return fast
+        return self._typed_rows(rows, since)
+
+    def _typed_fast(self, rows: list[dict[str, Any]]) -> list[tuple] | None:
+        """Rows that all have exactly the columns, in order, with values of the columns'
+        types (the usual API page): taken as they are, column checks at C speed."""
+        assert self.columns is not None
+        names = tuple(c.name for c in self.columns)
+        if set(map(tuple, rows)) != {names}:
+            return None
+        out = list(map(tuple, map(dict.values, rows)))
+        for column, values in zip(self.columns, zip(*out, strict=True), strict=True):
+            if not _ALLOWED[column.type].issuperset(map(type, values)):
+                return None
+        return out
+
+    def _typed_rows(self, rows: list[dict[str, Any]], since: Since | None) -> list[tuple]:
+        assert self.columns is not None
         names = [c.name for c in self.columns]
         kinds = [c.type for c in self.columns]
         known = {n.lower() for n in names}
