@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -476,3 +477,33 @@ def test_an_unknown_placeholder_fails_naming_it(httpserver: HTTPServer, target) 
     execution = run(http_source_job(target, {"HTTPURI": "/x?r={{@param.region}}"}))
     assert execution.status == ExecutionStatus.FAILED
     assert "{{@param.region}} has no value" in execution.error_message
+
+
+def test_the_worked_rest_example_of_the_docs_runs(httpserver: HTTPServer, datazen, tmp_path):
+    # given docs/http.md's example: its files, its connections, its POST /job body
+    customers = {"data": {"customers": [
+        {"id": 1, "name": "Acme", "address": {"city": "Paris"}, "updated": "2024-05-01T10:00:00"},
+        {"id": 2, "name": "Globex", "address": {"city": "Lyon"}, "updated": "2024-05-02T09:30:00"},
+    ]}}  # fmt: skip
+    httpserver.expect_request("/v1/customers.json").respond_with_json(customers)
+    http_connection(httpserver.url_for("/v1"), key="demo_api", authType="none")
+    crm = f"sqlite:///{tmp_path / 'crm.db'}"
+    call_command("setconnection", "crm_db", "--system", "SQLite", "--type", "DB", "--value", crm)
+    body = {"JobReader": {"JobKey": "customers", "ConnectionString": "demo_api",
+                          "UpsertColumns": "id", "Path": "demo",
+                          "JsonData": {"DirectWriter": "__customers", "HttpSourceSettings": {
+                              "IsRESTRequest": True, "HTTPURI": "/customers.json",
+                              "HTTPVerb": "GET", "ApplyContentTx": True,
+                              "PayloadTxSettings": {"TxDocumentRootPath": "$.data.customers"}}}},
+            "JobWriter": {"JobKey": "__customers", "ConnectionString": "crm_db",
+                          "TargetObject": "customers", "UpsertColumns": "id",
+                          "SourceJobKey": "customers", "Path": "demo",
+                          "PropagateDelete": True}}  # fmt: skip
+    assert datazen.post("/job", body, format="json").status_code == 200
+    # when
+    run_ok(Job.objects.get(job_key="customers", kind="reader"))
+    # then
+    assert rows(crm, "customers") == [
+        (1, "Acme", "Paris", "2024-05-01T10:00:00"),
+        (2, "Globex", "Lyon", "2024-05-02T09:30:00"),
+    ]
