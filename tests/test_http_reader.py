@@ -69,6 +69,8 @@ def test_a_rest_reader_flattens_nested_objects_into_columns(httpserver: HTTPServ
     run_ok(job)
     # then
     assert rows(target, "items") == expected(ITEMS[:3])
+    settings = Job.objects.get(pk=job.pk).definition["JsonData"]["HttpSourceSettings"]
+    assert settings["LastKnownSourceFields"] == ["id", "name", "meta_color"]
 
 
 def _paged(request: Request) -> Response:

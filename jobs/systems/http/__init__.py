@@ -8,6 +8,7 @@ the SSRF guard), `documents` turns responses into rows, `paging` walks pages, `r
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jobs.models import ConnectionType, Execution, ExecutionStatus
@@ -45,6 +46,27 @@ def parameter_rows(parameter: DynamicParameter, *, job_key: str) -> list[dict[st
         names = list(result.keys())
         rows = [dict(zip(names, row, strict=True)) for row in result.fetchmany(MAX_PARAMETER_ROWS)]
     return rows
+
+
+def _remember_fields(job_key: str, names: list[str]) -> None:
+    """`LastKnownSourceFields`: the columns the last complete read found (the vendor's
+    console shows them); only the reader's own definition changes, and only when they do."""
+    from jobs.models import Job, JobKind
+
+    job = Job.objects.filter(job_key=job_key, kind=JobKind.READER).first()
+    if job is None or not isinstance(job.definition, dict):
+        return
+    definition = dict(job.definition)
+    raw = definition.get("JsonData")
+    data = json.loads(raw) if isinstance(raw, str) and raw.strip() else raw
+    if not isinstance(data, dict) or not isinstance(data.get("HttpSourceSettings"), dict):
+        return
+    if data["HttpSourceSettings"].get("LastKnownSourceFields") == names:
+        return
+    data = {**data, "HttpSourceSettings": {**data["HttpSourceSettings"]}}
+    data["HttpSourceSettings"]["LastKnownSourceFields"] = names
+    definition["JsonData"] = json.dumps(data) if isinstance(raw, str) else data
+    Job.objects.filter(pk=job.pk).update(definition=definition)
 
 
 def _running_execution_id(job_key: str) -> str:
@@ -90,6 +112,7 @@ class HttpSystem:
             add_params=add_params,
             max_dop=max_dop,
             execution_id=lambda: _running_execution_id(spec.job_key),
+            on_columns=lambda names: _remember_fields(spec.job_key, names),
         )
 
     def writer(self, connection: Connection, spec: WriterSpec, writer_guid: str) -> HttpWriter:

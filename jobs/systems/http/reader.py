@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -105,6 +105,7 @@ class HttpReader:
         add_params: bool = False,
         max_dop: int = 1,
         execution_id: Any = None,
+        on_columns: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.client = client
         self.spec = spec
@@ -113,6 +114,7 @@ class HttpReader:
         self.add_params = add_params
         self.max_dop = max(1, max_dop)
         self._execution_id = execution_id  # a callable: the run's ExecutionId when it asks
+        self._on_columns = on_columns  # told the columns once every page has been read
         self.pages = 0
         self.columns: list[Column] | None = None
         self.dropped: set[str] = set()
@@ -142,6 +144,8 @@ class HttpReader:
                     return
         if not yielded:
             yield Batch(self.columns or self._empty_columns(), [])
+        if self._on_columns is not None and self.columns is not None and limit is None:
+            self._on_columns([column.name for column in self.columns])
 
     def deleted_keys(self, *, batch_size: int, since: Since | None = None) -> Iterator[Batch]:
         raise UnsupportedSystem(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobs.sync.spec import SpecError, columns, flag, integer, json_object, text
@@ -255,18 +255,21 @@ class HttpWriterSettings:
 def writer_settings(definition: dict[str, Any], where: str = "JobWriter") -> HttpWriterSettings:
     options = json_object(definition.get("Options"), f"{where}.Options")
 
-    def target(name: str, script_name: str) -> HttpTargetRequest:
+    def target(name: str, script_name: str, verb: str) -> HttpTargetRequest:
         data = json_object(options.get(name), f"{where}.Options.{name}")
+        request = _request(data, f"{where}.Options.{name}")
+        if not text(data.get("HTTPVerb"), f"{where}.Options.{name}.HTTPVerb"):
+            request = replace(request, verb=verb)  # upserts POST, deletes DELETE by default
         return HttpTargetRequest(
-            request=_request(data, f"{where}.Options.{name}"),
+            request=request,
             script=str(definition.get(script_name) or "") or str(data.get("HTTPPayload") or ""),
             ignore_codes=_codes(data.get("IgnoreBatchErrorCodes"), f"{where}.Options.{name}"),
         )
 
     batch = integer(options.get("BatchCount"), f"{where}.Options.BatchCount", default=1)
     return HttpWriterSettings(
-        upsert=target("HttpUpsertSettings", "UpsertScript"),
-        delete=target("HttpDeleteSettings", "DeleteScript"),
+        upsert=target("HttpUpsertSettings", "UpsertScript", "POST"),
+        delete=target("HttpDeleteSettings", "DeleteScript", "DELETE"),
         batch_count=max(1, batch),
         errors=error_handling(options.get("ErrorHandling"), f"{where}.Options"),
     )

@@ -183,10 +183,7 @@ class HttpWriter:
         ]
         if body and not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", request.content_type))
-        verb = request.verb if request.uri or target.script else "POST"
-        if target is self.settings.delete and not request.verb:
-            verb = "DELETE"
-        return verb, uri, headers, body
+        return request.verb, uri, headers, body
 
     def _deliver(
         self,
