@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from jobs.sync.spec import ReaderSpec
-from jobs.systems.base import Since, UnsupportedSystem
+from jobs.systems.base import Pushdown, Since, UnsupportedSystem
 from jobs.systems.batch import Batch, Column
 from jobs.systems.http import template
 from jobs.systems.http.client import HttpClient
@@ -94,6 +94,10 @@ def _comparable(value: Any, like: Any) -> Any:
 
 class HttpReader:
     """One reader definition on one HTTP connection."""
+
+    # The mark goes to the service ({{@highwatermark}}, HighWaterMarkParam); rows before it
+    # that a service sends anyway are dropped here too.
+    pushdown = Pushdown(since=True)
 
     def __init__(
         self,
