@@ -241,3 +241,21 @@ def test_a_batch_body_without_a_section_on_xml_is_refused_clearly(httpserver, so
     execution = run(job)
     assert execution.status == ExecutionStatus.FAILED
     assert "{{#rows}}" in execution.error_message
+
+
+def test_a_soap_writer_sends_batches_with_a_repeated_section(httpserver, source) -> None:
+    httpserver.expect_request("/api/ws/FilmService", method="POST").respond_with_data("<ok/>")
+    http_connection(httpserver.url_for("/api"))
+    script = SOAP_BODY.replace(
+        "<saveFilm><id>{{id}}</id><title>{{title}}</title></saveFilm>",
+        "<saveFilms>{{#rows}}<film><id>{{id}}</id><title>{{title}}</title></film>{{/rows}}"
+        "</saveFilms>",
+    )
+    run_ok(http_target_job(source, upsert=SOAP, script=script, batch=2))
+    sizes, got = [], {}
+    for request, _ in httpserver.log:
+        films = etree.fromstring(request.data).findall(".//film")
+        sizes.append(len(films))
+        got.update({int(f.findtext("id")): f.findtext("title") for f in films})
+    assert sizes == [2, 1]
+    assert got == TITLES

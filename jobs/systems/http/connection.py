@@ -15,7 +15,6 @@ from typing import Any
 from jobs.sync.spec import SpecError, flag, integer
 
 AUTH_TYPES = ("none", "basic", "bearer", "apikey", "oauth2")
-SECRET_MEMBERS = ("password", "token", "apiKey", "clientSecret")
 # Members the format knows; an unknown one is refused (a typo would otherwise pass silently).
 _KNOWN = {
     "service",
@@ -226,16 +225,3 @@ def _check_auth(settings: HttpConnectionSettings) -> None:
         parts = urllib.parse.urlsplit(settings.token_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise HttpConnectionError("HTTP connection 'tokenUrl' must be an http(s) URL.")
-
-
-def masked(value: str) -> str:
-    """The connection string with its secrets replaced by ******** (for display)."""
-    try:
-        data = json.loads(value)
-    except (json.JSONDecodeError, TypeError):
-        return value
-    if not isinstance(data, dict):
-        return value
-    return json.dumps(
-        {k: ("********" if k in SECRET_MEMBERS and v else v) for k, v in data.items()}
-    )
