@@ -234,3 +234,35 @@ def test_paging_is_read_from_numbers_or_names() -> None:
         paging(9, None, "S")
     with pytest.raises(Exception, match="NextLinkPath"):
         paging("nextlink", None, "S")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"PagingStrategy": 9}, "HttpSourceSettings.PagingStrategy 9 is not one of"),
+        ({"PagingStrategy": "nextlink"}, "NextLinkPath is needed"),
+        ({"HTTPVerb": "FETCH"}, "HTTPVerb 'FETCH' is not an HTTP method"),
+        ({"HTTPHeaders": "[{"}, "HTTPHeaders is a string but not a JSON list"),
+    ],
+)
+def test_a_bad_http_reader_is_refused_when_saved(datazen, settings, message: str) -> None:
+    source = {"HTTPURI": "/x", **settings}
+    body = {"JobReader": {"JobKey": "r1", "ConnectionString": "api",
+                          "JsonData": {"HttpSourceSettings": source}}}  # fmt: skip
+    response = datazen.post("/job", body, format="json")
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_bad_error_handling_of_an_http_writer_is_refused_when_saved(datazen) -> None:
+    reader = {"JobKey": "r2", "ConnectionString": "sqlite:///x.db", "SqlRead": "SELECT 1"}
+    writer = {"JobKey": "__r2", "ConnectionString": "api", "TargetSystem": "HTTP",
+              "SourceJobKey": "r2", "UpsertScript": "{}",
+              "Options": {"ErrorHandling": {"ActionOnFail": 7}}}  # fmt: skip
+    response = datazen.post("/job", {"JobReader": reader, "JobWriter": writer}, format="json")
+    assert response.status_code == 400
+    assert "ActionOnFail 7 is not 0 (fail), 1 (skip) or 2 (dead letter)" in (
+        response.content.decode()
+    )

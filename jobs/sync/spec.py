@@ -179,6 +179,8 @@ class ReaderSpec:
         )
         # Readers that run once per parameter row (HTTP) take DynamicParameter; others refuse.
         per_row = {"DynamicParameter"} if source_kind == "HTTP" else set()
+        if source_kind == "HTTP":
+            _check_http_reader(source_settings, data.get("DynamicParameter"), where)
         return cls(
             job_key=text(definition.get("JobKey"), f"{where}.JobKey"),
             connection=text(definition.get("ConnectionString"), f"{where}.ConnectionString"),
@@ -211,6 +213,16 @@ class ReaderSpec:
                 if _present(data.get(name)) and name not in per_row
             ],
         )
+
+
+def _check_http_reader(settings: dict[str, Any], parameter: Any, where: str) -> None:
+    """The HTTP connector reads its own settings (jobs.systems.http.settings); reading them
+    here too refuses a bad one when the job is saved, not at its first run."""
+    from jobs.systems.http.settings import dynamic_parameter, source_settings
+
+    source_settings(settings, f"{where}.JsonData.HttpSourceSettings")
+    if _present(parameter):
+        dynamic_parameter(parameter, f"{where}.JsonData.DynamicParameter")
 
 
 # Which Options say what kind of system a writer writes to.
@@ -259,6 +271,10 @@ class WriterSpec:
                 {"HTTP": "HTTP", "DRIVE": "Drive", "MESSAGING": "Messaging"}[target_system.upper()]
             )
         unsupported = []
+        if kinds == {"HTTP"}:
+            from jobs.systems.http.settings import writer_settings
+
+            writer_settings(definition, where)  # refused at save time, naming the field
         if len(kinds) > 1:
             unsupported.append(f"targets of several kinds ({', '.join(sorted(kinds))})")
         for name in ("UpsertScript", "DeleteScript"):
