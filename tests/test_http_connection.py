@@ -4,6 +4,7 @@ document and template rules the readers and writers are built on."""
 from __future__ import annotations
 
 import json
+import time
 from io import StringIO
 
 import pytest
@@ -266,3 +267,32 @@ def test_a_bad_error_handling_of_an_http_writer_is_refused_when_saved(datazen) -
     assert "ActionOnFail 7 is not 0 (fail), 1 (skip) or 2 (dead letter)" in (
         response.content.decode()
     )
+
+
+def test_the_rate_limit_spaces_requests_evenly(httpserver: HTTPServer) -> None:
+    from jobs.systems.http.client import HttpClient
+
+    httpserver.expect_request("/api/x").respond_with_data("ok")
+    value = {"baseUrl": httpserver.url_for("/api"), "rateLimitPerSecond": 20}
+    client = HttpClient(parse_connection(json.dumps(value)))
+    started = time.monotonic()
+    for _ in range(5):
+        client.request("GET", "/x")
+    assert time.monotonic() - started >= 0.2  # 5 starts at 20/s: 4 intervals of 50 ms
+    client.close()
+
+
+def test_connect_errors_are_retried_then_reported() -> None:
+    from jobs.systems.http import client as http_client
+    from tests.processes import free_port
+
+    waits: list[float] = []
+    closed = f"http://127.0.0.1:{free_port()}"
+    value = {"baseUrl": closed, "maxRetries": 2}
+    client = http_client.HttpClient(parse_connection(json.dumps(value)))
+    client.sleep = waits.append
+    with pytest.raises(http_client.HttpRequestError, match="cannot connect after 3 attempt"):
+        client.request("GET", "/x")
+    # exponential backoff with jitter: each wait between half and all of 0.5 s, then 1 s
+    assert 0.25 <= waits[0] <= 0.5 and 0.5 <= waits[1] <= 1.0
+    client.close()
