@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 from typing import Any
 
 import httpx
@@ -306,13 +307,19 @@ class HttpReader:
         return self._typed_rows(rows, since)
 
     def _typed_fast(self, rows: list[dict[str, Any]]) -> list[tuple] | None:
-        """Rows that all have exactly the columns, in order, with values of the columns'
+        """Rows that all have exactly the columns (any order), with values of the columns'
         types (the usual API page): taken as they are, column checks at C speed."""
         assert self.columns is not None
-        names = tuple(c.name for c in self.columns)
-        if set(map(tuple, rows)) != {names}:
+        names = [c.name for c in self.columns]
+        if set(map(len, rows)) != {len(names)}:
             return None
-        out = list(map(tuple, map(dict.values, rows)))
+        getter = itemgetter(*names)
+        try:
+            out = list(map(getter, rows))
+        except KeyError:
+            return None
+        if len(names) == 1:
+            out = [(value,) for value in out]
         for column, values in zip(self.columns, zip(*out, strict=True), strict=True):
             if not _ALLOWED[column.type].issuperset(map(type, values)):
                 return None
