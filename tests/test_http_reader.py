@@ -509,3 +509,15 @@ def test_the_worked_rest_example_of_the_docs_runs(httpserver: HTTPServer, dataze
         (1, "Acme", "Paris", "2024-05-01T10:00:00"),
         (2, "Globex", "Lyon", "2024-05-02T09:30:00"),
     ]
+
+
+def test_an_html_error_page_from_a_rest_service_is_reported_as_not_json(httpserver, target):
+    httpserver.expect_request("/api/items").respond_with_data(
+        "<html><body>Bad gateway</body></html>", content_type="text/html"
+    )
+    http_connection(httpserver.url_for("/api"))
+    execution = run(http_source_job(target, {"HTTPURI": "/items"}))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "is not valid JSON" in execution.error_message
+    assert "<html><body>Bad gateway" in execution.error_message
+    assert landed(target) == []

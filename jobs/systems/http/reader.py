@@ -285,9 +285,13 @@ class HttpReader:
         if not document.apply:
             name = document.raw_column or "_raw"
             return [{name: content.decode("utf-8", "replace")}]
-        is_json = self.settings.request.is_rest and looks_like_json(content_type, content)
-        if not self.settings.request.is_rest:
-            is_json = looks_like_json(content_type, content) and "xml" not in content_type
+        kind = content_type.lower()
+        if self.settings.request.is_rest:
+            # REST answers are JSON unless the service says XML: an HTML error page then
+            # fails as "not valid JSON … starts with '<html>'", which is what went wrong.
+            is_json = "xml" not in kind
+        else:
+            is_json = "json" in kind or ("xml" not in kind and looks_like_json(kind, content))
         return document_rows(
             content,
             is_json=is_json,
