@@ -21,7 +21,7 @@ from jobs.sync.changelog import ChangeLogReader
 from tests.formservice import FormService, serving
 from tests.syncdb import messages, run
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+pytestmark = pytest.mark.django_db
 
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "datazen"
 EXPORTS = [
@@ -158,6 +158,7 @@ def run_all(jobs: dict[str, Job]) -> None:
         run_ok(Job.objects.get(pk=jobs[name].pk))
 
 
+@pytest.mark.postgres
 def test_the_five_exports_replicate_form_com_and_follow_its_changes(
     jobs: dict[str, Job], service: FormService, sql: str
 ) -> None:
@@ -201,3 +202,28 @@ def test_the_five_exports_replicate_form_com_and_follow_its_changes(
     assert set(query(sql, MODELS_SQL)) == expected_models(service)
     assert set(query(sql, OBJECTS_SQL)) == expected_objects(service, [CUSTOMERS, TERRITORIES])
     assert changed.objects != service.objects
+
+
+def test_the_worked_soap_example_of_the_docs_runs_on_sqlite(datazen: Any, tmp_path) -> None:
+    # given docs/http.md's SOAP example: the export as it is, `sql` a SQLite file
+    service = service_data()
+    with serving(service) as url:
+        ConnectionString.objects.create(
+            key="form_noToken", system="HTTP", connection_type=ConnectionType.HTTP,
+            value=json.dumps({"service": "http", "baseUrl": url, "authType": "none"}),
+        )  # fmt: skip
+        db = f"sqlite:///{tmp_path / 'soap-demo.db'}"
+        ConnectionString.objects.create(
+            key="sql", system="SQLite", connection_type=ConnectionType.DB, value=db
+        )
+        body = json.loads((SAMPLES / "form_getAllForms.json").read_text())
+        assert datazen.post("/job", body, format="json").status_code == 200
+        # when
+        run_ok(Job.objects.get(job_key="form_getAllForms", kind="reader"))
+    # then
+    assert set(query(db, 'SELECT id, name, title, accountId FROM "AllForms"')) == (
+        expected_forms(service)
+    )
+    assert service.calls == [
+        ("/Member/api/v81/form/design/FormDesignManagementService", "getForms")
+    ]
