@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import socket
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +96,11 @@ def check_connection(system: str, connection_type: str, value: str) -> str:
             raise FileNotFoundError(f"folder {value!r} does not exist")
         return f"folder {path} is readable"
     if connection_type == ConnectionType.HTTP:
-        request = urllib.request.Request(value, method="HEAD")
-        with urllib.request.urlopen(request, timeout=CHECK_TIMEOUT_SECONDS) as response:
-            return f"HTTP {response.status}"
+        # The HTTP connector's own check: the JSON format, its auth, a real request.
+        from jobs.systems.base import Connection
+        from jobs.systems.http import HttpSystem
+
+        return HttpSystem().check(Connection(None, system, connection_type, value))
     parsed = urllib.parse.urlsplit(value if "://" in value else f"tcp://{value}")
     if not parsed.hostname or not parsed.port:
         raise ValueError("a messaging connection needs host and port, e.g. amqp://host:5672")

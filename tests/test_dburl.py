@@ -56,7 +56,7 @@ def test_bare_urls_get_the_installed_drivers() -> None:
     ("system", "value", "message"),
     [
         ("", "Server=somewhere;User Id=sa", "Cannot tell which database system"),
-        ("SQLServer", "Server=x,1433", "'SQLServer' is not supported"),
+        ("DB2", "Server=x,50000", "'DB2' is not supported"),
         ("", "oracle://u@h/d", "'oracle' is not supported"),
         ("", "   ", "empty"),
         ("PostgreSQL", "Server=h,notaport", "not a port number"),

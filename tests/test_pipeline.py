@@ -317,12 +317,19 @@ def test_components_run_in_order() -> None:
         ("form_surveyGetObjects_Territory.json", "JobReader"),
     ],
 )
-def test_run_sql_and_sink_from_exports_are_accepted_on_save_but_fail_the_run(
+def test_run_sql_from_exports_is_accepted_on_save_and_compiles_for_a_run(
     file: str, part: str
 ) -> None:
+    # DataRunSQL runs (tests/test_pipeline_runsql.py); the exports' disabled DataSink is skipped.
     defs = sample_pipeline(file, part)
     validate_pipeline(defs)
-    with pytest.raises(PipelineError, match=r"DataRunSQL.*not supported"):
+    assert "DataRunSQL" in [type(step).__name__ for step in compile_pipeline(defs).steps]
+
+
+def test_an_enabled_sink_fails_the_run_naming_it() -> None:
+    defs = [{"Name": "DataSink", "TableName": "test.sink", "Disabled": False}]
+    validate_pipeline(defs)
+    with pytest.raises(PipelineError, match=r"DataSink.*not supported"):
         compile_pipeline(defs)
 
 

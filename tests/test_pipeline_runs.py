@@ -74,7 +74,9 @@ def test_reader_and_writer_pipelines_shape_what_reaches_the_target(source, tmp_p
     assert first[4] is not None  # loaded_on, from the writer's Enzo expression
 
 
-def test_an_enabled_run_sql_component_fails_the_run_naming_it(source, tmp_path) -> None:
+def test_a_run_sql_component_without_its_connection_fails_the_run_naming_it(
+    source, tmp_path
+) -> None:
     target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     run_sql = {"Name": "DataRunSQL", "SQLCommand": "SELECT * FROM @pipelinedata()"}
     job = direct_job(
@@ -84,7 +86,7 @@ def test_an_enabled_run_sql_component_fails_the_run_naming_it(source, tmp_path) 
     execution = run(job)
     assert execution.status == ExecutionStatus.FAILED
     assert "DataRunSQL" in execution.error_message
-    assert "not supported" in execution.error_message
+    assert "ConnectionKey" in execution.error_message
 
 
 def test_a_direct_job_triggers_the_next_job_once_with_data(source, tmp_path) -> None:

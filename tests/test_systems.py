@@ -12,6 +12,7 @@ from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, flag
 from jobs.systems import registry
 from jobs.systems.base import Pushdown, UnsupportedSystem
 from jobs.systems.db import DatabaseReader, DatabaseSystem
+from tests.processes import free_port
 from tests.syncdb import direct_job, execute, rows, run
 
 pytestmark = pytest.mark.django_db
@@ -59,24 +60,30 @@ def test_an_unknown_key_of_an_http_reader_says_no_connection_has_it() -> None:
 
 
 @pytest.mark.parametrize("sample", ["getAccount.json", "form_getAllForms.json"])
-def test_the_vendors_http_exports_fail_naming_the_missing_connector(sample: str) -> None:
-    # given a vendor export whose reader calls a stored HTTP connection
+def test_the_vendors_http_exports_call_their_connection_and_say_why_they_fail(
+    sample: str,
+) -> None:
+    # given a vendor export whose reader calls a stored HTTP connection nobody answers on
     body = json.loads((SAMPLES / sample).read_text())
     reader_def = body["JobReader"]
+    closed = f"http://127.0.0.1:{free_port()}"
     ConnectionString.objects.create(
         key=reader_def["ConnectionString"],
         system="HTTP",
         connection_type=ConnectionType.HTTP,
-        value='{"service": "http", "baseUrl": "https://example.invalid"}',
+        value=json.dumps({"service": "http", "baseUrl": closed, "maxRetries": 0}),
     )
     job = Job.objects.create(
         kind=JobKind.READER, job_key=reader_def["JobKey"], definition=reader_def
     )
     # when
     execution = run(job)
-    # then the run fails, saying which system has no connector, never "has no SqlRead"
+    # then the run fails with the request and the reason, never "has no SqlRead"
     assert execution.status == ExecutionStatus.FAILED
-    assert "HTTP systems are not supported by this gateway yet" in execution.error_message
+    assert f"POST {closed}{reader_def['JsonData']['HttpSourceSettings']['HTTPURI']}" in (
+        execution.error_message
+    )
+    assert "cannot connect" in execution.error_message
 
 
 def test_a_dynamic_parameter_fails_the_run_instead_of_reading_nothing(

@@ -149,6 +149,8 @@ class ReaderSpec:
     # connection decides; and that kind's own settings object, for its connector.
     source_kind: str = ""
     source_settings: dict[str, Any] = field(default_factory=dict)
+    # JsonData.DynamicParameter as sent (its connector reads it: HTTP readers run per row).
+    dynamic_parameter: dict[str, Any] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
 
     @property
@@ -169,12 +171,22 @@ class ReaderSpec:
                 "kind of system."
             )
         settings = data.get(kinds[0][0]) if kinds else None
+        source_kind = kinds[0][1] if kinds else ""
+        source_settings = settings if isinstance(settings, dict) else {}
+        # An HTTP reader's high-water mark is a timestamp strategy on a response column.
+        timestamp_col = text(definition.get("TimestampCol"), f"{where}.TimestampCol") or text(
+            source_settings.get("HighWaterMark"), f"{where}.HttpSourceSettings.HighWaterMark"
+        )
+        # Readers that run once per parameter row (HTTP) take DynamicParameter; others refuse.
+        per_row = {"DynamicParameter"} if source_kind == "HTTP" else set()
+        if source_kind == "HTTP":
+            _check_http_reader(source_settings, data.get("DynamicParameter"), where)
         return cls(
             job_key=text(definition.get("JobKey"), f"{where}.JobKey"),
             connection=text(definition.get("ConnectionString"), f"{where}.ConnectionString"),
             sql=text(definition.get("SqlRead"), f"{where}.SqlRead"),
             keys=columns(definition.get("UpsertColumns")),
-            timestamp_col=text(definition.get("TimestampCol"), f"{where}.TimestampCol"),
+            timestamp_col=timestamp_col,
             initialize=flag(definition.get("Initialize"), f"{where}.Initialize"),
             path=text(definition.get("Path"), f"{where}.Path"),
             pipeline=components(definition.get("PipelineDef"), where),
@@ -188,14 +200,29 @@ class ReaderSpec:
                 data.get("DeletedRecordsMethod"), f"{where}.JsonData.DeletedRecordsMethod"
             ),
             deleted_sql=text(data.get("DeletedRecordsSQL"), f"{where}.JsonData.DeletedRecordsSQL"),
-            source_kind=kinds[0][1] if kinds else "",
-            source_settings=settings if isinstance(settings, dict) else {},
+            source_kind=source_kind,
+            source_settings=source_settings,
+            dynamic_parameter=json_object(
+                data.get("DynamicParameter"), f"{where}.JsonData.DynamicParameter"
+            )
+            if "DynamicParameter" in per_row
+            else {},
             unsupported=[
                 label
                 for name, label in _UNSUPPORTED_READER_SETTINGS.items()
-                if _present(data.get(name))
+                if _present(data.get(name)) and name not in per_row
             ],
         )
+
+
+def _check_http_reader(settings: dict[str, Any], parameter: Any, where: str) -> None:
+    """The HTTP connector reads its own settings (jobs.systems.http.settings); reading them
+    here too refuses a bad one when the job is saved, not at its first run."""
+    from jobs.systems.http.settings import dynamic_parameter, source_settings
+
+    source_settings(settings, f"{where}.JsonData.HttpSourceSettings")
+    if _present(parameter):
+        dynamic_parameter(parameter, f"{where}.JsonData.DynamicParameter")
 
 
 # Which Options say what kind of system a writer writes to.
@@ -223,6 +250,8 @@ class WriterSpec:
     initial_execution_id: str = ""
     # The kind of system named by the definition (TargetSystem, Options.Http…Settings).
     target_kind: str = ""
+    # An HTTP target's own settings (Options, UpsertScript, DeleteScript), for its connector.
+    http_definition: dict[str, Any] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
 
     @classmethod
@@ -242,6 +271,10 @@ class WriterSpec:
                 {"HTTP": "HTTP", "DRIVE": "Drive", "MESSAGING": "Messaging"}[target_system.upper()]
             )
         unsupported = []
+        if kinds == {"HTTP"}:
+            from jobs.systems.http.settings import writer_settings
+
+            writer_settings(definition, where)  # refused at save time, naming the field
         if len(kinds) > 1:
             unsupported.append(f"targets of several kinds ({', '.join(sorted(kinds))})")
         for name in ("UpsertScript", "DeleteScript"):
@@ -265,6 +298,13 @@ class WriterSpec:
             or text(definition.get("FinalScript"), f"{where}.FinalScript"),
             initial_execution_id=str(definition.get("InitialExecutionId") or "").strip(),
             target_kind=sorted(kinds)[0] if len(kinds) == 1 else "",
+            http_definition={
+                "Options": options,
+                "UpsertScript": definition.get("UpsertScript"),
+                "DeleteScript": definition.get("DeleteScript"),
+            }
+            if kinds == {"HTTP"}
+            else {},
             unsupported=unsupported
             + (
                 ["targets of several kinds (" + ", ".join(sorted(kinds)) + ")"]

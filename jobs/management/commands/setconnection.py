@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.models import ConnectionString, ConnectionType
 
@@ -19,6 +19,16 @@ class Command(BaseCommand):
         parser.add_argument("--display-value", default="", help="a non-secret hint shown in lists")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["ctype"] == ConnectionType.HTTP:
+            # Refused here, naming the member, rather than at the first run that uses it.
+            from jobs.sync.spec import SpecError
+            from jobs.systems.http.connection import parse_connection
+
+            try:
+                http = parse_connection(options["value"])
+            except SpecError as exc:
+                raise CommandError(str(exc)) from None
+            options["display_value"] = options["display_value"] or http.describe()
         connection = ConnectionString.objects.filter(key=options["key"]).first()
         created = connection is None
         connection = connection or ConnectionString(key=options["key"])

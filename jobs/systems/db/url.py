@@ -29,14 +29,21 @@ SYSTEM_DRIVERS = {
     "npgsql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
     "mariadb": "mysql+pymysql",
+    # SQL Server through python-tds (a pure-Python wheel); not verified against a live server.
+    "sqlserver": "mssql+pytds",
+    "sql server": "mssql+pytds",
+    "mssql": "mssql+pytds",
+    "azuresql": "mssql+pytds",
 }
 _BARE_DRIVERS = {
     "postgres": "postgresql+psycopg",
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
     "mariadb": "mysql+pymysql",
+    "mssql": "mssql+pytds",
+    "sqlserver": "mssql+pytds",
 }
-_DEFAULT_PORTS = {5432: "postgresql+psycopg", 3306: "mysql+pymysql"}
+_DEFAULT_PORTS = {5432: "postgresql+psycopg", 3306: "mysql+pymysql", 1433: "mssql+pytds"}
 
 _HOST_KEYS = ("data source", "server", "host", "address", "addr", "network address", "datasource")
 _PORT_KEYS = ("port",)
@@ -75,10 +82,10 @@ def _from_sqlalchemy_url(value: str) -> URL:
     driver = _BARE_DRIVERS.get(url.drivername)
     if driver:
         url = url.set(drivername=driver)
-    if url.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
+    if url.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb", "mssql"):
         raise ConnectionStringError(
             f"Database system '{url.get_backend_name()}' is not supported "
-            "(SQLite, PostgreSQL, MySQL/MariaDB are)."
+            "(SQLite, PostgreSQL, MySQL/MariaDB, SQL Server are)."
         )
     return url
 
@@ -137,7 +144,7 @@ def _from_ado(system: str, value: str) -> URL:
     if hint and driver is None:
         raise ConnectionStringError(
             f"Database system '{system or hint}' is not supported "
-            "(SQLite, PostgreSQL, MySQL/MariaDB are)."
+            "(SQLite, PostgreSQL, MySQL/MariaDB, SQL Server are)."
         )
     host, port = _split_host(host_value)
     if _first(pairs, _PORT_KEYS):
@@ -214,6 +221,8 @@ def _new_engine(url: URL) -> Engine:
     if backend == "sqlite":
         return _new_sqlite_engine(url)
     connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if backend == "mssql":
+        connect_args = {"login_timeout": CONNECT_TIMEOUT_SECONDS}  # python-tds's name for it
     if backend == "postgresql":
         # Sessions in UTC: timestamptz values arrive with datetime.timezone.utc already,
         # so the reader has nothing to convert (the instants are the same in any zone).

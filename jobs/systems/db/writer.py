@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy import Column as SAColumn
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.types import JSON, TypeEngine
+from sqlalchemy.types import JSON, NVARCHAR, TypeEngine
 
 from jobs.sync.changelog import ChangeLogReader, Frame, Header
 from jobs.systems.base import ApplyHooks, ApplyResult
@@ -112,6 +112,11 @@ def sa_type(column: Column, dialect: str, is_key: bool) -> TypeEngine[Any]:
             return postgresql.JSON()
         return JSON() if dialect == "mysql" and not is_key else Text()
     # string
+    if dialect == "mssql":
+        # NVARCHAR(MAX) cannot be a key: SQL Server indexes at most 900 bytes (450 characters).
+        if is_key:
+            return NVARCHAR(min(column.length or 450, 450))
+        return NVARCHAR(column.length if column.length and column.length <= 4000 else None)
     if dialect == "mysql":
         if is_key:
             return String(min(column.length or 255, 768))
@@ -343,6 +348,8 @@ class _Statements:
         With `source`, the rows are selected from that table (PostgreSQL's COPY staging).
         """
         others = [n for n in self.names if n not in self.keys]
+        if self.dialect == "mssql":
+            return self._merge(others)
         if self.dialect == "mysql":
             mysql_insert = mysql.insert(self.table)
             # No other column: setting a key to itself turns a duplicate into a no-op.
@@ -365,6 +372,26 @@ class _Statements:
             statement.on_conflict_do_update(
                 index_elements=self.keys, set_={n: statement.excluded[n] for n in others}
             )
+        )
+
+    def _merge(self, others: list[str]) -> str:
+        """SQL Server has no INSERT … ON CONFLICT: one MERGE per row (HOLDLOCK: no race).
+
+        SQLAlchemy has no MERGE construct, so this one is written out, quoted by the dialect.
+        """
+        q = self.quote
+        mark = "?" if self._dialect.paramstyle == "qmark" else "%s"
+        source = ", ".join(f"{mark} AS {q(n)}" for n in self.names)
+        match = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.keys)
+        update = (
+            "WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{q(n)} = s.{q(n)}" for n in others)
+            if others
+            else ""
+        )
+        values = ", ".join(f"s.{q(n)}" for n in self.names)
+        return (
+            f"MERGE {self.table_sql} WITH (HOLDLOCK) AS t USING (SELECT {source}) AS s "
+            f"ON {match} {update} WHEN NOT MATCHED THEN INSERT ({self.cols}) VALUES ({values});"
         )
 
     def delete(self, key_names: list[str]) -> str:

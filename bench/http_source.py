@@ -1,0 +1,262 @@
+"""An HTTP source through the real engine vs a hand-written httpx loop, in the same run.
+
+A local server serves 100,000 rows as JSON pages of 1,000 (`?offset=&limit=`). The engine
+reads them with an HTTP reader (offset paging) into a SQLite table through a direct job; the
+baseline fetches the same pages with httpx and upserts them into the same kind of table.
+Prints JSON: both times, their ratio (target ≤ 1.5) and whether both tables match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAGE = 1000
+COLUMNS = ["id", "name", "qty", "price", "city", "updated"]
+
+
+def make_rows(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": i,
+            "name": f"customer {i} é",
+            "qty": i % 1000,
+            "price": round((i % 9973) * 1.25, 2),
+            "city": ("Paris", "Lyon", "Nantes")[i % 3],
+            "updated": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00",
+        }
+        for i in range(1, count + 1)
+    ]
+
+
+def serve(rows: list[dict[str, Any]]) -> tuple[ThreadingHTTPServer, str]:
+    # Pages are serialised once, so the server's own cost is the same for both clients.
+    pages = {
+        start: json.dumps({"items": rows[start : start + PAGE]}).encode()
+        for start in range(0, len(rows) + PAGE, PAGE)
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)
+            body = pages.get(int(query.get("offset", ["0"])[0]), b'{"items": []}')
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/api"
+
+
+def baseline(base_url: str, target: Path) -> int:
+    """What a developer would hand-write: page through with httpx, upsert into SQLite."""
+    db = sqlite3.connect(target)
+    db.execute(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL, "
+        "city TEXT, updated TEXT)"
+    )
+    upsert = "INSERT INTO items VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+        f"{c} = excluded.{c}" for c in COLUMNS[1:]
+    )
+    total = 0
+    db.execute("BEGIN")
+    with httpx.Client(timeout=30) as client:
+        offset = 0
+        while True:
+            response = client.get(f"{base_url}/items", params={"offset": offset, "limit": PAGE})
+            response.raise_for_status()
+            items = response.json()["items"]
+            db.executemany(upsert, [tuple(item[c] for c in COLUMNS) for item in items])
+            total += len(items)
+            if len(items) < PAGE:
+                break
+            offset += len(items)
+    db.commit()
+    db.close()
+    return total
+
+
+def checksum(path: Path) -> list[Any]:
+    db = sqlite3.connect(path)
+    try:
+        return list(
+            db.execute(
+                "SELECT count(*), sum(id), sum(qty), total(price), sum(length(name)), "
+                "max(updated), sum(length(city)) FROM items"
+            ).fetchone()
+        )
+    finally:
+        db.close()
+
+
+def run_engine(data_dir: Path, base_url: str, target: Path) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.update(
+        GATEWAY_DATA_DIR=str(data_dir),
+        DJANGO_SETTINGS_MODULE="gateway.settings",
+        GATEWAY_LOG_LEVEL="WARNING",
+    )
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, __file__, "child", base_url, str(target)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"engine child failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(base_url: str, target: str) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    import jobs.sync.run  # noqa: F401  (a worker imports the engine once, before any run)
+    from jobs import runner, services
+    from jobs.models import ConnectionString, ConnectionType, Job, JobKind
+
+    stored = ConnectionString(key="bench_api", system="HTTP", connection_type=ConnectionType.HTTP)
+    stored.value = json.dumps({"service": "http", "baseUrl": base_url})
+    stored.save()
+    reader = Job.objects.create(
+        kind=JobKind.READER,
+        job_key="bench_http",
+        definition={
+            "JobKey": "bench_http",
+            "Path": "C:\\tmp\\bench",
+            "UpsertColumns": "id",
+            "ConnectionString": "bench_api",
+            "JsonData": {
+                "KeepChangedLogFiles": False,
+                "HttpSourceSettings": {
+                    "IsRESTRequest": True,
+                    "HTTPURI": "/items",
+                    "HTTPVerb": "GET",
+                    "ApplyContentTx": True,
+                    "PayloadTxSettings": {"TxDocumentRootPath": "$.items"},
+                    "PagingStrategy": "offset",
+                    "OffsetStrategy": {"PageSize": PAGE},
+                },
+            },
+        },
+    )
+    writer = Job.objects.create(
+        kind=JobKind.WRITER,
+        job_key="__bench_http",
+        source=reader,
+        definition={
+            "JobKey": "__bench_http",
+            "Path": "C:\\tmp\\bench",
+            "UpsertColumns": "id",
+            "ConnectionString": f"sqlite:///{target}",
+            "SourceJobKey": "bench_http",
+            "TargetObject": "items",
+            "Options": {"BatchCount": 10_000},
+        },
+    )
+    reader.direct_writer = writer
+    reader.save()
+    execution = services.new_execution(reader)
+    started = time.perf_counter()
+    claimed = runner.claim(execution.pk)
+    assert claimed is not None
+    runner.run_claimed(claimed)
+    seconds = time.perf_counter() - started
+    claimed.refresh_from_db()
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 3),
+                "status": claimed.status,
+                "error": claimed.error_message,
+                "records_available": claimed.records_available,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2, help="alternate runs; the best counts")
+    args = parser.parse_args()
+    rows = make_rows(args.rows)
+    server, base_url = serve(rows)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+            folder = Path(tmp)
+            base_runs: list[float] = []
+            engine_runs: list[dict[str, Any]] = []
+            same = True
+            for attempt in range(max(1, args.repeat)):
+                base_target = folder / f"baseline{attempt}.sqlite3"
+                started = time.perf_counter()
+                baseline(base_url, base_target)
+                base_runs.append(time.perf_counter() - started)
+                target = folder / f"target{attempt}.sqlite3"
+                engine_runs.append(run_engine(folder / f"data{attempt}", base_url, target))
+                same = same and checksum(target) == checksum(base_target)
+        best = min(engine_runs, key=lambda run: run["seconds"])
+        base_seconds = min(base_runs)
+        print(
+            json.dumps(
+                {
+                    "benchmark": "http_source",
+                    "rows": args.rows,
+                    "page_rows": PAGE,
+                    "baseline_seconds": round(base_seconds, 3),
+                    "engine_seconds": best["seconds"],
+                    "ratio": round(best["seconds"] / base_seconds, 2),
+                    "ratio_target": 1.5,
+                    "baseline_runs": [round(s, 3) for s in base_runs],
+                    "engine_runs": [run["seconds"] for run in engine_runs],
+                    "engine_peak_rss_mb": max(run["peak_rss_mb"] for run in engine_runs),
+                    "status": best["status"],
+                    "error": best["error"],
+                    "target_matches_baseline": same,
+                },
+                indent=2,
+            )
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "child":
+        child(sys.argv[2], sys.argv[3])
+    else:
+        main()

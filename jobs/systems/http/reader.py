@@ -1,0 +1,390 @@
+"""An HTTP source: requests (paged, per parameter row) → documents → typed batches.
+
+The loop is the same for every API: build the request (placeholders, paging values), send it
+through the connection's client, turn the document into rows, hand them out in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
+from typing import Any
+
+import httpx
+
+from jobs.sync.spec import ReaderSpec
+from jobs.systems.base import Pushdown, Since, UnsupportedSystem
+from jobs.systems.batch import Batch, Column
+from jobs.systems.http import template
+from jobs.systems.http.client import HttpClient
+from jobs.systems.http.documents import DocumentError, document_rows, looks_like_json
+from jobs.systems.http.paging import PageRequest, pager_for
+from jobs.systems.http.settings import HttpSourceSettings
+
+_PLACEHOLDER_WORDS = ("highwatermark", "executionid", "offset", "limit", "page", "token")
+
+
+class PagingError(RuntimeError):
+    """Paging that would not end or repeats itself; nothing of the run is applied."""
+
+
+# Value types a column takes without conversion (anything else goes through _coerce).
+_ALLOWED = {
+    "string": frozenset({str, type(None)}),
+    "integer": frozenset({int, type(None)}),
+    "float": frozenset({float, type(None)}),
+    "boolean": frozenset({bool, type(None)}),
+}
+
+
+def _json_type(values: list[Any]) -> str:
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return "string"
+    if kinds == {bool}:
+        return "boolean"
+    if kinds == {int}:
+        return "integer"
+    if kinds <= {int, float}:
+        return "float"
+    return "string"
+
+
+def _coerce(value: Any, kind: str, name: str) -> Any:
+    if value is None:
+        return None
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+    if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    raise DocumentError(
+        f"Column {name!r} held {kind} values on the first page but {value!r} later; "
+        "fix its type with a DataApplySchema step or SelectedColumns."
+    )
+
+
+def _comparable(value: Any, like: Any) -> Any:
+    """A response value (text from XML) as the kind of the stored high-water mark."""
+    if isinstance(value, str):
+        if isinstance(like, int) and not isinstance(like, bool):
+            try:
+                return int(value)
+            except ValueError:
+                return value
+        if isinstance(like, dt.datetime):
+            try:
+                parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return value
+            if (parsed.tzinfo is None) != (like.tzinfo is None):
+                return value
+            return parsed
+    return value
+
+
+class HttpReader:
+    """One reader definition on one HTTP connection."""
+
+    # The mark goes to the service ({{@highwatermark}}, HighWaterMarkParam); rows before it
+    # that a service sends anyway are dropped here too.
+    pushdown = Pushdown(since=True)
+
+    def __init__(
+        self,
+        client: HttpClient,
+        spec: ReaderSpec,
+        settings: HttpSourceSettings,
+        *,
+        parameters: Iterator[dict[str, Any]] | list[dict[str, Any]] | None = None,
+        add_params: bool = False,
+        max_dop: int = 1,
+        execution_id: Any = None,
+        on_columns: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.spec = spec
+        self.settings = settings
+        self.parameters = parameters
+        self.add_params = add_params
+        self.max_dop = max(1, max_dop)
+        self._execution_id = execution_id  # a callable: the run's ExecutionId when it asks
+        self._on_columns = on_columns  # told the columns once every page has been read
+        self.pages = 0
+        self.columns: list[Column] | None = None
+        self.dropped: set[str] = set()
+        request = settings.request
+        self.texts = [request.uri, request.payload, *(v for _, v in request.headers)]
+        self.placeholders = set().union(*(template.reader_names(t) for t in self.texts))
+
+    # -- Reader interface ----------------------------------------------------------------------
+    def batches(
+        self, *, batch_size: int, limit: int | None = None, since: Since | None = None
+    ) -> Iterator[Batch]:
+        produced = 0
+        yielded = False
+        for rows in self._documents(since):
+            batch_rows = self._typed(rows, since)
+            for start in range(0, len(batch_rows), batch_size):
+                chunk = batch_rows[start : start + batch_size]
+                if limit is not None:
+                    chunk = chunk[: max(0, limit - produced)]
+                if not chunk:
+                    continue
+                produced += len(chunk)
+                yielded = True
+                assert self.columns is not None
+                yield Batch(list(self.columns), chunk)
+                if limit is not None and produced >= limit:
+                    return
+        if not yielded:
+            yield Batch(self.columns or self._empty_columns(), [])
+        if self._on_columns is not None and self.columns is not None and limit is None:
+            self._on_columns([column.name for column in self.columns])
+
+    def deleted_keys(self, *, batch_size: int, since: Since | None = None) -> Iterator[Batch]:
+        raise UnsupportedSystem(
+            "An HTTP reader has no DeletedRecordsSQL: use UpsertColumns (full sync) to detect "
+            "deleted records."
+        )
+
+    # -- requests ------------------------------------------------------------------------------
+    def _base_values(self, since: Since | None) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if "executionid" in self.placeholders:
+            values["executionid"] = self._execution_id() if callable(self._execution_id) else ""
+        if "highwatermark" in self.placeholders or self.settings.high_water_mark:
+            values["highwatermark"] = "" if since is None else since.value
+        return values
+
+    def _documents(self, since: Since | None) -> Iterator[list[dict[str, Any]]]:
+        base = self._base_values(since)
+        if self.parameters is None:
+            yield from self._pages(base, {}, since)
+            return
+        params = list(self.parameters)
+        if self.max_dop <= 1 or len(params) <= 1:
+            for param in params:
+                yield from self._pages(base, param, since)
+            return
+        # maxDop: parameter rows fetched in parallel; their rows are handed out in order.
+        with ThreadPoolExecutor(self.max_dop, thread_name_prefix="http-param") as pool:
+            for pages in pool.map(lambda p: list(self._pages(base, p, since)), params):
+                yield from pages
+
+    def _pages(
+        self, base: dict[str, Any], param: dict[str, Any], since: Since | None
+    ) -> Iterator[list[dict[str, Any]]]:
+        values = dict(base)
+        values.update({f"param.{k.lower()}": v for k, v in param.items()})
+        pager = pager_for(self.settings.paging, self.placeholders)
+        seen_requests: set[str] = set()
+        last_body: str | None = None
+        count = 0
+
+        def send(page: PageRequest) -> tuple[str, Future[httpx.Response]]:
+            nonlocal count
+            count += 1
+            if count > self.settings.paging.max_pages:
+                raise PagingError(
+                    f"Paging stopped: more than {self.settings.paging.max_pages} pages "
+                    "(OffsetStrategy.MaxPages); nothing was applied."
+                )
+            method, uri, headers, body, query = self._request(values, page, since)
+            signature = hashlib.sha256(
+                repr((method, uri, sorted(query.items()), body)).encode()
+            ).hexdigest()
+            if signature in seen_requests:
+                raise PagingError(
+                    f"Paging asked for the same page twice ({uri}); stopping rather than "
+                    "looping. Nothing was applied."
+                )
+            seen_requests.add(signature)
+            return uri, fetcher.submit(
+                self.client.request,
+                method,
+                uri,
+                headers=headers,
+                content=body or None,
+                params=query,
+            )
+
+        # The next page is asked for before this one's rows go down the pipeline, so the
+        # service works on it while the engine works on these.
+        with ThreadPoolExecutor(1, thread_name_prefix="http-page") as fetcher:
+            pending: tuple[str, Future[httpx.Response]] | None = send(pager.first())
+            while pending is not None:
+                uri, future = pending
+                response = future.result()
+                self.pages += 1
+                digest = hashlib.sha256(response.content).hexdigest()
+                rows = self._rows(response.content, response.headers.get("content-type", ""), uri)
+                if rows and digest == last_body and self.settings.paging.kind != "none":
+                    raise PagingError(
+                        f"The service returned the same page twice ({uri}): its paging "
+                        "parameters seem ignored. Stopping rather than looping; nothing was "
+                        "applied."
+                    )
+                last_body = digest
+                if self.add_params:
+                    for row in rows:
+                        for name, value in param.items():
+                            row.setdefault(name, value)
+                following = pager.next(response, len(rows))
+                pending = send(following) if following is not None else None
+                yield rows
+
+    def _request(
+        self, values: dict[str, Any], page: PageRequest, since: Since | None
+    ) -> tuple[str, str, list[tuple[str, str]], str, dict[str, Any]]:
+        request = self.settings.request
+        merged = dict(values)
+        merged.update(page.values)
+        where = f"Job reader '{self.spec.job_key}'"
+        uri = page.uri or template.render_reader(
+            request.uri, merged, template.url_escape, f"{where} HTTPURI"
+        )
+        escape = template.escape_for(request.content_type, is_rest=request.is_rest)
+        body = template.render_reader(request.payload, merged, escape, f"{where} HTTPPayload")
+        headers = [
+            (k, template.render_reader(v, merged, template.raw, f"{where} HTTPHeaders"))
+            for k, v in request.headers
+        ]
+        if (
+            request.content_type
+            and body
+            and not any(k.lower() == "content-type" for k, _ in headers)
+        ):
+            headers.append(("Content-Type", request.content_type))
+        query: dict[str, Any] = {} if page.uri else dict(page.params)
+        hwm_param = self.settings.high_water_mark_param
+        if (
+            since is not None
+            and hwm_param
+            and "{{" not in hwm_param
+            and hwm_param.lower() not in _PLACEHOLDER_WORDS
+            and not page.uri
+        ):
+            query[hwm_param] = template.as_text(since.value)
+        return request.verb, uri, headers, body, query
+
+    # -- documents → rows ----------------------------------------------------------------------
+    def _rows(self, content: bytes, content_type: str, uri: str) -> list[dict[str, Any]]:
+        document = self.settings.document
+        where = f"The response of {self.settings.request.verb} {uri}"
+        if not document.apply:
+            name = document.raw_column or "_raw"
+            return [{name: content.decode("utf-8", "replace")}]
+        kind = content_type.lower()
+        if self.settings.request.is_rest:
+            # REST answers are JSON unless the service says XML: an HTML error page then
+            # fails as "not valid JSON … starts with '<html>'", which is what went wrong.
+            is_json = "xml" not in kind
+        else:
+            is_json = "json" in kind or ("xml" not in kind and looks_like_json(kind, content))
+        return document_rows(
+            content,
+            is_json=is_json,
+            root_path=document.root_path,
+            raw_column=document.raw_column,
+            where=where,
+        )
+
+    def _typed(self, rows: list[dict[str, Any]], since: Since | None) -> list[tuple]:
+        if not rows:
+            return []
+        if self.columns is None:
+            self.columns = self._columns_from(rows)
+        fast = self._typed_fast(rows)
+        if fast is not None and (since is None or not self.spec.timestamp_col):
+            return fast
+        return self._typed_rows(rows, since)
+
+    def _typed_fast(self, rows: list[dict[str, Any]]) -> list[tuple] | None:
+        """Rows that all have exactly the columns (any order), with values of the columns'
+        types (the usual API page): taken as they are, column checks at C speed."""
+        assert self.columns is not None
+        names = [c.name for c in self.columns]
+        if set(map(len, rows)) != {len(names)}:
+            return None
+        getter = itemgetter(*names)
+        try:
+            out = list(map(getter, rows))
+        except KeyError:
+            return None
+        if len(names) == 1:
+            out = [(value,) for value in out]
+        for column, values in zip(self.columns, zip(*out, strict=True), strict=True):
+            if not _ALLOWED[column.type].issuperset(map(type, values)):
+                return None
+        return out
+
+    def _typed_rows(self, rows: list[dict[str, Any]], since: Since | None) -> list[tuple]:
+        assert self.columns is not None
+        names = [c.name for c in self.columns]
+        kinds = [c.type for c in self.columns]
+        known = {n.lower() for n in names}
+        out: list[tuple] = []
+        lowered = [n.lower() for n in names]
+        hwm = self.settings.high_water_mark or self.spec.timestamp_col
+        hwm_at = lowered.index(hwm.lower()) if hwm and hwm.lower() in lowered else None
+        for row in rows:
+            by_lower = {k.lower(): v for k, v in row.items()}
+            for extra in by_lower.keys() - known:
+                self.dropped.add(extra)
+            values = tuple(
+                _coerce(by_lower.get(low), kind, name)
+                for low, kind, name in zip(lowered, kinds, names, strict=True)
+            )
+            if since is not None and hwm_at is not None and since.value is not None:
+                # The service should filter; a row before the mark is dropped here in any case.
+                value = _comparable(values[hwm_at], since.value)
+                try:
+                    if value is not None and value < since.value:
+                        continue
+                except TypeError:
+                    pass
+            out.append(values)
+        return out
+
+    def _columns_from(self, rows: list[dict[str, Any]]) -> list[Column]:
+        order: dict[str, str] = {}
+        for row in rows:
+            for name in row:
+                order.setdefault(name.lower(), name)
+        selected = self.settings.document.selected
+        if selected:
+            wanted = [*selected]
+            raw = self.settings.document.raw_column
+            if raw and raw.lower() not in {s.lower() for s in selected}:
+                wanted.append(raw)
+            names = [order.get(s.lower(), s) for s in wanted]
+        else:
+            names = list(order.values())
+        columns = []
+        for name in names:
+            values = [row.get(name) for row in rows]
+            columns.append(Column(name, _json_type(values)))
+        return columns
+
+    def _empty_columns(self) -> list[Column]:
+        """No rows at all: still the columns change detection needs (keys, selected, mark)."""
+        names: list[str] = []
+        for name in [
+            *self.settings.document.selected,
+            *self.spec.keys,
+            *([self.spec.timestamp_col] if self.spec.timestamp_col else []),
+        ]:
+            if name.lower() not in {n.lower() for n in names}:
+                names.append(name)
+        return [Column(name) for name in names]

@@ -1,0 +1,130 @@
+"""Placeholders in URIs, headers and bodies, escaped for where they land.
+
+Reader side: `{{@param.NAME}}`, `{{@highwatermark}}`, `{{@executionid}}` and the paging values
+`{{@offset}}`, `{{@limit}}`, `{{@page}}`, `{{@token}}`. Writer side: `{{column}}` (escaped for
+the body type), `{{{column}}}` (inserted as is), and in batch bodies a `{{#rows}}…{{/rows}}`
+section repeated once per row (JSON bodies get a comma between repetitions); docs/http.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from xml.sax.saxutils import escape as _xml_escape
+
+Escape = Callable[[str], str]
+
+_READER = re.compile(r"\{\{\s*@([A-Za-z_][\w.\-]*)\s*\}\}")
+_RAW = re.compile(r"\{\{\{\s*([^{}]+?)\s*\}\}\}")
+_ESCAPED = re.compile(r"\{\{\s*(?![#/@])([^{}]+?)\s*\}\}")
+_SECTION = re.compile(r"\{\{\s*#rows\s*\}\}(.*?)\{\{\s*/rows\s*\}\}", re.DOTALL)
+
+
+class TemplateError(ValueError):
+    """A placeholder that names nothing known; the message names it."""
+
+
+def xml_escape(text: str) -> str:
+    return _xml_escape(text, {'"': "&quot;", "'": "&apos;"})
+
+
+def json_escape(text: str) -> str:
+    """The text as it goes inside a JSON string literal (the template supplies the quotes)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def url_escape(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+def raw(text: str) -> str:
+    return text
+
+
+def escape_for(content_type: str, *, is_rest: bool = False) -> Escape:
+    """XML bodies get XML escaping, JSON bodies JSON escaping, anything else none."""
+    kind = (content_type or "").lower()
+    if "json" in kind or (is_rest and "xml" not in kind and not kind):
+        return json_escape
+    if "xml" in kind or "soap" in kind:
+        return xml_escape
+    return raw
+
+
+def as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def render_reader(text: str, values: Mapping[str, Any], escape: Escape, where: str) -> str:
+    """Fill `{{@name}}` placeholders; `values` keys are lowercased names (`param.modelid`)."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1).lower()
+        if name not in values:
+            known = ", ".join("{{@" + k + "}}" for k in sorted(values)) or "none"
+            raise TemplateError(
+                f"{where}: placeholder {match.group(0)} has no value in this run (known: {known})."
+            )
+        return escape(as_text(values[name]))
+
+    return _READER.sub(fill, text)
+
+
+def reader_names(text: str) -> set[str]:
+    return {m.group(1).lower() for m in _READER.finditer(text or "")}
+
+
+def render_row(text: str, row: Mapping[str, Any], escape: Escape, where: str) -> str:
+    """Fill `{{column}}` (escaped) and `{{{column}}}` (as is) from one row (names any case)."""
+
+    def lookup(name: str, token: str) -> Any:
+        if name in row:
+            return row[name]
+        lowered = name.lower()
+        for key, value in row.items():
+            if key.lower() == lowered:
+                return value
+        raise TemplateError(
+            f"{where}: placeholder {token} names no column (columns: {', '.join(row)})."
+        )
+
+    text = _RAW.sub(lambda m: as_text(lookup(m.group(1), m.group(0))), text)
+    return _ESCAPED.sub(lambda m: escape(as_text(lookup(m.group(1), m.group(0)))), text)
+
+
+def render_batch(
+    text: str,
+    rows: Sequence[Mapping[str, Any]],
+    escape: Escape,
+    where: str,
+    *,
+    json_body: bool,
+) -> str:
+    """A body for several rows: the `{{#rows}}` section once per row; or, for JSON without a
+    section, a JSON array of the template rendered per row."""
+    section = _SECTION.search(text)
+    if section is None:
+        if len(rows) == 1:
+            return render_row(text, rows[0], escape, where)
+        if json_body:
+            return "[" + ",".join(render_row(text, row, escape, where) for row in rows) + "]"
+        raise TemplateError(
+            f"{where}: BatchCount sends several rows per request, so the body needs a "
+            "{{#rows}}…{{/rows}} section to repeat per row (or BatchCount 1)."
+        )
+    body = section.group(1)
+    joined = ("," if json_body else "").join(render_row(body, row, escape, where) for row in rows)
+    outside = text[: section.start()] + "\0ROWS\0" + text[section.end() :]
+    outside = outside.replace("{{@count}}", str(len(rows)))
+    return render_row(outside, {}, escape, where).replace("\0ROWS\0", joined)
