@@ -178,6 +178,11 @@ GATEWAY_SCHEDULER_LEASE_SECONDS = env.float("GATEWAY_SCHEDULER_LEASE_SECONDS", d
 # Longest chain of jobs started by triggers (A triggers B triggers C …) before one is refused.
 GATEWAY_TRIGGER_MAX_DEPTH = env.int("GATEWAY_TRIGGER_MAX_DEPTH", default=20)
 
+# Drive systems (jobs/systems/drive): local folders a drive connection may name lie under this
+# root (default <data dir>/drive); XML files are parsed whole, up to this size.
+GATEWAY_DRIVE_ROOT = env.str("GATEWAY_DRIVE_ROOT", default="")
+GATEWAY_DRIVE_XML_MAX_BYTES = env.int("GATEWAY_DRIVE_XML_MAX_BYTES", default=256 * 1024 * 1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

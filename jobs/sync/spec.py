@@ -169,6 +169,9 @@ class ReaderSpec:
                 "kind of system."
             )
         settings = data.get(kinds[0][0]) if kinds else None
+        if not kinds:
+            # The vendor's own exports carry a drive reader's settings flat in JsonData.
+            settings = {k: v for k, v in data.items() if k.startswith("Drive")}
         return cls(
             job_key=text(definition.get("JobKey"), f"{where}.JobKey"),
             connection=text(definition.get("ConnectionString"), f"{where}.ConnectionString"),
