@@ -152,7 +152,7 @@ class DriveReader:
         if self._columns is None:
             return None
         folder = self.settings.folder_column.lower()
-        return [c for c in self._columns if c.name.lower() != folder] if folder else None
+        return [c for c in self._columns if not folder or c.name.lower() != folder]
 
     def _align(self, batch: Batch, name: str, *, folder: str | None) -> Batch:
         """Every batch in the run's columns: selected ones, in order, plus the folder column."""

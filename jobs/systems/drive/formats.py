@@ -173,7 +173,7 @@ def _locate_csv_error(
                     )
             elif counts and len(row) == int(counts.group(2)):
                 return (
-                    f"line {rows.line_num}, column {int(counts.group(1)) + 1}: expected "
+                    f"line {rows.line_num}, column {min(map(int, counts.groups())) + 1}: expected "
                     f"{counts.group(1)} columns, got {counts.group(2)}."
                 )
     return message
@@ -212,13 +212,34 @@ def _infer(value: Any) -> str:
     return "string"
 
 
+_INTEGER = re.compile(r"[+-]?\d{1,18}")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _infer_text(values: Iterator[Any]) -> str:
+    present = [v for v in values if v not in (None, "")]
+    if not present:
+        return "string"
+    if all(isinstance(v, str) and _INTEGER.fullmatch(v) for v in present):
+        return "integer"
+    if all(isinstance(v, str) and _NUMBER.fullmatch(v) for v in present):
+        return "float"
+    return "string"
+
+
 def _records_batches(
     records: Iterator[tuple[int, dict[str, Any]]],
     name: str,
     schema: list[Column] | None,
     batch_size: int,
+    *,
+    infer_text: bool = False,
 ) -> Iterator[Batch]:
-    """Objects (with their line) → batches; the columns are the first batch's keys."""
+    """Objects (with their line) → batches; the columns are the first batch's keys.
+
+    `infer_text`: values are all text (XML); a column whose values in the first batch are all
+    whole numbers (or all numbers) is typed so, like a CSV reader would.
+    """
     columns: list[Column] | None = list(schema) if schema else None
     pending: list[tuple[int, dict[str, Any]]] = []
 
@@ -230,6 +251,9 @@ def _records_batches(
                 names.update(dict.fromkeys(record))
             columns = []
             for key in names:
+                if infer_text:
+                    columns.append(Column(key, _infer_text(r.get(key) for _, r in pending)))
+                    continue
                 sample = next((r[key] for _, r in pending if r.get(key) is not None), None)
                 columns.append(Column(key, _infer(sample) if sample is not None else "string"))
         known = {c.name for c in columns}
@@ -297,15 +321,22 @@ def _line_records(text: Any, name: str, first: str) -> Iterator[tuple[int, Any]]
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
-            raise DriveFileError(f"{name}: line {number}, column {exc.colno}: {exc.msg}.") from None
+            raise DriveFileError(
+                f"{name}: line {number}, column {exc.colno}: {_json_message(exc)}."
+            ) from None
 
 
 def _prefixed(text: Any, first: str) -> Iterator[str]:
     if first:
         yield first + str(text.readline())
     yield from text
+
+
+def _json_message(exc: json.JSONDecodeError) -> str:
+    # The decoder's messages end in "at" before the position it appends; the position is ours.
+    return exc.msg[:-3] + " here" if exc.msg.endswith(" at") else exc.msg
 
 
 MAX_RECORD_CHARS = 64 << 20  # one element of a JSON array; bounds the decoding buffer
@@ -315,7 +346,7 @@ def _array_records(text: Any, name: str) -> Iterator[tuple[int, Any]]:
     """The elements of a top-level JSON array (its `[` already read), one at a time."""
     decoder = json.JSONDecoder()
     buffer = ""
-    line = 1  # the line the buffer starts on
+    line, column = 1, 2  # where buffer[0] is in the file (after the opening bracket)
     at_eof = False
     expect_value = True
 
@@ -328,14 +359,21 @@ def _array_records(text: Any, name: str) -> Iterator[tuple[int, Any]]:
         buffer += chunk
         return bool(chunk)
 
-    def where(position: int) -> str:
-        column = position - buffer.rfind("\n", 0, position)
-        return f"line {line + buffer[:position].count(chr(10))}, column {column}"
+    def where(position: int) -> tuple[int, int]:
+        before = buffer[:position]
+        lines = before.count("\n")
+        if not lines:
+            return line, column + position
+        return line + lines, position - before.rfind("\n")
+
+    def drop(count: int) -> None:
+        nonlocal buffer, line, column
+        line, column = where(count)
+        buffer = buffer[count:]
 
     while True:
-        stripped = buffer.lstrip()
-        line += buffer[: len(buffer) - len(stripped)].count("\n")
-        buffer = stripped
+        position = len(buffer) - len(buffer.lstrip())
+        drop(position)
         if not buffer:
             if not more():
                 raise DriveFileError(f"{name}: line {line}: the JSON array is not closed.")
@@ -344,8 +382,8 @@ def _array_records(text: Any, name: str) -> Iterator[tuple[int, Any]]:
             return
         if not expect_value:
             if buffer[0] != ",":
-                raise DriveFileError(f"{name}: {where(0)}: expected ',' or ']'.")
-            buffer = buffer[1:]
+                raise DriveFileError(f"{name}: line {line}, column {column}: expected ',' or ']'.")
+            drop(1)
             expect_value = True
             continue
         try:
@@ -353,12 +391,14 @@ def _array_records(text: Any, name: str) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             if len(buffer) < MAX_RECORD_CHARS and more():
                 continue  # the element goes on in the next chunk
-            raise DriveFileError(f"{name}: {where(exc.pos)}: {exc.msg}.") from None
+            at_line, at_column = where(exc.pos)
+            raise DriveFileError(
+                f"{name}: line {at_line}, column {at_column}: {_json_message(exc)}."
+            ) from None
         if end == len(buffer) and more():
             continue  # a number may go on in the next chunk
         yield line, value
-        line += buffer[:end].count("\n")
-        buffer = buffer[end:]
+        drop(end)
         expect_value = False
 
 
@@ -378,10 +418,13 @@ def read_xml(
             f"{limit} bytes (GATEWAY_DRIVE_XML_MAX_BYTES)."
         )
     try:
-        rows = xml_rows(data, settings.root_path)
+        yield from _records_batches(
+            xml_rows(data, settings.root_path), name, schema, batch_size, infer_text=True
+        )
+    except DriveFileError:
+        raise
     except ValueError as exc:
         raise DriveFileError(f"{name}: {exc}") from None
-    yield from _records_batches(((line, row) for line, row in rows), name, schema, batch_size)
 
 
 # -- schema conversion (JSON and XML values) ----------------------------------------------------
@@ -393,7 +436,7 @@ def _converter(column: Column) -> Callable[[Any], Any]:
     kind = column.type
 
     def convert(value: Any) -> Any:
-        if value is None:
+        if value is None or (value == "" and kind not in ("string", "json")):
             return None
         try:
             if kind == "json":

@@ -9,6 +9,7 @@ children as they are, `PREFIX=PATH` adds them prefixed (`r_=../.` gives the pare
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,7 +48,8 @@ def xml_rows(data: bytes, root_path: str) -> Iterator[tuple[int, dict[str, Any]]
         tree = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
-        raise ValueError(f"line {line}, column {column}: {exc.msg}") from None
+        message = re.sub(r", line \d+, column \d+$", "", str(exc.msg))
+        raise ValueError(f"line {line}, column {column}: {message}") from None
     if tree.getroottree().docinfo.internalDTD is not None:
         raise ValueError("documents with a DTD are refused (entities are never expanded).")
     _strip_namespaces(tree)
