@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import LazySettings
+from rest_framework.test import APIClient
 
 from jobs.models import ExecutionStatus
 from tests.drivefiles import FILMS, drive_connection, write_csv, write_format
@@ -305,3 +306,16 @@ def test_flat_vendor_settings_in_json_data_are_read_too(root: Path, target_url: 
     execution = run(job)
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
     assert films_in(target_url) == FILMS
+
+
+def test_a_bad_drive_setting_is_refused_when_the_job_is_saved(datazen: APIClient) -> None:
+    body = {
+        "JobReader": {
+            "JobKey": "files",
+            "ConnectionString": "films-in",
+            "JsonData": {"DriveSourceSettings": {"DriveFileFormat": "XLS", "DriveCsvQuote": "''"}},
+        }
+    }
+    response = datazen.post("/job", body, format="json")
+    assert response.status_code == 400
+    assert "DriveSourceSettings.DriveFileFormat 'xls' is not supported" in response.content.decode()

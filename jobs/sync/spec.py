@@ -172,6 +172,13 @@ class ReaderSpec:
         if not kinds:
             # The vendor's own exports carry a drive reader's settings flat in JsonData.
             settings = {k: v for k, v in data.items() if k.startswith("Drive")}
+        elif kinds[0][1] == "Drive":
+            # Read by the drive connector's own parser now, so a bad setting is refused at save.
+            from jobs.systems.drive.settings import SourceSettings
+
+            if not isinstance(settings, dict):
+                raise SpecError(f"{where}.JsonData.DriveSourceSettings must be an object.")
+            SourceSettings.parse(settings, f"{where}.JsonData.DriveSourceSettings")
         return cls(
             job_key=text(definition.get("JobKey"), f"{where}.JobKey"),
             connection=text(definition.get("ConnectionString"), f"{where}.ConnectionString"),
