@@ -6,7 +6,6 @@ import socket
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from jobs.models import ConnectionString, ConnectionType
 
@@ -38,10 +37,9 @@ def check_connection(system: str, connection_type: str, value: str) -> str:
     if connection_type == ConnectionType.DB:
         return _check_database(system, value)
     if connection_type == ConnectionType.DRIVE:
-        path = Path(value)
-        if not path.is_dir():
-            raise FileNotFoundError(f"folder {value!r} does not exist")
-        return f"folder {path} is readable"
+        from jobs.systems.drive import check_value  # the drive connector's own reading
+
+        return check_value(value)
     if connection_type == ConnectionType.HTTP:
         request = urllib.request.Request(value, method="HEAD")
         with urllib.request.urlopen(request, timeout=CHECK_TIMEOUT_SECONDS) as response:

@@ -278,9 +278,14 @@ class DriveSystem:
         return DriveTarget(DriveWriter(_location(connection), target, writer_guid), spec)
 
     def check(self, connection: Connection) -> str:
-        location = _location(connection)
-        files = location.list_files(subfolders=False, patterns=["*"])
-        return f"{location.description}: {len(files)} file(s)"
+        return check_value(connection.value)
+
+
+def check_value(value: str) -> str:
+    """Open a drive connection string as a job would (confinement included) and list it."""
+    location = open_location(value)
+    files = location.list_files(subfolders=False, patterns=["*"])
+    return f"{location.description}: {len(files)} file(s)"
 
 
 def _location(connection: Connection) -> Location:
@@ -292,4 +297,4 @@ def _location(connection: Connection) -> Location:
         raise DriveError(f"{connection.describe()}: {exc}") from None
 
 
-__all__ = ["DriveReader", "DriveSystem", "DriveTarget"]
+__all__ = ["DriveReader", "DriveSystem", "DriveTarget", "check_value"]
