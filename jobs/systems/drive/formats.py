@@ -78,10 +78,47 @@ def arrow_type(column: Column) -> pa.DataType:
     )
 
 
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICROSECONDS = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
+def _dates(array: pa.Array | pa.ChunkedArray) -> list[Any]:
+    # pyarrow builds each date object at about 6 µs; dates repeat, so build each one once.
+    known: dict[int, dt.date] = {}
+    out: list[Any] = []
+    append = out.append
+    for days in array.cast(pa.int32()).to_pylist():
+        if days is None:
+            append(None)
+            continue
+        value = known.get(days)
+        if value is None:
+            value = known[days] = dt.date.fromordinal(_EPOCH_ORDINAL + days)
+        append(value)
+    return out
+
+
+def _timestamps(array: pa.Array | pa.ChunkedArray, tz: dt.tzinfo | None) -> list[Any]:
+    # Same reason as _dates; nanoseconds keep pyarrow's own (exact) path.
+    scale = _MICROSECONDS[array.type.unit]
+    epoch = _EPOCH.replace(tzinfo=tz)
+    delta = dt.timedelta
+    return [
+        None if v is None else epoch + delta(microseconds=v * scale)
+        for v in array.cast(pa.int64()).to_pylist()
+    ]
+
+
 def _values(array: pa.Array | pa.ChunkedArray, column: Column) -> list[Any]:
     kind = array.type
     if pa.types.is_dictionary(kind):
         array = array.cast(kind.value_type)
+        kind = array.type
+    if pa.types.is_date32(kind):
+        return _dates(array)
+    if pa.types.is_timestamp(kind) and kind.unit != "ns":
+        return _timestamps(array, dt.UTC if kind.tz else None)
     if column.type == "datetimetz":
         # The engine carries aware values in UTC with a fixed offset (see jobs.sync.changelog).
         array = array.cast(pa.timestamp(array.type.unit, tz="UTC"))
