@@ -136,6 +136,12 @@ def arrow_batch(record_batch: pa.RecordBatch | pa.Table) -> Batch:
     return Batch(columns, list(zip(*values, strict=True)) if values else [])
 
 
+def _release() -> None:
+    """Give Arrow's freed buffers back to the system: its allocator keeps them otherwise, and a
+    1,000,000-row Parquet read peaked 50 MB higher for it."""
+    pa.default_memory_pool().release_unused()
+
+
 # -- CSV -----------------------------------------------------------------------------------------
 def read_csv(
     handle: IO[bytes],
@@ -168,6 +174,8 @@ def read_csv(
         )
         for record_batch in reader:
             batch = arrow_batch(record_batch)
+            del record_batch
+            _release()
             if not settings.header and names is None:
                 batch.columns = [
                     Column(f"Column{i + 1}", c.type) for i, c in enumerate(batch.columns)
@@ -221,7 +229,9 @@ def read_parquet(
     handle: IO[bytes], name: str, settings: SourceSettings, batch_size: int
 ) -> Iterator[Batch]:
     try:
-        parquet = pq.ParquetFile(handle)
+        # No pre-buffering of whole row groups: it costs memory (about 25 MB a 100,000-row
+        # group) and gains nothing on a local or sequentially read file.
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
         wanted = None
         if settings.selected:
             by_lower = {n.lower(): n for n in parquet.schema_arrow.names}
@@ -229,7 +239,10 @@ def read_parquet(
         produced = False
         for record_batch in parquet.iter_batches(batch_size=batch_size, columns=wanted):
             produced = True
-            yield arrow_batch(record_batch)
+            batch = arrow_batch(record_batch)
+            del record_batch
+            _release()
+            yield batch
         if not produced:
             yield arrow_batch(parquet.schema_arrow.empty_table())
     except (pa.ArrowInvalid, OSError) as exc:
