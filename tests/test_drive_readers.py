@@ -319,3 +319,27 @@ def test_a_bad_drive_setting_is_refused_when_the_job_is_saved(datazen: APIClient
     response = datazen.post("/job", body, format="json")
     assert response.status_code == 400
     assert "DriveSourceSettings.DriveFileFormat 'xls' is not supported" in response.content.decode()
+
+
+def test_a_timestamp_column_sends_only_rows_at_or_past_the_pointer(
+    root: Path, target_url: str
+) -> None:
+    # given files with an update time, read once
+    folder = root / "stamped"
+    columns = ["id", "title", "updated"]
+    write_csv(folder / "a.csv", [(1, "a", "2024-01-01"), (2, "b", "2024-01-02")], columns)
+    key = drive_connection({"service": "local", "path": str(folder)})
+    job = direct_job(key, target_url, sql="", target="films", timestamp_col="updated")
+    first = run(job)
+    assert first.status == ExecutionStatus.SUCCEEDED, first.error_message
+    # when a row is changed with a later time and another added
+    write_csv(
+        folder / "a.csv",
+        [(1, "a", "2024-01-01"), (2, "b2", "2024-01-03"), (3, "c", "2024-01-04")],
+        columns,
+    )
+    second = run(job)
+    # then only the rows past the pointer are sent
+    assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
+    assert second.record_count == 2
+    assert [(r[0], r[1]) for r in rows(target_url, "films")] == [(1, "a"), (2, "b2"), (3, "c")]

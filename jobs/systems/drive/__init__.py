@@ -20,6 +20,7 @@ from jobs.systems.base import (
     ApplyHooks,
     ApplyResult,
     Connection,
+    Pushdown,
     Reader,
     Since,
     UnsupportedSystem,
@@ -34,6 +35,9 @@ from jobs.systems.drive.writer import DriveWriter
 
 class DriveReader:
     """The files of a folder or bucket matching the job's pattern, as one stream of rows."""
+
+    # Files have no index to filter on: the timestamp strategy drops rows below the pointer.
+    pushdown = Pushdown(since=False)
 
     def __init__(self, location: Location, spec: ReaderSpec) -> None:
         self.location = location
@@ -56,8 +60,6 @@ class DriveReader:
         remaining = limit
         produced = False
         for batch in self._rows(batch_size):
-            if since is not None:
-                batch = _since(batch, since)
             if remaining is not None:
                 batch.rows = batch.rows[:remaining]
                 remaining -= len(batch.rows)
@@ -207,25 +209,6 @@ def _pick(columns: list[Column], wanted: str, name: str) -> Column:
         f"DriveFileSelectedColumns names '{wanted}', which {name} does not have "
         f"(columns: {', '.join(c.name for c in columns)})."
     )
-
-
-def _since(batch: Batch, since: Since) -> Batch:
-    try:
-        position = batch.index(since.column)
-    except KeyError:
-        raise DriveError(
-            f"TimestampCol '{since.column}' is not among the files' columns."
-        ) from None
-    kept = []
-    for row in batch.rows:
-        value = row[position]
-        try:
-            if value is not None and value >= since.value:
-                kept.append(row)
-        except TypeError:
-            if str(value) >= str(since.value):
-                kept.append(row)
-    return Batch(batch.columns, kept)
 
 
 class DriveTarget:
