@@ -269,6 +269,11 @@ GATEWAY_HEALTH_MIN_FREE_MB = env.int("GATEWAY_HEALTH_MIN_FREE_MB", default=500)
 GATEWAY_LOG_FORMAT = env.str("GATEWAY_LOG_FORMAT", default="plain")
 if GATEWAY_LOG_FORMAT not in ("plain", "json"):
     raise ValueError(f"GATEWAY_LOG_FORMAT must be plain or json, not {GATEWAY_LOG_FORMAT!r}")
+# Drive systems (jobs/systems/drive): local folders a drive connection may name lie under this
+# root (default <data dir>/drive); XML files are parsed whole, up to this size.
+GATEWAY_DRIVE_ROOT = env.str("GATEWAY_DRIVE_ROOT", default="")
+GATEWAY_DRIVE_XML_MAX_BYTES = env.int("GATEWAY_DRIVE_XML_MAX_BYTES", default=256 * 1024 * 1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

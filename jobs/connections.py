@@ -6,7 +6,6 @@ import re
 import socket
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 
@@ -91,10 +90,9 @@ def check_connection(system: str, connection_type: str, value: str) -> str:
     if connection_type == ConnectionType.DB:
         return _check_database(system, value)
     if connection_type == ConnectionType.DRIVE:
-        path = Path(value)
-        if not path.is_dir():
-            raise FileNotFoundError(f"folder {value!r} does not exist")
-        return f"folder {path} is readable"
+        from jobs.systems.drive import check_value  # the drive connector's own reading
+
+        return check_value(value)
     if connection_type == ConnectionType.HTTP:
         # The HTTP connector's own check: the JSON format, its auth, a real request.
         from jobs.systems.base import Connection

@@ -62,8 +62,9 @@ def test_editing_without_a_new_value_keeps_the_secret(admin_client):
     assert conn.display_name == "CRM" and conn.value == "https://crm.example"
 
 
-def test_test_connection_action_really_connects(admin_client, tmp_path):
-    # given one database that exists and one path that does not
+def test_test_connection_action_really_connects(admin_client, tmp_path, settings):
+    # given one database that exists and one path that does not (under the drive root)
+    settings.GATEWAY_DRIVE_ROOT = str(tmp_path)
     good = ConnectionString(key="good", system="SQLite", connection_type="DB")
     good.value = f"sqlite:///{tmp_path / 'good.db'}"
     good.save()

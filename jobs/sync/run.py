@@ -113,7 +113,7 @@ def _read_changes(
             batch_size=READ_BATCH_ROWS,
         )
         ctx.raise_if_cancelled()
-        package = _finish_reader(ctx, job, rspec, log, path, result)
+        package = _finish_reader(ctx, job, rspec, reader, log, path, result)
     except BaseException as exc:
         if log:
             log[0].abort()
@@ -133,6 +133,7 @@ def _finish_reader(
     ctx: ExecutionContext,
     job: Job,
     rspec: spec.ReaderSpec,
+    reader: Reader,
     log: list[ChangeLogWriter],
     path: Path,
     result: DetectionResult,
@@ -151,6 +152,7 @@ def _finish_reader(
             writer.abort()
         ctx.log("No changes found: no change log written.")
     result.commit_stage()
+    reader.commit()
     fields: dict[str, Any] = {
         "record_count": writer.upserts if writer else 0,
         "delete_count": writer.deletes if writer else 0,

@@ -171,6 +171,16 @@ class ReaderSpec:
                 "kind of system."
             )
         settings = data.get(kinds[0][0]) if kinds else None
+        if not kinds:
+            # The vendor's own exports carry a drive reader's settings flat in JsonData.
+            settings = {k: v for k, v in data.items() if k.startswith("Drive")}
+        elif kinds[0][1] == "Drive":
+            # Read by the drive connector's own parser now, so a bad setting is refused at save.
+            from jobs.systems.drive.settings import SourceSettings
+
+            if not isinstance(settings, dict):
+                raise SpecError(f"{where}.JsonData.DriveSourceSettings must be an object.")
+            SourceSettings.parse(settings, f"{where}.JsonData.DriveSourceSettings")
         source_kind = kinds[0][1] if kinds else ""
         source_settings = settings if isinstance(settings, dict) else {}
         # An HTTP reader's high-water mark is a timestamp strategy on a response column.

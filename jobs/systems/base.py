@@ -64,6 +64,11 @@ class Reader(Protocol):
         """Rows naming deleted records (`DeletedRecordsSQL`); raises UnsupportedSystem if none."""
         ...
 
+    def commit(self) -> None:
+        """The run succeeded (its change log is durable): keep what this read remembers
+        between runs (a drive reader's files already read). Nothing, for most systems."""
+        ...
+
 
 @dataclass
 class ApplyHooks:

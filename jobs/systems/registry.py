@@ -10,11 +10,13 @@ from jobs.models import ConnectionString, ConnectionType
 from jobs.sync.spec import ReaderSpec, WriterSpec
 from jobs.systems.base import Connection, Reader, System, UnsupportedSystem, Writer
 from jobs.systems.db import DatabaseSystem
+from jobs.systems.drive import DriveSystem
 from jobs.systems.http import HttpSystem
 
 SYSTEMS: dict[str, System] = {
     ConnectionType.DB.value: DatabaseSystem(),
     ConnectionType.HTTP.value: HttpSystem(),
+    ConnectionType.DRIVE.value: DriveSystem(),
 }
 
 _KIND_NAMES = {kind.value: kind.label for kind in ConnectionType}

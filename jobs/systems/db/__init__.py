@@ -52,6 +52,9 @@ class DatabaseReader:
     def deleted_keys(self, *, batch_size: int, since: Since | None = None) -> Iterator[Batch]:
         return self._read(self.spec.deleted_sql, batch_size=batch_size, since=since)
 
+    def commit(self) -> None:
+        pass  # the pointer strategies keep what a database read needs
+
     def _read(
         self, sql: str, *, batch_size: int, limit: int | None = None, since: Since | None = None
     ) -> Iterator[Batch]:

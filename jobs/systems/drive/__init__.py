@@ -1,0 +1,283 @@
+"""Drive systems: files in local folders (confined under GATEWAY_DRIVE_ROOT) and S3-compatible
+buckets, as sources (`DriveSourceSettings`) and targets (files per change log).
+
+`location` opens the folder or bucket (fsspec), `formats` turns files into batches,
+`memory` remembers files between runs (`DriveUpdatedFilesOnly`), `writer` writes change logs
+as files. See docs/drive.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from django.conf import settings as django_settings
+
+from jobs.models import ConnectionType
+from jobs.sync.changelog import Frame, Header
+from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec
+from jobs.systems.base import (
+    ApplyHooks,
+    ApplyResult,
+    Connection,
+    Pushdown,
+    Reader,
+    Since,
+    UnsupportedSystem,
+)
+from jobs.systems.batch import Batch, Column
+from jobs.systems.drive import formats
+from jobs.systems.drive.location import DriveError, FileEntry, Location, open_location
+from jobs.systems.drive.memory import FileMemory
+from jobs.systems.drive.settings import SourceSettings, TargetFiles, parse_schema
+from jobs.systems.drive.writer import DriveWriter
+
+
+class DriveReader:
+    """The files of a folder or bucket matching the job's pattern, as one stream of rows."""
+
+    # Files have no index to filter on: the timestamp strategy drops rows below the pointer.
+    pushdown = Pushdown(since=False)
+
+    def __init__(self, location: Location, spec: ReaderSpec) -> None:
+        self.location = location
+        self.spec = spec
+        self.settings = SourceSettings.parse(spec.source_settings)
+        self.schema: list[Column] | None = None
+        if self.settings.schema_file:
+            self.schema = parse_schema(
+                self.location.read_text(self.settings.schema_file),
+                f"DriveSchemaFile '{self.settings.schema_file}'",
+            )
+        self.memory: FileMemory | None = None
+        self.files_read = 0
+        self.files_skipped = 0
+
+    # -- the Reader interface -------------------------------------------------------------------
+    def batches(
+        self, *, batch_size: int, limit: int | None = None, since: Since | None = None
+    ) -> Iterator[Batch]:
+        remaining = limit
+        produced = False
+        for batch in self._rows(batch_size):
+            if remaining is not None:
+                batch.rows = batch.rows[:remaining]
+                remaining -= len(batch.rows)
+            produced = True
+            yield batch
+            if remaining is not None and remaining <= 0:
+                return
+        if not produced:
+            # No file (or only empty ones): the key columns let change detection find that
+            # every row it remembers was deleted.
+            yield Batch(self._columns or [Column(k) for k in self.spec.keys], [])
+
+    def deleted_keys(self, *, batch_size: int, since: Since | None = None) -> Iterator[Batch]:
+        raise UnsupportedSystem("A drive reader has no DeletedRecordsSQL.")
+
+    def commit(self) -> None:
+        if self.memory is not None:
+            self.memory.commit()
+
+    # -- reading --------------------------------------------------------------------------------
+    _columns: list[Column] | None = None
+
+    def _rows(self, batch_size: int) -> Iterator[Batch]:
+        settings = self.settings
+        entries = self.location.list_files(
+            subfolders=settings.subfolders, patterns=settings.patterns
+        )
+        if settings.schema_file:
+            entries = [e for e in entries if e.path != settings.schema_file.strip("/")]
+        if settings.updated_only:
+            # With keys every row is compared with the last run's: unchanged files are
+            # replayed from their snapshot rather than read from the source again.
+            keyed = bool(self.spec.keys) and not self.spec.timestamp_col
+            self.memory = FileMemory.for_job(
+                Path(django_settings.DATA_DIR),
+                self.spec.job_key,
+                settings.fingerprint(),
+                snapshots=keyed,
+            )
+        for entry in entries:
+            memory = self.memory
+            if memory is not None and memory.unchanged(entry):
+                memory.keep(entry)
+                self.files_skipped += 1
+                if memory.snapshots:
+                    for batch in memory.replay(entry):
+                        yield self._align(batch, entry.path, folder=None)
+                continue
+            self.files_read += 1
+            snapshot = None
+            try:
+                for batch in self._read_file(entry, batch_size):
+                    aligned = self._align(batch, entry.path, folder=entry.folder)
+                    if memory is not None and snapshot is None:
+                        snapshot = memory.snapshot(entry, aligned.columns)
+                    if snapshot is not None:
+                        snapshot.write_upserts(aligned.rows)
+                    yield aligned
+                if memory is not None:
+                    if snapshot is None and self._columns is not None:
+                        snapshot = memory.snapshot(entry, self._columns)
+                    memory.read(entry, snapshot)
+            except BaseException:
+                if snapshot is not None:
+                    snapshot.abort()
+                raise
+
+    def _read_file(self, entry: FileEntry, batch_size: int) -> Iterator[Batch]:
+        settings = self.settings
+        name = entry.path
+        fmt = settings.file_format
+        try:
+            with self.location.open(entry.path) as handle:
+                if fmt == "csv":
+                    schema = self.schema or self._file_columns()
+                    yield from formats.read_csv(
+                        handle, name, settings, schema, lambda: self.location.open(entry.path)
+                    )
+                elif fmt == "parquet":
+                    yield from formats.read_parquet(handle, name, settings, batch_size)
+                elif fmt == "xml":
+                    yield from formats.read_xml(handle, name, settings, self.schema, batch_size)
+                else:
+                    yield from formats.read_json(
+                        handle, name, settings, self.schema or self._file_columns(), batch_size
+                    )
+        except FileNotFoundError:
+            raise DriveError(f"{name} disappeared while the run read the folder.") from None
+
+    def _file_columns(self) -> list[Column] | None:
+        """Columns the next file is read with: the ones the first file settled, if any."""
+        if self._columns is None:
+            return None
+        folder = self.settings.folder_column.lower()
+        return [c for c in self._columns if not folder or c.name.lower() != folder]
+
+    def _align(self, batch: Batch, name: str, *, folder: str | None) -> Batch:
+        """Every batch in the run's columns: selected ones, in order, plus the folder column."""
+        settings = self.settings
+        if self._columns is None:
+            if self.schema is not None:
+                base = list(self.schema)
+            else:
+                base = batch.columns
+            if settings.selected:
+                base = [_pick(base, wanted, name) for wanted in settings.selected]
+            if settings.folder_column:
+                base = [
+                    *[c for c in base if c.name.lower() != settings.folder_column.lower()],
+                    Column(settings.folder_column, "string"),
+                ]
+            self._columns = base
+        columns = self._columns
+        if folder is None and [c.name for c in batch.columns] == [c.name for c in columns]:
+            return Batch(columns, batch.rows)  # a replayed snapshot is in the run's columns
+        positions = {c.name.lower(): i for i, c in enumerate(batch.columns)}
+        if not settings.selected and self.schema is None:
+            wanted = {c.name.lower() for c in columns}
+            extra = [c.name for c in batch.columns if c.name.lower() not in wanted]
+            if extra:
+                raise DriveError(
+                    f"{name} has column '{extra[0]}', which the first file read did not have "
+                    "(list the columns in DriveFileSelectedColumns or a DriveSchemaFile)."
+                )
+        folder_name = settings.folder_column.lower()
+        picks: list[int | None] = []
+        for column in columns:
+            if folder_name and column.name.lower() == folder_name and folder is not None:
+                picks.append(-1)
+            else:
+                picks.append(positions.get(column.name.lower()))
+        if picks == list(range(len(batch.columns))):
+            return Batch(columns, batch.rows)
+        folder_value = folder if folder is not None else None
+        rows = [
+            tuple(folder_value if p == -1 else (row[p] if p is not None else None) for p in picks)
+            for row in batch.rows
+        ]
+        return Batch(columns, rows)
+
+
+def _pick(columns: list[Column], wanted: str, name: str) -> Column:
+    for column in columns:
+        if column.name.lower() == wanted.lower():
+            return column
+    raise DriveError(
+        f"DriveFileSelectedColumns names '{wanted}', which {name} does not have "
+        f"(columns: {', '.join(c.name for c in columns)})."
+    )
+
+
+class DriveTarget:
+    """The Writer interface over `DriveWriter`, with the job's delete settings."""
+
+    def __init__(self, writer: DriveWriter, spec: WriterSpec) -> None:
+        self.writer = writer
+        self.spec = spec
+
+    def applied_position(self) -> str:
+        return self.writer.applied_position()
+
+    def apply(
+        self,
+        header: Header,
+        frames: Iterable[Frame],
+        execution_id: str,
+        hooks: ApplyHooks,
+        *,
+        recreate: bool = False,
+    ) -> ApplyResult:
+        return self.writer.apply(
+            header,
+            frames,
+            execution_id,
+            hooks,
+            recreate=recreate,
+            propagate_delete=self.spec.propagate_delete,
+            keys=self.spec.keys,
+        )
+
+    def run_script(self, script: str) -> None:
+        raise UnsupportedSystem("A drive target has no InitScript or FinalScript.")
+
+    def streams_beside(self, reader: Reader) -> bool:
+        return True  # files are written on their own thread while the reader reads
+
+
+class DriveSystem:
+    kind: str = ConnectionType.DRIVE.value
+
+    def reader(self, connection: Connection, spec: ReaderSpec) -> DriveReader:
+        return DriveReader(_location(connection), spec)
+
+    def writer(self, connection: Connection, spec: WriterSpec, writer_guid: str) -> DriveTarget:
+        try:
+            target = TargetFiles.parse(spec.target_object, spec.job_key)
+        except SpecError as exc:
+            raise DriveError(str(exc)) from None
+        return DriveTarget(DriveWriter(_location(connection), target, writer_guid), spec)
+
+    def check(self, connection: Connection) -> str:
+        return check_value(connection.value)
+
+
+def check_value(value: str) -> str:
+    """Open a drive connection string as a job would (confinement included) and list it."""
+    location = open_location(value)
+    files = location.list_files(subfolders=False, patterns=["*"])
+    return f"{location.description}: {len(files)} file(s)"
+
+
+def _location(connection: Connection) -> Location:
+    if connection.key is None:
+        raise UnsupportedSystem("Drive jobs name a stored connection string, not an inline one.")
+    try:
+        return open_location(connection.value)
+    except DriveError as exc:
+        raise DriveError(f"{connection.describe()}: {exc}") from None
+
+
+__all__ = ["DriveReader", "DriveSystem", "DriveTarget", "check_value"]

@@ -1,0 +1,345 @@
+"""Drive readers: files of each format in a local folder → a SQLite table, through direct jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import LazySettings
+from rest_framework.test import APIClient
+
+from jobs.models import ExecutionStatus
+from tests.drivefiles import FILMS, drive_connection, write_csv, write_format
+from tests.syncdb import direct_job, messages, rows, run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def root(tmp_path: Path, settings: LazySettings) -> Path:
+    folder = tmp_path / "drive-root"
+    folder.mkdir()
+    settings.GATEWAY_DRIVE_ROOT = str(folder)
+    return folder
+
+
+@pytest.fixture
+def target_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'target.sqlite3'}"
+
+
+def drive_job(folder: Path, target_url: str, keys: str = "id", **drive: object):
+    key = drive_connection({"service": "local", "path": str(folder)})
+    return direct_job(
+        key,
+        target_url,
+        sql="",
+        target="films",
+        keys=keys,
+        json_data={"DriveSourceSettings": drive},
+    )
+
+
+def films_in(url: str) -> list[tuple]:
+    return [(r[0], r[1], int(r[2]), float(r[3])) for r in rows(url, "films")]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "extra"),
+    [
+        ("csv", {}),
+        ("json", {}),
+        ("jsonl", {}),
+        ("parquet", {}),
+        ("xml", {"TxDocumentRootPath": "//films/film"}),
+    ],
+)
+def test_each_format_is_read_into_the_target(
+    root: Path, target_url: str, fmt: str, extra: dict[str, str]
+) -> None:
+    # given a folder holding the films as one file of the format
+    write_format(root / "in", fmt, FILMS)
+    job = drive_job(root / "in", target_url, DriveFileFormat=fmt.upper(), **extra)
+    # when
+    execution = run(job)
+    # then every row arrives, value for value
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert films_in(target_url) == FILMS
+    assert execution.record_count == len(FILMS)
+
+
+def test_csv_options_delimiter_encoding_and_no_header_with_a_schema_file(
+    root: Path, target_url: str
+) -> None:
+    # given a Latin-1, semicolon-separated file without header, and a schema file naming it
+    folder = root / "latin"
+    folder.mkdir()
+    (folder / "films.txt").write_bytes(
+        "1;Crème brûlée;2006;0.99\n2;Året;2007;4.5\n".encode("latin-1")
+    )
+    (folder / "films.schema.json").write_text(
+        json.dumps(
+            [
+                {"name": "id", "type": "integer"},
+                {"name": "title", "type": "string"},
+                {"name": "year", "type": "integer"},
+                {"name": "rate", "type": "decimal", "precision": 6, "scale": 2},
+            ]
+        )
+    )
+    job = drive_job(
+        folder,
+        target_url,
+        DriveFileFormat="CSV",
+        DriveFilePattern="*.txt",
+        DriveCsvDelimiter=";",
+        DriveCsvHeader=False,
+        DriveFileEncoding="latin-1",
+        DriveSchemaFile="films.schema.json",
+    )
+    # when
+    execution = run(job)
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "films") == [
+        (1, "Crème brûlée", 2006, "0.99"),  # decimals are kept exact (text) in SQLite
+        (2, "Året", 2007, "4.50"),
+    ]
+
+
+def test_subfolders_pattern_folder_column_and_selected_columns(root: Path, target_url: str) -> None:
+    # given files in a folder and its subfolders, and a file the pattern leaves out
+    folder = root / "tree"
+    write_csv(folder / "top.csv", FILMS[:1])
+    write_csv(folder / "2007" / "a.csv", FILMS[2:4])
+    write_csv(folder / "2008" / "deep" / "b.csv", FILMS[4:])
+    (folder / "notes.txt").write_text("not a film")
+    job = drive_job(
+        folder,
+        target_url,
+        DriveFilePattern="*.csv",
+        DriveIncludeSubfolders=True,
+        DriveAddFolderColumn=True,
+        DriveFolderColumnName="folder",
+        DriveFileSelectedColumns="id, title",
+    )
+    # when
+    execution = run(job)
+    # then only the selected columns, each row with the folder it came from
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "films") == [
+        (1, "Academy Dinosaur", ""),
+        (3, "Adaptation Holes", "2007"),
+        (4, "Affair Prejudice", "2007"),
+        (5, "African Egg", "2008/deep"),
+    ]
+
+
+def test_without_subfolders_only_the_top_folder_is_read(root: Path, target_url: str) -> None:
+    folder = root / "flat"
+    write_csv(folder / "top.csv", FILMS[:2])
+    write_csv(folder / "sub" / "more.csv", FILMS[2:])
+    execution = run(drive_job(folder, target_url))
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert [r[0] for r in rows(target_url, "films")] == [1, 2]
+
+
+def _keep_stat(path: Path, text: str) -> None:
+    """Replace a file's content keeping its size and mtime: only a reader that skips it
+    (as DriveUpdatedFilesOnly promises) still succeeds."""
+    stat = path.stat()
+    assert len(text.encode()) == stat.st_size
+    path.write_text(text)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_updated_files_only_across_three_runs(root: Path, target_url: str) -> None:
+    # given two files, read once
+    folder = root / "updated"
+    write_csv(folder / "a.csv", FILMS[:2])
+    write_csv(folder / "b.csv", FILMS[2:])
+    job = drive_job(folder, target_url, DriveUpdatedFilesOnly=True)
+    first = run(job)
+    assert first.status == ExecutionStatus.SUCCEEDED, first.error_message
+    assert films_in(target_url) == FILMS
+    # when b.csv changes (a row updated, a row deleted) and a.csv is left as it was
+    changed = [(3, "Adaptation Holes II", 2007, 3.99), FILMS[4]]  # film 4 removed
+    write_csv(folder / "b.csv", changed)
+    a_text = (folder / "a.csv").read_text()
+    _keep_stat(folder / "a.csv", "X" * len(a_text.encode()))  # unreadable if it were read
+    second = run(job)
+    # then the changed file is read again, the unchanged one skipped, the delete propagated
+    assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
+    assert films_in(target_url) == [*FILMS[:2], *changed]
+    assert second.record_count == 1 and second.delete_count == 1
+    # and a third run with nothing changed reads nothing and changes nothing
+    third = run(job)
+    assert third.status == ExecutionStatus.SUCCEEDED, third.error_message
+    assert third.record_count == 0 and third.delete_count == 0
+    assert "No changes found: no change log written." in messages(third)
+    assert films_in(target_url) == [*FILMS[:2], *changed]
+
+
+def test_updated_files_only_remembers_nothing_from_a_failed_run(
+    root: Path, target_url: str
+) -> None:
+    # given a first run that fails on a malformed second file
+    folder = root / "failing"
+    write_csv(folder / "a.csv", FILMS[:2])
+    (folder / "b.csv").write_text("id,title,year,rate\n3,x,notayear,1\n")
+    job = drive_job(folder, target_url, DriveUpdatedFilesOnly=True)
+    assert run(job).status == ExecutionStatus.FAILED
+    # when the file is fixed
+    write_csv(folder / "b.csv", FILMS[2:])
+    second = run(job)
+    # then both files are read: a.csv was not remembered by the failed run
+    assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
+    assert films_in(target_url) == FILMS
+
+
+def test_appending_updated_files_only_sends_only_new_files(root: Path, target_url: str) -> None:
+    folder = root / "append"
+    write_csv(folder / "day1.csv", FILMS[:2])
+    job = drive_job(folder, target_url, keys="", DriveUpdatedFilesOnly=True)
+    assert run(job).status == ExecutionStatus.SUCCEEDED
+    write_csv(folder / "day2.csv", FILMS[2:])
+    second = run(job)
+    assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
+    assert second.record_count == 3  # day1.csv is not appended twice
+    assert sorted(r[0] for r in rows(target_url, "films")) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "short.csv",
+            "id,title,year,rate\n1,a,2006,1\n2,b,2007\n",
+            "short.csv: line 3, column 4: expected 4 columns, got 3.",
+        ),
+        (
+            "bad.jsonl",
+            '{"id": 1, "title": "a"}\n{"id": 2, "title": "b}\n',
+            "bad.jsonl: line 2, column 20: Unterminated string starting here.",
+        ),
+        (
+            "bad.json",
+            '[\n  {"id": 1},\n  {"id": 2,, "title": "b"}\n]',
+            "bad.json: line 3, column 12: Expecting property name",
+        ),
+        (
+            "bad.xml",
+            "<films>\n<film><id>1</id></film>\n<film><id>2</film>\n</films>",
+            "bad.xml: line 3, column",
+        ),
+    ],
+)
+def test_a_malformed_file_fails_naming_file_line_and_column_and_applies_nothing(
+    root: Path, target_url: str, name: str, content: str, expected: str
+) -> None:
+    folder = root / "malformed"
+    folder.mkdir()
+    (folder / name).write_text(content)
+    fmt = name.rsplit(".", 1)[1]
+    job = drive_job(folder, target_url, DriveFileFormat=fmt, DriveFilePattern=name)
+    execution = run(job)
+    assert execution.status == ExecutionStatus.FAILED
+    assert expected in execution.error_message
+    with pytest.raises(Exception, match="no such table"):
+        rows(target_url, "films")
+
+
+def test_a_value_that_does_not_fit_the_column_names_file_line_and_column(
+    root: Path, target_url: str
+) -> None:
+    # given a first file that settles `year` as a whole number and a second that breaks it
+    folder = root / "typed"
+    write_csv(folder / "a.csv", FILMS[:2])
+    (folder / "b.csv").write_text("id,title,year,rate\n3,c,2007,1\n4,d,20x7,1\n")
+    # when
+    execution = run(drive_job(folder, target_url))
+    # then
+    assert execution.status == ExecutionStatus.FAILED
+    assert "b.csv: line 3, column 3 (year): '20x7' is not a valid int64." in (
+        execution.error_message
+    )
+    # the direct writer had created the table from a.csv's columns, but no row was committed
+    assert rows(target_url, "films") == []
+
+
+def test_no_file_at_all_deletes_what_was_read_before(root: Path, target_url: str) -> None:
+    folder = root / "emptied"
+    write_csv(folder / "a.csv", FILMS[:2])
+    job = drive_job(folder, target_url)
+    assert run(job).status == ExecutionStatus.SUCCEEDED
+    (folder / "a.csv").unlink()
+    second = run(job)
+    assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
+    assert second.delete_count == 2
+    assert rows(target_url, "films") == []
+
+
+def test_a_later_file_with_an_unknown_column_is_refused_by_name(
+    root: Path, target_url: str
+) -> None:
+    folder = root / "drift"
+    write_csv(folder / "a.csv", FILMS[:1])
+    write_csv(folder / "b.csv", [(2, "x")], columns=["id", "surprise"])
+    execution = run(drive_job(folder, target_url))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "b.csv has column 'surprise'" in execution.error_message
+
+
+def test_flat_vendor_settings_in_json_data_are_read_too(root: Path, target_url: str) -> None:
+    # the vendor's exports carry the Drive* fields flat in JsonData
+    write_format(root / "flat-settings", "jsonl", FILMS)
+    key = drive_connection({"service": "local", "path": str(root / "flat-settings")})
+    job = direct_job(
+        key,
+        target_url,
+        sql="",
+        target="films",
+        json_data={"DriveFileFormat": "JSONL", "DriveFilePattern": "*.jsonl"},
+    )
+    execution = run(job)
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert films_in(target_url) == FILMS
+
+
+def test_a_bad_drive_setting_is_refused_when_the_job_is_saved(datazen: APIClient) -> None:
+    body = {
+        "JobReader": {
+            "JobKey": "files",
+            "ConnectionString": "films-in",
+            "JsonData": {"DriveSourceSettings": {"DriveFileFormat": "XLS", "DriveCsvQuote": "''"}},
+        }
+    }
+    response = datazen.post("/job", body, format="json")
+    assert response.status_code == 400
+    assert "DriveSourceSettings.DriveFileFormat 'xls' is not supported" in response.content.decode()
+
+
+def test_a_timestamp_column_sends_only_rows_at_or_past_the_pointer(
+    root: Path, target_url: str
+) -> None:
+    # given files with an update time, read once
+    folder = root / "stamped"
+    columns = ["id", "title", "updated"]
+    write_csv(folder / "a.csv", [(1, "a", "2024-01-01"), (2, "b", "2024-01-02")], columns)
+    key = drive_connection({"service": "local", "path": str(folder)})
+    job = direct_job(key, target_url, sql="", target="films", timestamp_col="updated")
+    first = run(job)
+    assert first.status == ExecutionStatus.SUCCEEDED, first.error_message
+    # when a row is changed with a later time and another added
+    write_csv(
+        folder / "a.csv",
+        [(1, "a", "2024-01-01"), (2, "b2", "2024-01-03"), (3, "c", "2024-01-04")],
+        columns,
+    )
+    second = run(job)
+    # then only the rows past the pointer are sent
+    assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
+    assert second.record_count == 2
+    assert [(r[0], r[1]) for r in rows(target_url, "films")] == [(1, "a"), (2, "b2"), (3, "c")]
