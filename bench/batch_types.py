@@ -28,6 +28,7 @@ step's time is its own). Every target is compared with the source. Prints JSON.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -438,6 +439,16 @@ def to_tuples(batch: Any) -> list[tuple]:
     return list(zip(*(column.to_pylist() for column in batch.columns), strict=True))
 
 
+def to_tuples_polars(batch: Any) -> list[tuple]:
+    """The same through polars' `rows()`, which builds dates, decimals and timestamps in Rust
+    (pyarrow's `to_pylist` spends microseconds per timestamp with a zone)."""
+    import polars as pl
+
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.rows()
+
+
 def from_tuples(rows: list[tuple], schema: Any) -> Any:
     """Rows (as an HTTP or messaging connector produces them) as an Arrow batch of `schema`."""
     import pyarrow as pa
@@ -459,6 +470,8 @@ def run_boundary(spec: dict[str, Any], steps: Steps) -> dict[str, Any]:
     for whole in reader:
         for batch in _slices(_typed(whole), spec["batch_rows"]):
             rows = steps.timed("arrow_to_tuples", to_tuples, batch)
+            polars_rows = steps.timed("arrow_to_tuples_polars", to_tuples_polars, batch)
+            equal = equal and polars_rows == rows
             back = steps.timed("tuples_to_arrow", from_tuples, rows, batch.schema)
             equal = equal and back.equals(batch)
             steps.timed("hash_polars", _row_hashes_polars, batch)
@@ -466,6 +479,10 @@ def run_boundary(spec: dict[str, Any], steps: Steps) -> dict[str, Any]:
             rows_done += batch.num_rows
     seconds = time.perf_counter() - started
     del pa
+    # ConnectorX fetches on its own threads while path b works: its read floor alone.
+    cx_reader, _ = _arrow_reader(spec, "cx")
+    for _batch in timed_iter(steps, "read_only_cx", iter(cx_reader)):
+        pass
     pushdown = _pushdown_reads(spec, steps) if spec["dataset"] == "postgres" else None
     return {
         "rows": rows_done,
@@ -518,19 +535,23 @@ def run_reference(spec: dict[str, Any], steps: Steps) -> dict[str, Any]:
 
 def _imports(path: str) -> None:
     # Import what a path uses before timing it: a worker has them loaded after its first run.
+    modules: list[str] = []
     if path in ("tuples", "boundary"):
         import django
 
         django.setup()
-        import jobs.sync.detect
-        import jobs.systems.db.writer  # noqa: F401
+        modules += ["jobs.sync.detect", "jobs.systems.db.writer"]
     if path.startswith("arrow") or path == "boundary":
-        import adbc_driver_postgresql.dbapi
-        import adbc_driver_sqlite.dbapi
-        import connectorx
-        import polars
-        import pyarrow.compute
-        import pyarrow.ipc  # noqa: F401
+        modules += [
+            "adbc_driver_postgresql.dbapi",
+            "adbc_driver_sqlite.dbapi",
+            "connectorx",
+            "polars",
+            "pyarrow.compute",
+            "pyarrow.ipc",
+        ]
+    for module in modules:
+        importlib.import_module(module)
 
 
 def child(spec: dict[str, Any]) -> None:
