@@ -559,6 +559,7 @@ def child(spec: dict[str, Any]) -> None:
     path = spec["path"]
     _imports(path)
     rss_before = peak_rss_mb()
+    cpu_started = time.process_time()
     if path == "tuples":
         result = run_tuples(spec, steps)
     elif path == "arrow_adbc":
@@ -575,6 +576,9 @@ def child(spec: dict[str, Any]) -> None:
         json.dumps(
             {
                 **result,
+                # This process's CPU (all its threads): steadier than wall time on a busy
+                # machine, but blind to the database server's share of the work.
+                "cpu_seconds": round(time.process_time() - cpu_started, 3),
                 **steps.report(),
                 "peak_rss_mb": peak_rss_mb(),
                 "rss_after_imports_mb": rss_before,
@@ -696,6 +700,8 @@ def _summary(dataset: str, rows: int, runs: dict[str, list[dict[str, Any]]]) -> 
         paths[path] = {
             "seconds": best["seconds"],
             "runs_seconds": [r["seconds"] for r in results],
+            "cpu_seconds": min(r["cpu_seconds"] for r in results),
+            "runs_cpu_seconds": [r["cpu_seconds"] for r in results],
             **{k: best[k] for k in ("steps_seconds", "steps_cpu_seconds")},
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
             "rss_after_imports_mb": best["rss_after_imports_mb"],
@@ -713,6 +719,9 @@ def _summary(dataset: str, rows: int, runs: dict[str, list[dict[str, Any]]]) -> 
                 continue
             arrow = paths[path]
             ratios[f"{path}_over_tuples"] = round(arrow["seconds"] / tuples["seconds"], 2)
+            ratios[f"{path}_over_tuples_cpu"] = round(
+                arrow["cpu_seconds"] / tuples["cpu_seconds"], 2
+            )
             ratios[f"{path}_over_tuples_by_step"] = {
                 step: round(arrow["steps_seconds"][step] / seconds, 2)
                 for step, seconds in tuples["steps_seconds"].items()
