@@ -748,7 +748,7 @@ def main() -> None:
     parser.add_argument(
         "--rows", type=int, default=200_000, help="rows of each data set (the benches use 1M)"
     )
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; each path's best counts")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; each path's best counts")
     parser.add_argument(
         "--dataset", choices=["sqlite", "postgres", "both"], default="both", help="which data set"
     )
