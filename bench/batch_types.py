@@ -20,7 +20,9 @@ On the data sets of bench/sync_full.py (SQLite, 10 columns) and bench/sync_postg
 - the reference each bench compares with: the fetchmany/executemany loop of sync_full.py,
   the binary COPY pipe of sync_postgres.py.
 
-Each path runs in its own child process, so its peak RSS is its own. Steps run one after the
+Each path runs in its own child process, so its peak RSS is its own; that is why imports sit
+inside the functions: a child loads only its path's libraries (the engine's after
+django.setup()). Steps run one after the
 other in one thread (the engine overlaps the change-log compression on a thread; here each
 step's time is its own). Every target is compared with the source. Prints JSON.
 """
@@ -163,9 +165,10 @@ def run_tuples(spec: dict[str, Any], steps: Steps) -> dict[str, Any]:
     from jobs.sync import changelog
     from jobs.sync.changelog import Frame, Header, encode_frame, pickle_rows
     from jobs.sync.stage import batch_digest, batch_keys, xxh3_hashes_of
+    from jobs.systems.base import ApplyHooks
     from jobs.systems.db.reader import read_batches
     from jobs.systems.db.url import create_db_engine
-    from jobs.systems.db.writer import ApplyHooks, WriterSettings, apply_frames
+    from jobs.systems.db.writer import WriterSettings, apply_frames
 
     source = create_db_engine("", spec["source_url"])
     target = create_db_engine("", spec["target_url"])
