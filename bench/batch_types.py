@@ -749,7 +749,7 @@ def _summary(dataset: str, rows: int, runs: dict[str, list[dict[str, Any]]]) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--rows", type=int, default=200_000, help="rows of each data set (the benches use 1M)"
+        "--rows", type=int, default=100_000, help="rows of each data set (the benches use 1M)"
     )
     parser.add_argument("--repeat", type=int, default=2, help="rounds; each path's best counts")
     parser.add_argument(
