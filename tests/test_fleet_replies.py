@@ -1,5 +1,5 @@
-"""The web's wait for a fleet DataFlux run's answer (jobs/flows/runtime/fleet.py) outlasts redis-py's
-socket timeout, and falls back to the run's record when Redis goes away."""
+"""The web's wait for a fleet DataFlux run's answer (jobs/flows/runtime/fleet.py) outlasts
+redis-py's socket timeout, and falls back to the run's record when Redis goes away."""
 
 from __future__ import annotations
 

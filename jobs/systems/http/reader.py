@@ -100,6 +100,9 @@ class HttpReader:
     # that a service sends anyway are dropped here too.
     pushdown = Pushdown(since=True)
 
+    def commit(self) -> None:
+        """Nothing to keep between runs: the high-water mark is the timestamp pointer's."""
+
     def __init__(
         self,
         client: HttpClient,
