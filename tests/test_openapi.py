@@ -91,7 +91,7 @@ def test_unmatched_vendor_paths_answer_in_the_vendor_shape(db: None) -> None:
     assert flux.json()["errorCode"] == 11020
     zen = client.get("/no/such/endpoint")
     assert zen.status_code == 404 and zen.json() == {
-        "Error": "There is no resource at this path.",
+        "Error": "No DataZen endpoint answers GET /no/such/endpoint.",
         "StatusCode": 404,
     }
 
