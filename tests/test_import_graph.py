@@ -8,6 +8,8 @@ loading, an optional dependency, a process that must not load something).
 from __future__ import annotations
 
 import ast
+import concurrent.futures
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +90,15 @@ def _imported(node: ast.AST, module: str, is_package: bool, known: set[str]) -> 
     return result
 
 
+@functools.cache
 def _graph() -> tuple[dict[str, set[str]], list[str]]:
+    # Parsed on a fresh thread: CPython 3.11's ast.parse fails ("AST constructor recursion depth
+    # mismatch") on a thread where an earlier test ended in a RecursionError (deep JSON fuzzing).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_walk).result()
+
+
+def _walk() -> tuple[dict[str, set[str]], list[str]]:
     modules = _modules()
     known = set(modules)
     edges: dict[str, set[str]] = {name: set() for name in modules}

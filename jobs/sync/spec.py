@@ -67,20 +67,26 @@ def columns(value: Any) -> list[str]:
     return [part.strip() for part in str(value or "").split(",") if part.strip()]
 
 
+def _decoded(value: Any, where: str) -> Any:
+    """A field sent as a JSON value or as JSON text; None for null, "" or the text "null"."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"{where} is a string but not valid JSON "
+            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from None
+
+
 def json_object(value: Any, where: str) -> dict[str, Any]:
     """`JsonData` / `Options`: an object, a JSON string of one, null or ""."""
-    if value is None or value == "":
+    value = _decoded(value, where)
+    if value is None:
         return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise SpecError(
-                f"{where} is a string but not valid JSON "
-                f"(line {exc.lineno}, column {exc.colno}: {exc.msg})."
-            ) from None
-        if value is None:
-            return {}
     if not isinstance(value, dict):
         raise SpecError(f"{where} must be an object or null.")
     return value
@@ -89,18 +95,9 @@ def json_object(value: Any, where: str) -> dict[str, Any]:
 def components(value: Any, where: str) -> list[dict[str, Any]]:
     """`PipelineDef` as a list of components: an array, a JSON string, one object, null or ""."""
     label = f"{where}.PipelineDef" if where else "PipelineDef"
-    if value is None or value == "":
+    value = _decoded(value, label)
+    if value is None:
         return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise SpecError(
-                f"{label} is a string but not valid JSON "
-                f"(line {exc.lineno}, column {exc.colno}: {exc.msg})."
-            ) from None
-        if value is None:
-            return []
     if isinstance(value, dict):  # one component sent on its own
         value = [value]
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
