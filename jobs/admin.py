@@ -27,7 +27,6 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from jobs import charts, definitions, progress
-from jobs.connections import check_connection
 from jobs.definitions import DefinitionError
 from jobs.models import (
     AccessKey,
@@ -41,6 +40,8 @@ from jobs.models import (
     LogEntry,
 )
 from jobs.services import JobDisabled
+from jobs.systems import registry
+from jobs.systems.base import Connection
 from jobs.templatetags.console import ms, seconds
 
 # The gateway serves no page at "/" (DataZen's URL space starts there): no "View site" link.
@@ -93,7 +94,11 @@ def report_connection_test(
 ) -> bool:
     """Really connect (the gateway's own connection code) and show the driver's words."""
     try:
-        detail = check_connection(connection.system, connection.connection_type, connection.value)
+        detail = registry.check(
+            Connection(
+                connection.key, connection.system, connection.connection_type, connection.value
+            )
+        )
     except Exception as exc:  # the target system's own message is what the operator needs
         model_admin.message_user(
             request, f"{connection.key}: connection failed: {exc}", messages.ERROR

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-import socket
 import urllib.parse
-from dataclasses import dataclass
 
 from django.conf import settings
+from sqlalchemy import Engine
 
 from jobs.guard import ConnectionRefused
 from jobs.models import ConnectionString, ConnectionType
-from jobs.systems.db.url import ConnectionStringError, ado_members
-
-CHECK_TIMEOUT_SECONDS = 10
+from jobs.systems.base import Connection
+from jobs.systems.db.url import ConnectionStringError, ado_members, create_db_engine
 
 
 class UnknownConnection(ValueError):
@@ -45,23 +43,13 @@ def check_reference(reference: str, *, where: str = "") -> None:
         raise InlineConnectionRefused(f"{where}: {INLINE_REFUSED}" if where else INLINE_REFUSED)
 
 
-@dataclass(frozen=True)
-class ResolvedConnection:
-    """A job's `ConnectionString`: a stored key, or the full string given in the job itself."""
-
-    key: str | None
-    system: str
-    connection_type: str
-    value: str
-
-
-def resolve(
-    reference: str, *, default_system: str = "", default_type: str = "DB"
-) -> ResolvedConnection:
-    """Look `reference` up as a stored key; otherwise it is itself the connection string.
+def resolve(reference: str, *, kind: str = "") -> Connection:
+    """A job's `ConnectionString`: a stored key (its type decides the system), or the string
+    itself where that is allowed.
 
     A string that is not a stored key and does not look like a connection string is a key that
-    no connection has (UnknownConnection); a full string is refused unless the operator turned
+    no connection has (UnknownConnection). HTTP, drive and messaging definitions (`kind`) name
+    stored connections only; a full database string is refused unless the operator turned
     GATEWAY_INLINE_CONNECTIONS on (every connection still passes jobs.guard when it opens).
     """
     reference = (reference or "").strip()
@@ -69,9 +57,14 @@ def resolve(
         raise UnknownConnection("The job has no ConnectionString.")
     stored = ConnectionString.objects.filter(key=reference).first()
     if stored is not None:
-        return ResolvedConnection(stored.key, stored.system, stored.connection_type, stored.value)
+        return Connection(stored.key, stored.system, stored.connection_type, stored.value)
+    if kind and kind != ConnectionType.DB and is_inline(reference):
+        raise UnknownConnection(
+            f"{kind} connections are named by the key of a stored connection string, "
+            "not written into the job."
+        )
     check_unstored(reference)
-    return ResolvedConnection(None, default_system, default_type, reference)
+    return Connection(None, "", ConnectionType.DB, reference)
 
 
 def check_unstored(reference: str) -> None:
@@ -85,36 +78,13 @@ def check_unstored(reference: str) -> None:
     check_reference(reference)
 
 
-def check_connection(system: str, connection_type: str, value: str) -> str:
-    """Really connect to the system; returns a short description, raises with its message."""
-    if connection_type == ConnectionType.DB:
-        return _check_database(system, value)
-    if connection_type == ConnectionType.DRIVE:
-        from jobs.systems.drive import check_value  # the drive connector's own reading
-
-        return check_value(value)
-    if connection_type == ConnectionType.HTTP:
-        # The HTTP connector's own check: the JSON format, its auth, a real request.
-        from jobs.systems.base import Connection
-        from jobs.systems.http import HttpSystem
-
-        return HttpSystem().check(Connection(None, system, connection_type, value))
-    parsed = urllib.parse.urlsplit(value if "://" in value else f"tcp://{value}")
-    if not parsed.hostname or not parsed.port:
-        raise ValueError("a messaging connection needs host and port, e.g. amqp://host:5672")
-    with socket.create_connection((parsed.hostname, parsed.port), timeout=CHECK_TIMEOUT_SECONDS):
-        return f"{parsed.hostname}:{parsed.port} accepts connections"
-
-
-def _check_database(system: str, value: str) -> str:
-    from sqlalchemy import text
-
-    from jobs.systems.db.url import create_db_engine
-
-    engine = create_db_engine(system, value)
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-    return f"{engine.dialect.name} answers"
+def database_engine(reference: str) -> Engine:
+    """The SQLAlchemy engine of a database connection named by key (or inline, if allowed):
+    what pipeline SQL steps and flow nodes run their statements on."""
+    connection = resolve(reference, kind=ConnectionType.DB)
+    if connection.kind != ConnectionType.DB:
+        raise ConnectionStringError(f"{connection.describe()} is not a database connection")
+    return create_db_engine(connection.system, connection.value)
 
 
 # -- masking -------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from jobs.connections import database_engine
 from jobs.guard import ConnectionRefused
 from jobs.models import ConnectionString
 from jobs.systems.db.url import (
     ConnectionStringError,
     create_db_engine,
-    engine_for,
     parse_ado,
     to_url,
 )
@@ -89,7 +89,7 @@ def test_a_stored_key_is_decrypted_and_its_system_decides(postgres_url: str) -> 
     )
     stored.save()
     # when
-    engine = engine_for("pg-main")
+    engine = database_engine("pg-main")
     # then
     with engine.connect() as connection:
         assert connection.execute(text("SELECT current_database()")).scalar() == url.database

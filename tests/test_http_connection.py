@@ -12,11 +12,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection as db
 from pytest_httpserver import HTTPServer
 
-from jobs.connections import check_connection
+from jobs.connections import UnknownConnection
 from jobs.models import ConnectionString
 from jobs.sync.spec import ReaderSpec
 from jobs.systems import registry
-from jobs.systems.base import UnsupportedSystem
+from jobs.systems.base import Connection
 from jobs.systems.http import template
 from jobs.systems.http.client import OutsideConnection, resolve_url
 from jobs.systems.http.connection import HttpConnectionError, parse_connection
@@ -93,11 +93,13 @@ def test_the_console_check_makes_a_real_request(httpserver: HTTPServer) -> None:
         "hello"
     )
     value = json.dumps({"baseUrl": httpserver.url_for("/api"), "authType": "bearer", "token": "t"})
-    assert check_connection("HTTP", "HTTP", value).startswith("HTTP 200 from http://")
+    assert registry.check(Connection("t", "HTTP", "HTTP", value)).startswith(
+        "HTTP 200 from http://"
+    )
     httpserver.clear()
     httpserver.expect_request("/api").respond_with_data("no", status=401)
     with pytest.raises(PermissionError, match="credentials are refused"):
-        check_connection("HTTP", "HTTP", value.replace('"t"', '"wrong"'))
+        registry.check(Connection("t", "HTTP", "HTTP", value.replace('"t"', '"wrong"')))
 
 
 @pytest.mark.django_db
@@ -107,7 +109,7 @@ def test_an_inline_http_connection_string_is_refused() -> None:
         "JobKey": "r", "ConnectionString": '{"baseUrl": "http://169.254.169.254"}',
         "JsonData": {"HttpSourceSettings": {"HTTPURI": "/latest"}},
     })  # fmt: skip
-    with pytest.raises(UnsupportedSystem, match="No connection string has the key"):
+    with pytest.raises(UnknownConnection, match="HTTP connections are named by the key"):
         registry.open_reader(spec)
 
 

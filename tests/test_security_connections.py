@@ -22,10 +22,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from jobs import guard
-from jobs.connections import InlineConnectionRefused, UnknownConnection
+from jobs.connections import InlineConnectionRefused, UnknownConnection, database_engine
 from jobs.guard import ConnectionRefused
 from jobs.models import AccessKey, ConnectionString, ExecutionStatus
-from jobs.systems.db.url import create_db_engine, dispose_engines, engine_for, to_url
+from jobs.systems.db.url import create_db_engine, dispose_engines, to_url
 from tests.syncdb import direct_job, execute, messages, rows, run
 
 pytestmark = pytest.mark.django_db
@@ -282,12 +282,12 @@ def test_an_inline_connection_string_is_refused_at_run_when_off(
 ) -> None:
     settings.GATEWAY_INLINE_CONNECTIONS = False
     with pytest.raises(InlineConnectionRefused, match="GATEWAY_INLINE_CONNECTIONS"):
-        engine_for(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+        database_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
 
 
 def test_an_unknown_key_says_no_connection_string_has_it() -> None:
     with pytest.raises(UnknownConnection, match="No connection string has the key 'enzo9550'"):
-        engine_for("enzo9550")
+        database_engine("enzo9550")
 
 
 def test_a_stored_connection_passes_the_guard_too() -> None:
@@ -295,7 +295,7 @@ def test_a_stored_connection_passes_the_guard_too() -> None:
     stored.value = f"Data Source={own_database()}"
     stored.save()
     with pytest.raises(ConnectionRefused, match="gateway's own database"):
-        engine_for("sneaky")
+        database_engine("sneaky")
 
 
 # -- PostgreSQL: the gateway's database on a server a job can reach ---------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.connections import UnknownConnection
 from jobs.models import ConnectionString, ConnectionType, ExecutionStatus, Job, JobKind
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, flag
 from jobs.systems import registry
@@ -55,7 +56,7 @@ def test_an_unknown_key_of_an_http_reader_says_no_connection_has_it() -> None:
             "JsonData": {"HttpSourceSettings": {"A": 1}},
         }
     )
-    with pytest.raises(UnsupportedSystem, match="No connection string has the key 'enzo9550'"):
+    with pytest.raises(UnknownConnection, match="No connection string has the key 'enzo9550'"):
         registry.open_reader(spec)
 
 

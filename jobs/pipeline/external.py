@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import Column as SqlColumn
 from sqlalchemy import Engine, MetaData, Table, Text
 
+from jobs.connections import database_engine
 from jobs.pipeline.base import Component, first_of, flag, register
 from jobs.pipeline.types import ConversionError, convert
 from jobs.systems.batch import Batch, Column
+from jobs.systems.db.url import ConnectionStringError
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +100,10 @@ class DataRunSQL(Component):
 
     def engine(self) -> Engine:
         if self._engine is None:
-            from jobs.models import ConnectionType
-            from jobs.systems import registry
-            from jobs.systems.db.url import create_db_engine
-
-            connection = registry.resolve(self.connection_key, kind=ConnectionType.DB)
-            if connection.kind != ConnectionType.DB:
-                raise self.fail(f"{connection.describe()} is not a database connection")
-            self._engine = create_db_engine(connection.system, connection.value)
+            try:
+                self._engine = database_engine(self.connection_key)
+            except ConnectionStringError as exc:
+                raise self.fail(str(exc)) from None
         return self._engine
 
     def statement(self, dialect: str, table: str) -> str:

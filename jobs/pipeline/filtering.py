@@ -13,9 +13,9 @@ from typing import Any
 
 from jobs.expressions import ExpressionError
 from jobs.pipeline.base import Component, column_position, first_of, flag, register
-from jobs.pipeline.regex import RegexError, compile_linear
 from jobs.pipeline.sql import BatchExpression
 from jobs.pipeline.types import ConversionError, convert
+from jobs.regex import RegexError, compile_linear
 from jobs.systems.batch import Batch, Column
 
 SQL, EQUALS, CONTAINS, REGEX = 0, 1, 2, 3

@@ -5,8 +5,8 @@ Adding a kind of system is adding its package under jobs/systems/ and one line i
 
 from __future__ import annotations
 
-from jobs import connections
-from jobs.models import ConnectionString, ConnectionType
+from jobs.connections import resolve
+from jobs.models import ConnectionType
 from jobs.sync.spec import ReaderSpec, WriterSpec
 from jobs.systems.base import Connection, Reader, System, UnsupportedSystem, Writer
 from jobs.systems.db import DatabaseSystem
@@ -20,22 +20,6 @@ SYSTEMS: dict[str, System] = {
 }
 
 _KIND_NAMES = {kind.value: kind.label for kind in ConnectionType}
-
-
-def resolve(reference: str, *, kind: str = "") -> Connection:
-    """A stored key (its type decides the system), or the connection string itself."""
-    reference = (reference or "").strip()
-    if not reference:
-        raise UnsupportedSystem("The job has no ConnectionString.")
-    stored = ConnectionString.objects.filter(key=reference).first()
-    if stored is not None:
-        return Connection(stored.key, stored.system, stored.connection_type, stored.value)
-    if kind and kind != ConnectionType.DB:
-        # HTTP, drive and messaging definitions name stored connections only.
-        raise UnsupportedSystem(f"No connection string has the key '{reference}'.")
-    # An unknown key says so; a full string needs GATEWAY_INLINE_CONNECTIONS (docs/security.md).
-    connections.check_unstored(reference)
-    return Connection(None, "", ConnectionType.DB, reference)
 
 
 def system_for(connection: Connection, *, named: str = "") -> System:

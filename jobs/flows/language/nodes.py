@@ -18,7 +18,7 @@ import sqlalchemy
 from lxml import etree
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobs.connections import resolve
+from jobs.connections import database_engine
 from jobs.expressions import (
     CompiledCondition,
     CompiledExpression,
@@ -34,7 +34,6 @@ from jobs.flows.language.values import Field
 from jobs.flows.quality.locale import DEFAULT_LOCALE, Locale, parse_locale
 from jobs.flows.quality.standardizing import STANDARDIZERS, standardize
 from jobs.models import ConnectionString
-from jobs.systems.db.url import create_db_engine
 
 
 @dataclass
@@ -521,9 +520,8 @@ class SqlLookup(Node):
     def _engine(self) -> Any:
         if not ConnectionString.objects.filter(key=self.connection_key).exists():
             raise self.fail(f"no stored connection {self.connection_key!r}")
-        connection = resolve(self.connection_key)
         try:
-            return create_db_engine(connection.system, connection.value)
+            return database_engine(self.connection_key)
         except Exception as exc:  # an unusable connection string is the flow's error
             raise self.fail(f"connection {self.connection_key!r}: {exc}") from None
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from jobs import guard
-from jobs.pipeline.regex import sql_regexp
+from jobs.regex import sql_regexp
 
 CONNECT_TIMEOUT_SECONDS = 15
 _COM_RESET_CONNECTION = 0x1F  # MySQL 5.7+ and MariaDB 10.2+
@@ -313,12 +313,3 @@ def dispose_engines() -> None:
         _engines.clear()
     for engine in engines:
         engine.dispose()
-
-
-def engine_for(reference: str) -> Engine:
-    """The engine for a job's `ConnectionString`: a stored key (its system decides) or, where
-    the operator allows inline connection strings, the string itself."""
-    from jobs.connections import resolve
-
-    connection = resolve(reference)
-    return create_db_engine(connection.system, connection.value)
