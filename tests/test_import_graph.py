@@ -38,7 +38,6 @@ KNOWN_HIDDEN = {
     "jobs/admin.py jobs.flows.runtime.engines",
     "jobs/management/commands/runjob.py gateway.celery",
     "jobs/management/commands/runjob.py gateway.embedded",
-    "jobs/pipeline/external.py jobs.systems.db.tsql",
     "jobs/sync/spec.py jobs.systems.http.settings",
     "jobs/systems/http/__init__.py jobs.models",
     "jobs/systems/http/__init__.py jobs.systems.db.tsql",

@@ -107,6 +107,7 @@ class DataRunSQL(Component):
         return self._engine
 
     def statement(self, dialect: str, table: str) -> str:
+        # sqlglot takes about a second to import: only processes running such a step pay it.
         from jobs.systems.db.tsql import PIPELINE_DATA, TranslationError, translate
 
         # The table name is fixed while translating (cached), then made unique per batch.
