@@ -36,8 +36,6 @@ KNOWN_HIDDEN = {
     "gateway/openapi.py dataflux.schema",
     "gateway/openapi.py datazen.schema",
     "jobs/admin.py jobs.flows.runtime.engines",
-    "jobs/management/commands/runjob.py gateway.celery",
-    "jobs/management/commands/runjob.py gateway.embedded",
     "jobs/sync/spec.py jobs.systems.http.settings",
     "jobs/systems/http/__init__.py jobs.models",
     "jobs/systems/http/__init__.py jobs.systems.db.tsql",

@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from gateway.celery import app
+from gateway.embedded import EmbeddedWorker
 from jobs import definitions
 from jobs.models import Execution, ExecutionStatus, Job
 from jobs.services import JobDisabled
@@ -76,9 +78,6 @@ def find_job(key: str) -> Job:
 
 def start_local_worker() -> Any:
     """The embedded worker `manage.py run` has, for the run this command starts."""
-    from gateway.celery import app
-    from gateway.embedded import EmbeddedWorker
-
     queues = list(
         dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, *settings.GATEWAY_EXTRA_QUEUES])
     )
