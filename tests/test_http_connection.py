@@ -246,7 +246,7 @@ def test_paging_is_read_from_numbers_or_names() -> None:
         ({"PagingStrategy": 9}, "HttpSourceSettings.PagingStrategy 9 is not one of"),
         ({"PagingStrategy": "nextlink"}, "NextLinkPath is needed"),
         ({"HTTPVerb": "FETCH"}, "HTTPVerb 'FETCH' is not an HTTP method"),
-        ({"HTTPHeaders": "[{"}, "HTTPHeaders is a string but not a JSON list"),
+        ({"HTTPHeaders": "[{"}, "HTTPHeaders is a string but not valid JSON"),
     ],
 )
 def test_a_bad_http_reader_is_refused_when_saved(datazen, settings, message: str) -> None:

@@ -289,6 +289,75 @@ def test_a_garbage_answer_fails_the_run_clearly_and_applies_nothing(httpserver, 
     assert not Job.objects.get(pk=job.pk).last_execution_id
 
 
+FAULT = (
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+    "<soap:Fault><faultcode>soap:{code}</faultcode><faultstring>{text}</faultstring>"
+    "</soap:Fault></soap:Body></soap:Envelope>"
+)
+
+
+def test_a_soap_fault_answered_with_200_fails_the_run_instead_of_reading_no_rows(
+    httpserver, target
+) -> None:
+    # given a first run that landed rows, then a service answering a fault with 200 OK
+    answers = iter([SOAP.format("<return><id>1</id></return>")])
+    httpserver.expect_request("/ws/Service").respond_with_handler(
+        lambda r: Response(
+            next(answers, None) or FAULT.format(code="Server", text="Session expired"),
+            content_type="text/xml",
+        )
+    )
+    http_connection(httpserver.url_for("/ws"))
+    settings = {"IsRESTRequest": False, "HTTPURI": "/Service",
+                "PayloadTxSettings": {"TxDocumentRootPath": "//return"}}  # fmt: skip
+    job = http_source_job(target, settings)
+    run_ok(job)
+    # when
+    execution = run(Job.objects.get(pk=job.pk))
+    # then: a fault is not an empty answer, so nothing is deleted
+    assert execution.status == ExecutionStatus.FAILED
+    assert "is a SOAP fault: soap:Server: Session expired" in execution.error_message
+    assert rows(target, "items") == [("1",)]
+
+
+def test_a_soap_fault_blaming_the_request_is_not_retried(httpserver, target) -> None:
+    httpserver.expect_request("/ws/Service").respond_with_data(
+        FAULT.format(code="Client", text="Unknown operation"), status=500, content_type="text/xml"
+    )
+    http_connection(httpserver.url_for("/ws"), maxRetries=3)
+    settings = {"IsRESTRequest": False, "HTTPURI": "/Service",
+                "PayloadTxSettings": {"TxDocumentRootPath": "//return"}}  # fmt: skip
+    execution = run(http_source_job(target, settings))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "answered 500: a SOAP fault: soap:Client: Unknown operation" in execution.error_message
+    assert len(httpserver.log) == 1
+
+
+def test_columns_are_those_of_every_page_and_typed_by_every_value(httpserver, target) -> None:
+    # given pages whose later ones bring a new field and decimals where integers were
+    pages = [
+        [{"id": 1, "name": "a", "price": 3}],
+        [{"id": 2, "name": "b", "price": 4.5}],
+        [{"id": 3, "price": 5, "stock": 7}],
+    ]
+
+    def paged(request: Request) -> Response:
+        at = int(request.args["offset"])
+        return Response(json.dumps(pages[at] if at < len(pages) else []),
+                        content_type="application/json")  # fmt: skip
+
+    httpserver.expect_request("/api/items").respond_with_handler(paged)
+    http_connection(httpserver.url_for("/api"))
+    job = http_source_job(target, {"HTTPURI": "/items", "PagingStrategy": "offset",
+                                   "OffsetStrategy": {"PageSize": 1}})  # fmt: skip
+    # when
+    run_ok(job)
+    # then
+    assert rows(target, "items") == [(1, "a", 3.0, None), (2, "b", 4.5, None), (3, None, 5.0, 7)]
+    settings = Job.objects.get(pk=job.pk).definition["JsonData"]["HttpSourceSettings"]
+    assert settings["LastKnownSourceFields"] == ["id", "name", "price", "stock"]
+
+
 # -- auth, retries, timeouts ---------------------------------------------------------------------
 def test_oauth2_tokens_are_cached_until_expiry_and_renewed_after(httpserver, target, monkeypatch):
     # given a token endpoint whose tokens live 31 s (1 s after the gateway's 30 s margin)

@@ -67,7 +67,7 @@ def columns(value: Any) -> list[str]:
     return [part.strip() for part in str(value or "").split(",") if part.strip()]
 
 
-def _decoded(value: Any, where: str) -> Any:
+def json_value(value: Any, where: str) -> Any:
     """A field sent as a JSON value or as JSON text; None for null, "" or the text "null"."""
     if value is None or value == "":
         return None
@@ -84,7 +84,7 @@ def _decoded(value: Any, where: str) -> Any:
 
 def json_object(value: Any, where: str) -> dict[str, Any]:
     """`JsonData` / `Options`: an object, a JSON string of one, null or ""."""
-    value = _decoded(value, where)
+    value = json_value(value, where)
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -95,7 +95,7 @@ def json_object(value: Any, where: str) -> dict[str, Any]:
 def components(value: Any, where: str) -> list[dict[str, Any]]:
     """`PipelineDef` as a list of components: an array, a JSON string, one object, null or ""."""
     label = f"{where}.PipelineDef" if where else "PipelineDef"
-    value = _decoded(value, label)
+    value = json_value(value, label)
     if value is None:
         return []
     if isinstance(value, dict):  # one component sent on its own

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from jobs.models import ConnectionType, Execution, ExecutionStatus
-from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec
+from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, json_object
 from jobs.systems.base import Connection, UnsupportedSystem
 from jobs.systems.http.client import client_for
 from jobs.systems.http.connection import parse_connection
@@ -58,8 +58,11 @@ def _remember_fields(job_key: str, names: list[str]) -> None:
         return
     definition = dict(job.definition)
     raw = definition.get("JsonData")
-    data = json.loads(raw) if isinstance(raw, str) and raw.strip() else raw
-    if not isinstance(data, dict) or not isinstance(data.get("HttpSourceSettings"), dict):
+    try:
+        data = json_object(raw, "JsonData")
+    except SpecError:
+        return
+    if not isinstance(data.get("HttpSourceSettings"), dict):
         return
     if data["HttpSourceSettings"].get("LastKnownSourceFields") == names:
         return

@@ -23,6 +23,7 @@ import httpx
 
 from jobs.systems.http.auth import Auth, auth_for
 from jobs.systems.http.connection import HttpConnectionSettings, parse_connection
+from jobs.systems.http.documents import DocumentError, SoapFault, parse_xml, soap_fault
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
@@ -221,7 +222,12 @@ class HttpClient:
             if status == 401 and not reauthenticated and self.auth.refused():
                 reauthenticated = True
                 continue
-            if status in RETRYABLE_STATUS and attempt < retries:
+            fault = _soap_fault(response)
+            if (
+                status in RETRYABLE_STATUS
+                and attempt < retries
+                and not (fault is not None and fault.blames_the_request)
+            ):
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if wait is not None and wait > RETRY_AFTER_MAX_SECONDS:
                     raise HttpRequestError(
@@ -243,8 +249,9 @@ class HttpClient:
                 )
             if status >= 400:
                 tried = f" after {attempt + 1} attempts" if attempt else ""
+                said = f"a SOAP fault: {fault}" if fault is not None else _excerpt(response.text)
                 raise HttpRequestError(
-                    f"{method.upper()} {shown} answered {status}{tried}: {_excerpt(response.text)}",
+                    f"{method.upper()} {shown} answered {status}{tried}: {said}",
                     status,
                     response.text[:4000],
                 )
@@ -265,6 +272,18 @@ def _read_bounded(response: httpx.Response) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _soap_fault(response: httpx.Response) -> SoapFault | None:
+    """The SOAP fault of an error answer, None when it is not one. SOAP 1.1 answers every
+    fault with 500, so this is what tells a retryable one from the rest."""
+    if response.status_code < 400 or b"Fault" not in response.content[:65536]:
+        return None
+    try:
+        root = parse_xml(response.content, "The answer")
+    except DocumentError:
+        return None
+    return soap_fault(root)
 
 
 def _excerpt(text: str, limit: int = 300) -> str:

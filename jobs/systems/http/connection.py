@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.sync.spec import SpecError, flag, integer
+from jobs.sync.spec import SpecError, flag, integer, json_value
 
 AUTH_TYPES = ("none", "basic", "bearer", "apikey", "oauth2")
 # Members the format knows; an unknown one is refused (a typo would otherwise pass silently).
@@ -77,16 +77,12 @@ class HttpConnectionSettings:
 
 def header_pairs(value: Any, where: str) -> list[tuple[str, str]]:
     """Headers as DataZen writes them: a list of {Key, Value}, or that list JSON-encoded."""
-    if value is None or value == "":
+    try:
+        value = json_value(value, where)
+    except SpecError as exc:
+        raise HttpConnectionError(f"{exc} It holds a list of {{Key, Value}}.") from None
+    if value is None:
         return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise HttpConnectionError(
-                f"{where} is a string but not a JSON list of {{Key, Value}} "
-                f"(line {exc.lineno}, column {exc.colno}: {exc.msg})."
-            ) from None
     if isinstance(value, dict):  # {"Accept": "text/xml"}
         return [(str(k), str(v)) for k, v in value.items()]
     if not isinstance(value, list):

@@ -132,8 +132,44 @@ def _xpath(element: etree._Element, path: str, what: str) -> list[Any]:
     return found if isinstance(found, list) else [found]
 
 
+@dataclass(frozen=True)
+class SoapFault:
+    code: str  # as sent, e.g. "soap:Client" (1.1) or "env:Sender" (1.2)
+    reason: str
+
+    @property
+    def blames_the_request(self) -> bool:
+        """1.1 `Client` / 1.2 `Sender`: sending the same request again cannot help."""
+        return self.code.rpartition(":")[2].strip().lower() in ("client", "sender")
+
+    def __str__(self) -> str:
+        return ": ".join(p for p in (self.code, self.reason) if p) or "no faultcode or reason"
+
+
+def soap_fault(root: etree._Element) -> SoapFault | None:
+    """The fault a SOAP envelope carries (1.1: faultcode/faultstring; 1.2: Code/Reason);
+    None when the document is not a fault. Names are local (parse_xml)."""
+    if root.tag != "Envelope":
+        return None
+    for body in root:
+        if body.tag != "Body":
+            continue
+        for fault in body:
+            if fault.tag != "Fault":
+                continue
+            code = fault.findtext("faultcode") or fault.findtext("Code/Value") or ""
+            reason = fault.findtext("faultstring") or fault.findtext("Reason/Text") or ""
+            return SoapFault(code.strip(), " ".join(reason.split()))
+    return None
+
+
 def xml_rows(content: bytes, root_path: str, raw_column: str, where: str) -> list[dict[str, Any]]:
     root = parse_xml(content, where)
+    fault = soap_fault(root)
+    if fault is not None:
+        # A fault answered with 200 would otherwise be a page with no rows: a full sync
+        # would then delete every row of the target.
+        raise DocumentError(f"{where} is a SOAP fault: {fault}.")
     path = parse_root_path(root_path)
     rows: list[dict[str, Any]] = []
     for element in _xpath(root, path.rows, "row path"):

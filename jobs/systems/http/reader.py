@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import pickle
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
@@ -40,8 +42,9 @@ _ALLOWED = {
 }
 
 
-def _json_type(values: list[Any]) -> str:
-    kinds = {type(v) for v in values if v is not None}
+def _json_type(seen: set[type]) -> str:
+    """A column's type from the types of all its values (every page of the run)."""
+    kinds = seen - {type(None)}
     if not kinds:
         return "string"
     if kinds == {bool}:
@@ -70,7 +73,7 @@ def _coerce(value: Any, kind: str, name: str) -> Any:
         return value
     raise DocumentError(
         f"Column {name!r} held {kind} values on the first page but {value!r} later; "
-        "fix its type with a DataApplySchema step or SelectedColumns."
+        "fix its type with a DataApplySchema step."
     )
 
 
@@ -91,6 +94,18 @@ def _comparable(value: Any, like: Any) -> Any:
                 return value
             return parsed
     return value
+
+
+def _observe(rows: list[dict[str, Any]], order: dict[str, str], seen: dict[str, set[type]]) -> None:
+    """Add one page's field names (lowercased → first spelling) and value types."""
+    names: dict[str, None] = {}
+    for shape in {tuple(row) for row in rows}:
+        names.update(dict.fromkeys(shape))
+    for name in names:
+        low = name.lower()
+        order.setdefault(low, name)
+        kinds = seen.setdefault(low, set())
+        kinds.update(type(row.get(name)) for row in rows)
 
 
 class HttpReader:
@@ -136,7 +151,9 @@ class HttpReader:
     ) -> Iterator[Batch]:
         produced = 0
         yielded = False
-        for rows in self._documents(since):
+        # A test run (limit) shows the first page's columns; a run has those of every page.
+        pages = self._documents(since) if limit is not None else self._spooled(since)
+        for rows in pages:
             batch_rows = self._typed(rows, since)
             for start in range(0, len(batch_rows), batch_size):
                 chunk = batch_rows[start : start + batch_size]
@@ -160,6 +177,28 @@ class HttpReader:
             "An HTTP reader has no DeletedRecordsSQL: use UpsertColumns (full sync) to detect "
             "deleted records."
         )
+
+    def _spooled(self, since: Since | None) -> Iterator[list[dict[str, Any]]]:
+        """Every page read first, onto a temporary file, learning the columns (the union of
+        all pages', in order of appearance) and their types (from all values); then the pages
+        again. A field that only a later page has is a column like the others, and a column
+        holding integers on one page and decimals on another is a float column. The file
+        keeps memory to one page whatever the number of pages."""
+        order: dict[str, str] = {}
+        seen: dict[str, set[type]] = {}
+        with tempfile.TemporaryFile(prefix="gateway-http-") as spool:
+            count = 0
+            for rows in self._documents(since):
+                if not rows:
+                    continue
+                _observe(rows, order, seen)
+                pickle.dump(rows, spool, pickle.HIGHEST_PROTOCOL)
+                count += 1
+            if count:
+                self.columns = self._columns(order, seen)
+            spool.seek(0)
+            for _ in range(count):
+                yield pickle.load(spool)  # the file is this run's own, never shared
 
     # -- requests ------------------------------------------------------------------------------
     def _base_values(self, since: Since | None) -> dict[str, Any]:
@@ -362,9 +401,13 @@ class HttpReader:
 
     def _columns_from(self, rows: list[dict[str, Any]]) -> list[Column]:
         order: dict[str, str] = {}
-        for row in rows:
-            for name in row:
-                order.setdefault(name.lower(), name)
+        seen: dict[str, set[type]] = {}
+        _observe(rows, order, seen)
+        return self._columns(order, seen)
+
+    def _columns(self, order: dict[str, str], seen: dict[str, set[type]]) -> list[Column]:
+        """The run's columns: `SelectedColumns` (plus the raw column) when declared, else
+        every field found, named as first seen; typed by the values seen."""
         selected = self.settings.document.selected
         if selected:
             wanted = [*selected]
@@ -374,11 +417,7 @@ class HttpReader:
             names = [order.get(s.lower(), s) for s in wanted]
         else:
             names = list(order.values())
-        columns = []
-        for name in names:
-            values = [row.get(name) for row in rows]
-            columns.append(Column(name, _json_type(values)))
-        return columns
+        return [Column(name, _json_type(seen.get(name.lower(), set()))) for name in names]
 
     def _empty_columns(self) -> list[Column]:
         """No rows at all: still the columns change detection needs (keys, selected, mark)."""

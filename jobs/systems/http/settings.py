@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from jobs.sync.spec import SpecError, columns, flag, integer, json_object, text
+from jobs.sync.spec import SpecError, columns, flag, integer, json_object, json_value, text
 from jobs.systems.http.connection import header_pairs
 
 # PagingStrategy: the vendor stores a number; names are accepted too (docs/http.md).
@@ -294,12 +294,7 @@ def dynamic_parameter(value: Any, where: str = "JsonData.DynamicParameter") -> D
     if isinstance(raw, list):
         rows = raw
     elif isinstance(raw, str) and raw.strip().startswith("["):
-        import json
-
-        try:
-            rows = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{where}.data is not a valid JSON list: {exc.msg}.") from None
+        rows = json_value(raw, f"{where}.data")
     elif isinstance(raw, str):
         sql = raw.strip()
     elif raw is not None:
