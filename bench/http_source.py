@@ -149,6 +149,10 @@ def child(base_url: str, target: str) -> None:
     stored = ConnectionString(key="bench_api", system="HTTP", connection_type=ConnectionType.HTTP)
     stored.value = json.dumps({"service": "http", "baseUrl": base_url})
     stored.save()
+    # Jobs name stored connections (inline ones are off by default: docs/security.md).
+    sink = ConnectionString(key="bench_target", system="SQLite", connection_type=ConnectionType.DB)
+    sink.value = f"sqlite:///{target}"
+    sink.save()
     reader = Job.objects.create(
         kind=JobKind.READER,
         job_key="bench_http",
@@ -179,7 +183,7 @@ def child(base_url: str, target: str) -> None:
             "JobKey": "__bench_http",
             "Path": "C:\\tmp\\bench",
             "UpsertColumns": "id",
-            "ConnectionString": f"sqlite:///{target}",
+            "ConnectionString": "bench_target",
             "SourceJobKey": "bench_http",
             "TargetObject": "items",
             "Options": {"BatchCount": 10_000},
@@ -227,6 +231,8 @@ def main() -> None:
                 base_runs.append(time.perf_counter() - started)
                 target = folder / f"target{attempt}.sqlite3"
                 engine_runs.append(run_engine(folder / f"data{attempt}", base_url, target))
+                if engine_runs[-1]["status"] != "succeeded":
+                    raise RuntimeError(f"the engine's run failed: {engine_runs[-1]['error']}")
                 same = same and checksum(target) == checksum(base_target)
         best = min(engine_runs, key=lambda run: run["seconds"])
         base_seconds = min(base_runs)
