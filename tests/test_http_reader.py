@@ -543,6 +543,69 @@ def test_a_dynamic_parameter_list_runs_the_request_per_row_in_parallel(httpserve
     assert sorted(r.args["region"] for r, _ in httpserver.log) == ["north", "south west"]
 
 
+def test_single_job_per_param_runs_detects_and_logs_each_parameter_row_on_its_own(
+    httpserver, target
+) -> None:
+    # given a service answering per region, and a job with one run per region
+    served = {"north": ["n1", "n2"], "south": ["s1"]}
+    broken: set[str] = set()
+
+    def handler(request: Request) -> Response:
+        region = request.args["region"]
+        if region in broken:
+            return Response("down", status=500)
+        body = [{"id": i, "name": region} for i in served[region]]
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/api/stores").respond_with_handler(handler)
+    http_connection(httpserver.url_for("/api"), maxRetries=0)
+
+    def parameters(*regions: str) -> dict[str, Any]:
+        return {"DynamicParameter": {"data": [{"region": r} for r in regions],
+                                     "singleJobPerParam": True}}  # fmt: skip
+
+    job = http_source_job(target, {"HTTPURI": "/stores?region={{@param.region}}"},
+                          json_data=parameters("north", "south"))  # fmt: skip
+
+    def ask_for(*regions: str) -> None:
+        definition = Job.objects.get(pk=job.pk).definition
+        definition["JsonData"].update(parameters(*regions))
+        Job.objects.filter(pk=job.pk).update(definition=definition)
+
+    # when it runs: one change log per region
+    first = run_ok(job)
+    assert sum("Change log" in m and "written" in m for m in messages(first)) == 2
+    assert rows(target, "items") == [("n1", "north"), ("n2", "north"), ("s1", "south")]
+    assert first.records_available == 3
+    # when south is no longer asked for and north lost a row: only north's row is deleted
+    served["north"] = ["n1"]
+    ask_for("north")
+    run_ok(job)
+    assert rows(target, "items") == [("n1", "north"), ("s1", "south")]
+    # when south fails: north's changes are applied anyway, and the run fails naming south
+    served["north"] = ["n1", "n3"]
+    broken.add("south")
+    ask_for("north", "south")
+    failed = run(Job.objects.get(pk=job.pk))
+    assert failed.status == ExecutionStatus.FAILED
+    assert "1 of 2 parameter runs failed" in failed.error_message
+    assert 'parameter row {"region": "south"}' in failed.error_message
+    assert rows(target, "items") == [("n1", "north"), ("n3", "north"), ("s1", "south")]
+
+
+def test_single_job_per_param_with_a_high_water_mark_is_refused(httpserver, target) -> None:
+    http_connection(httpserver.url_for("/api"))
+    job = http_source_job(
+        target, {"HTTPURI": "/stores?r={{@param.r}}", "HighWaterMark": "id"},
+        json_data={"DynamicParameter": {"data": [{"r": 1}], "singleJobPerParam": True}},
+    )  # fmt: skip
+    execution = run(job)
+    assert execution.status == ExecutionStatus.FAILED
+    assert "singleJobPerParam with a high-water mark (id) is not supported" in (
+        execution.error_message
+    )
+
+
 def test_an_unknown_placeholder_fails_naming_it(httpserver: HTTPServer, target) -> None:
     http_connection(httpserver.url_for("/api"))
     execution = run(http_source_job(target, {"HTTPURI": "/x?r={{@param.region}}"}))

@@ -25,8 +25,9 @@ def data_dir() -> Path:
     return Path(settings.DATA_DIR)
 
 
-def stage_path(job: Job) -> Path:
-    return data_dir() / "stage" / f"{job.guid}.sqlite3"
+def stage_path(job: Job, part: str = "") -> Path:
+    """The job's stage; a part's own (one run per parameter row) when `part` names one."""
+    return data_dir() / "stage" / f"{job.guid}{'.' + part if part else ''}.sqlite3"
 
 
 def reader_spec(job: Job) -> spec.ReaderSpec:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.models import Execution, Job, new_execution_id
-from jobs.runner import ExecutionContext
+from jobs.runner import Cancelled, ExecutionContext
 from jobs.sync import direct, spec
 from jobs.sync.changelog import (
     ChangeLogReader,
@@ -35,7 +35,7 @@ from jobs.sync.plan import (
 )
 from jobs.sync.stage import StageStore
 from jobs.systems import registry
-from jobs.systems.base import ApplyHooks, Reader
+from jobs.systems.base import ApplyHooks, Reader, SeparateRuns
 from jobs.systems.batch import Batch
 
 READ_BATCH_ROWS = 10_000
@@ -55,9 +55,48 @@ def run_reader(ctx: ExecutionContext) -> None:
     if options.testrun:
         _test_run(ctx, reader, pipeline)
         return
+    parts = reader.separate_runs() if isinstance(reader, SeparateRuns) else None
+    if parts is not None:
+        _read_parts(ctx, job, rspec, parts, pipeline, options)
+        return
     streamed = _read_changes(ctx, job, rspec, reader, pipeline, options)
     if job.direct_writer_id is not None and not streamed:
         direct.run_after(ctx, job)
+
+
+def _read_parts(
+    ctx: ExecutionContext,
+    job: Job,
+    rspec: spec.ReaderSpec,
+    parts: list[tuple[str, str, Reader]],
+    pipeline: Callable[[Batch], Batch],
+    options: spec.RunOptions,
+) -> None:
+    """One run per part (a parameter row): each compares its rows with its own last run
+    (its own stage) and writes its own change log, so a part that fails or is no longer
+    asked for leaves the others' rows alone. The direct writer applies the logs written."""
+    totals = {"record_count": 0, "delete_count": 0, "records_available": 0}
+    failed: list[str] = []
+    for stage_name, label, part in parts:
+        ctx.raise_if_cancelled()
+        ctx.log(f"Run for {label}.")
+        try:
+            _read_changes(
+                ctx, job, rspec, part, pipeline, options, stage_name=stage_name, totals=totals
+            )
+        except Exception as exc:  # the next parts still run, as separate jobs would
+            if isinstance(exc, Cancelled):
+                raise
+            ctx.log(f"Run for {label} failed: {exc}")
+            failed.append(f"{label}: {exc}")
+    ctx.progress(**totals)
+    if job.direct_writer_id is not None and len(failed) < len(parts):
+        direct.run_after(ctx, job)
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(parts)} parameter runs failed (singleJobPerParam); the "
+            "others were applied. " + " | ".join(failed)
+        )
 
 
 def _read_changes(
@@ -67,8 +106,14 @@ def _read_changes(
     reader: Reader,
     pipeline: Callable[[Batch], Batch],
     options: spec.RunOptions,
+    *,
+    stage_name: str = "",
+    totals: dict[str, int] | None = None,
 ) -> bool:
-    """Detect and log the changes; whether a direct writer applied them as they were read."""
+    """Detect and log the changes; whether a direct writer applied them as they were read.
+
+    `stage_name` names a part's own stage (one run per parameter row), whose changes the
+    direct writer applies afterwards; `totals` adds up the parts' counts."""
     execution_id = new_execution_id()
     full = options.resync or rspec.initialize
     path = job_folder(data_dir(), rspec.path) / log_file_name(rspec.job_key, execution_id)
@@ -83,9 +128,10 @@ def _read_changes(
         + "."
     )
     ctx.progress(execution_id=execution_id)
-    stage = StageStore(stage_path(job))
+    stage = StageStore(stage_path(job, stage_name))
     log: list[ChangeLogWriter] = []
-    stream = direct.open_stream(ctx, job, rspec, reader, execution_id) if job.is_direct else None
+    streams = job.is_direct and not stage_name
+    stream = direct.open_stream(ctx, job, rspec, reader, execution_id) if streams else None
 
     def open_log(batch: Batch) -> ChangeLogWriter:
         if not log:
@@ -113,7 +159,7 @@ def _read_changes(
             batch_size=READ_BATCH_ROWS,
         )
         ctx.raise_if_cancelled()
-        package = _finish_reader(ctx, job, rspec, reader, log, path, result)
+        package = _finish_reader(ctx, job, rspec, reader, log, path, result, totals)
     except BaseException as exc:
         if log:
             log[0].abort()
@@ -137,6 +183,7 @@ def _finish_reader(
     log: list[ChangeLogWriter],
     path: Path,
     result: DetectionResult,
+    totals: dict[str, int] | None = None,
 ) -> str:
     # Order matters: the change log is durable before any pointer moves.
     writer = log[0] if log else None
@@ -173,6 +220,9 @@ def _finish_reader(
     if result.del_pointer_text is not None:
         Job.objects.filter(pk=job.pk).update(last_ts_del_pointer=result.del_pointer_text)
         fields["last_del_ts_pointer"] = result.del_pointer_text
+    if totals is not None:
+        for name in totals:
+            totals[name] += fields.pop(name)
     ctx.progress(**fields)
     return package
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from jobs.sync.changelog import Frame, Header
 from jobs.sync.spec import ReaderSpec, WriterSpec
@@ -67,6 +67,16 @@ class Reader(Protocol):
     def commit(self) -> None:
         """The run succeeded (its change log is durable): keep what this read remembers
         between runs (a drive reader's files already read). Nothing, for most systems."""
+        ...
+
+
+@runtime_checkable
+class SeparateRuns(Protocol):
+    """A reader whose definition asks for one run per parameter row (`DynamicParameter`
+    with `singleJobPerParam`): each part is detected, logged and applied on its own."""
+
+    def separate_runs(self) -> list[tuple[str, str, Reader]] | None:
+        """(stage name, label for the log, reader) per run; None: one run as usual."""
         ...
 
 

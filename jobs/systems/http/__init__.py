@@ -96,13 +96,15 @@ class HttpSystem:
         parameters = None
         add_params = False
         max_dop = 1
+        single = False
         if spec.dynamic_parameter:
             parameter = dynamic_parameter(spec.dynamic_parameter, f"{where}: DynamicParameter")
-            if parameter.single_job_per_param:
+            single = parameter.single_job_per_param
+            if single and spec.timestamp_col:
                 raise UnsupportedSystem(
-                    f"{where}: DynamicParameter.singleJobPerParam=true (one job execution per "
-                    "parameter row) is not supported; set it to false to read every parameter "
-                    "row in one run."
+                    f"{where}: DynamicParameter.singleJobPerParam with a high-water mark "
+                    f"({spec.timestamp_col}) is not supported: the job keeps one pointer, not "
+                    "one per parameter row."
                 )
             parameters = parameter_rows(parameter, job_key=spec.job_key)
             add_params = parameter.add_params_to_output
@@ -114,6 +116,7 @@ class HttpSystem:
             parameters=parameters,
             add_params=add_params,
             max_dop=max_dop,
+            single_job_per_param=single,
             execution_id=lambda: _running_execution_id(spec.job_key),
             on_columns=lambda names: _remember_fields(spec.job_key, names),
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import pickle
 import tempfile
 from collections.abc import Callable, Iterator
@@ -127,6 +128,7 @@ class HttpReader:
         parameters: Iterator[dict[str, Any]] | list[dict[str, Any]] | None = None,
         add_params: bool = False,
         max_dop: int = 1,
+        single_job_per_param: bool = False,
         execution_id: Any = None,
         on_columns: Callable[[list[str]], None] | None = None,
     ) -> None:
@@ -136,6 +138,7 @@ class HttpReader:
         self.parameters = parameters
         self.add_params = add_params
         self.max_dop = max(1, max_dop)
+        self.single_job_per_param = single_job_per_param
         self._execution_id = execution_id  # a callable: the run's ExecutionId when it asks
         self._on_columns = on_columns  # told the columns once every page has been read
         self.pages = 0
@@ -171,6 +174,26 @@ class HttpReader:
             yield Batch(self.columns or self._empty_columns(), [])
         if self._on_columns is not None and self.columns is not None and limit is None:
             self._on_columns([column.name for column in self.columns])
+
+    def separate_runs(self) -> list[tuple[str, str, HttpReader]] | None:
+        """`singleJobPerParam`: one run per parameter row, each its own reader (one row)."""
+        if not self.single_job_per_param or self.parameters is None:
+            return None
+        parts = []
+        for param in self.parameters:
+            described = json.dumps(param, sort_keys=True, default=str)
+            stage = "param-" + hashlib.sha256(described.encode()).hexdigest()[:16]
+            part = HttpReader(
+                self.client,
+                self.spec,
+                self.settings,
+                parameters=[param],
+                add_params=self.add_params,
+                execution_id=self._execution_id,
+                on_columns=self._on_columns,
+            )
+            parts.append((stage, f"parameter row {described}", part))
+        return parts
 
     def deleted_keys(self, *, batch_size: int, since: Since | None = None) -> Iterator[Batch]:
         raise UnsupportedSystem(
