@@ -606,6 +606,27 @@ def test_single_job_per_param_with_a_high_water_mark_is_refused(httpserver, targ
     )
 
 
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"IncludeByteOutput": True}, "IncludeByteOutput"),
+        ({"LogSettings": {"dbOptions": {"logHttpResponse": True}}},
+         "LogSettings.dbOptions.logHttpResponse"),
+        ({"PayloadTxSettings": {"TxDocumentRootPath": "$", "TxDocumentMsgSchema": "x.xsd"}},
+         "PayloadTxSettings.TxDocumentMsgSchema"),
+    ],
+)  # fmt: skip
+def test_settings_the_gateway_cannot_honour_are_refused_by_name(
+    httpserver: HTTPServer, target, settings: dict[str, Any], named: str
+) -> None:
+    http_connection(httpserver.url_for("/api"))
+    execution = run(http_source_job(target, {"HTTPURI": "/items", **settings}))
+    assert execution.status == ExecutionStatus.FAILED
+    assert f"HttpSourceSettings {named}" in execution.error_message
+    assert "not supported by this gateway" in execution.error_message
+    assert httpserver.log == []
+
+
 def test_an_unknown_placeholder_fails_naming_it(httpserver: HTTPServer, target) -> None:
     http_connection(httpserver.url_for("/api"))
     execution = run(http_source_job(target, {"HTTPURI": "/x?r={{@param.region}}"}))

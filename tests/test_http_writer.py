@@ -259,3 +259,17 @@ def test_a_soap_writer_sends_batches_with_a_repeated_section(httpserver, source)
         got.update({int(f.findtext("id")): f.findtext("title") for f in films})
     assert sizes == [2, 1]
     assert got == TITLES
+
+
+def test_batch_finalization_settings_are_refused_by_name(httpserver: HTTPServer, source) -> None:
+    http_connection(httpserver.url_for("/api"))
+    job = http_target_job(
+        source, upsert={**REST, "BatchFinalizationSettings": {"HTTPURI": "/commit"}},
+        script=REST_BODY,
+    )  # fmt: skip
+    execution = run(Job.objects.get(pk=job.pk))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "HttpUpsertSettings.BatchFinalizationSettings (a request after the batches) not " in (
+        execution.error_message
+    )
+    assert httpserver.log == []

@@ -17,7 +17,12 @@ from jobs.systems.base import Connection, UnsupportedSystem
 from jobs.systems.http.client import client_for
 from jobs.systems.http.connection import parse_connection
 from jobs.systems.http.reader import HttpReader
-from jobs.systems.http.settings import DynamicParameter, dynamic_parameter, source_settings
+from jobs.systems.http.settings import (
+    DynamicParameter,
+    dynamic_parameter,
+    source_settings,
+    unsupported_source_settings,
+)
 from jobs.systems.http.writer import HttpWriter
 
 MAX_PARAMETER_ROWS = 100_000
@@ -92,6 +97,12 @@ class HttpSystem:
                 f"{where} reads an HTTP connection but has no HttpSourceSettings."
             )
         settings = source_settings(spec.source_settings, f"{where}: HttpSourceSettings")
+        unsupported = unsupported_source_settings(spec.source_settings)
+        if unsupported:
+            raise UnsupportedSystem(
+                f"{where}: HttpSourceSettings {', '.join(unsupported)} not supported by this "
+                "gateway."
+            )
         client = client_for(connection.key, connection.value)
         parameters = None
         add_params = False

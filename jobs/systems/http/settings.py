@@ -6,7 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from jobs.sync.spec import SpecError, columns, flag, integer, json_object, json_value, text
+from jobs.sync.spec import (
+    SpecError,
+    columns,
+    flag,
+    integer,
+    json_object,
+    json_value,
+    text,
+)
 from jobs.systems.http.connection import header_pairs
 
 # PagingStrategy: the vendor stores a number; names are accepted too (docs/http.md).
@@ -169,6 +177,23 @@ def source_settings(data: dict[str, Any], where: str = "HttpSourceSettings") -> 
     )
 
 
+def unsupported_source_settings(data: dict[str, Any]) -> list[str]:
+    """Settings of the vendor's `HttpSourceSettings` this gateway cannot honour, when they ask
+    for something (the exports carry them switched off); a run refuses them by name."""
+    found = []
+    if flag(data.get("IncludeByteOutput"), "IncludeByteOutput"):
+        found.append("IncludeByteOutput (the response's bytes as a column)")
+    options = json_object(data.get("LogSettings"), "LogSettings").get("dbOptions")
+    if isinstance(options, dict):
+        for name in ("logHttpResponse", "logPayload"):
+            if flag(options.get(name), f"LogSettings.dbOptions.{name}"):
+                found.append(f"LogSettings.dbOptions.{name} (logging HTTP traffic to a table)")
+    tx = json_object(data.get("PayloadTxSettings"), "PayloadTxSettings")
+    if text(tx.get("TxDocumentMsgSchema"), "PayloadTxSettings.TxDocumentMsgSchema"):
+        found.append("PayloadTxSettings.TxDocumentMsgSchema")
+    return found
+
+
 # -- writers -----------------------------------------------------------------------------------
 FAIL, SKIP, DEAD_LETTER = 0, 1, 2
 _ACTIONS = {"fail": FAIL, "stop": FAIL, "skip": SKIP, "ignore": SKIP, "deadletter": DEAD_LETTER}
@@ -250,6 +275,18 @@ class HttpWriterSettings:
     delete: HttpTargetRequest
     batch_count: int
     errors: ErrorHandling
+
+
+def unsupported_writer_settings(definition: dict[str, Any]) -> list[str]:
+    """Writer settings this gateway cannot honour when they ask for something; a run
+    refuses them by name (the exports carry them as null)."""
+    options = json_object(definition.get("Options"), "Options")
+    return [
+        f"{name}.BatchFinalizationSettings (a request after the batches)"
+        for name in ("HttpUpsertSettings", "HttpDeleteSettings")
+        if json_object(options.get(name), name).get("BatchFinalizationSettings")
+        not in (None, "", {}, [])
+    ]
 
 
 def writer_settings(definition: dict[str, Any], where: str = "JobWriter") -> HttpWriterSettings:

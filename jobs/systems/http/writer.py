@@ -30,6 +30,7 @@ from jobs.systems.http.settings import (
     FAIL,
     SKIP,
     HttpTargetRequest,
+    unsupported_writer_settings,
     writer_settings,
 )
 
@@ -49,6 +50,15 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(partial, path)  # a crash leaves the old position or the new one, never half
 
 
+def _pause(seconds: float, hooks: ApplyHooks) -> None:
+    """Wait between ErrorHandling retries (RetryTTLSeconds can be minutes), stopping at
+    once when the run is cancelled."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        hooks.check_cancel()
+        time.sleep(min(left, 0.5))
+
+
 class HttpWriter:
     def __init__(self, client: HttpClient, spec: WriterSpec, writer_guid: str) -> None:
         where = f"Job writer '{spec.job_key}'"
@@ -57,6 +67,11 @@ class HttpWriter:
         self.guid = writer_guid
         self.where = where
         self.settings = writer_settings(spec.http_definition, where)
+        unsupported = unsupported_writer_settings(spec.http_definition)
+        if unsupported:
+            raise UnsupportedSystem(
+                f"{where}: {', '.join(unsupported)} not supported by this gateway."
+            )
         if not self.settings.upsert.configured:
             raise UnsupportedSystem(
                 f"{where} writes to an HTTP connection but has no UpsertScript or "
@@ -208,7 +223,7 @@ class HttpWriter:
                     wait = errors.retry_ttl_seconds * (
                         2**attempt if errors.retry_exponential else 1
                     )
-                    time.sleep(wait)
+                    _pause(wait, hooks)
                     attempt += 1
                     continue
                 failure = exc
