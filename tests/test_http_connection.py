@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -223,6 +224,24 @@ def test_values_are_escaped_for_the_body_they_land_in() -> None:
     assert template.render_row("<x>{{{t}}}</x>", {"t": "<b/>"}, template.xml_escape, "w") == (
         "<x><b/></x>"
     )
+
+
+def test_json_placeholders_outside_strings_are_json_values() -> None:
+    body = '{"id": {{id}}, "name": {{name}}, "note": "{{name}} \\"{{id}}\\"", "ok": {{ok}}}'
+    rows = [
+        ({"id": 5, "name": 'A "b"', "ok": True}, {"id": 5, "name": 'A "b"', "ok": True}),
+        ({"id": None, "name": None, "ok": False}, {"id": None, "name": None, "ok": False}),
+        ({"id": Decimal("2.50"), "name": "x", "ok": None}, {"id": 2.5, "name": "x", "ok": None}),
+    ]
+    for row, expected in rows:
+        sent = json.loads(template.render_row(body, row, template.json_escape, "w"))
+        assert {k: sent[k] for k in expected} == expected
+        assert sent["note"] == f'{template.as_text(row["name"])} "{template.as_text(row["id"])}"'
+
+
+def test_a_value_is_never_read_as_a_template() -> None:
+    row = {"a": "{{b}}", "b": "secret"}
+    assert template.render_row("{{{a}}} {{a}}", row, template.raw, "w") == "{{b}} {{b}}"
 
 
 def test_a_placeholder_naming_no_column_is_an_error() -> None:

@@ -8,7 +8,10 @@ section repeated once per row (JSON bodies get a comma between repetitions); doc
 
 from __future__ import annotations
 
+import bisect
+import decimal
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -18,8 +21,11 @@ from xml.sax.saxutils import escape as _xml_escape
 Escape = Callable[[str], str]
 
 _READER = re.compile(r"\{\{\s*@([A-Za-z_][\w.\-]*)\s*\}\}")
-_RAW = re.compile(r"\{\{\{\s*([^{}]+?)\s*\}\}\}")
-_ESCAPED = re.compile(r"\{\{\s*(?![#/@])([^{}]+?)\s*\}\}")
+# `{{{column}}}` (as is) or `{{column}}` (escaped), matched in one pass over the template so
+# that a value is never read as a template itself.
+_PLACEHOLDER = re.compile(
+    r"\{\{\{\s*(?P<raw>[^{}]+?)\s*\}\}\}|\{\{\s*(?![#/@])(?P<escaped>[^{}]+?)\s*\}\}"
+)
 _SECTION = re.compile(r"\{\{\s*#rows\s*\}\}(.*?)\{\{\s*/rows\s*\}\}", re.DOTALL)
 
 
@@ -85,8 +91,41 @@ def reader_names(text: str) -> set[str]:
     return {m.group(1).lower() for m in _READER.finditer(text or "")}
 
 
+def json_literal(value: Any) -> str:
+    """A value as a JSON value: null, true/false, a number, or a string (quoted)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | decimal.Decimal):
+        number = str(value)
+        return number if math.isfinite(float(value)) else "null"
+    return json.dumps(as_text(value), ensure_ascii=False)
+
+
+def _json_string_test(text: str) -> Callable[[int], bool]:
+    """Whether a position of a JSON template lies inside a string literal ("…")."""
+    spans: list[int] = []  # start, end, start, end…
+    inside = False
+    at = 0
+    while at < len(text):
+        char = text[at]
+        if inside and char == "\\":
+            at += 2
+            continue
+        if char == '"':
+            inside = not inside
+            spans.append(at)
+        at += 1
+    return lambda position: bisect.bisect_right(spans, position) % 2 == 1
+
+
 def render_row(text: str, row: Mapping[str, Any], escape: Escape, where: str) -> str:
-    """Fill `{{column}}` (escaped) and `{{{column}}}` (as is) from one row (names any case)."""
+    """Fill `{{column}}` (escaped) and `{{{column}}}` (as is) from one row (names any case).
+
+    In a JSON body, `{{column}}` inside a string literal (`"{{title}}"`) is the value's text,
+    JSON-escaped; elsewhere (`{"id": {{id}}}`) it is the value as a JSON value, so a NULL is
+    `null` and a text is quoted: the body is valid JSON whatever the row holds."""
 
     def lookup(name: str, token: str) -> Any:
         if name in row:
@@ -99,8 +138,17 @@ def render_row(text: str, row: Mapping[str, Any], escape: Escape, where: str) ->
             f"{where}: placeholder {token} names no column (columns: {', '.join(row)})."
         )
 
-    text = _RAW.sub(lambda m: as_text(lookup(m.group(1), m.group(0))), text)
-    return _ESCAPED.sub(lambda m: escape(as_text(lookup(m.group(1), m.group(0)))), text)
+    in_string = _json_string_test(text) if escape is json_escape else None
+
+    def fill(match: re.Match[str]) -> str:
+        if match.group("raw") is not None:
+            return as_text(lookup(match.group("raw"), match.group(0)))
+        value = lookup(match.group("escaped"), match.group(0))
+        if in_string is not None and not in_string(match.start()):
+            return json_literal(value)
+        return escape(as_text(value))
+
+    return _PLACEHOLDER.sub(fill, text)
 
 
 def render_batch(
