@@ -37,11 +37,6 @@ KNOWN_HIDDEN = {
     "gateway/openapi.py datazen.schema",
     "jobs/admin.py jobs.flows.runtime.engines",
     "jobs/sync/spec.py jobs.systems.http.settings",
-    "jobs/systems/http/__init__.py jobs.models",
-    "jobs/systems/http/__init__.py jobs.systems.db.tsql",
-    "jobs/systems/http/__init__.py jobs.systems.db.url",
-    "jobs/systems/http/__init__.py jobs.systems.registry",
-    "jobs/systems/http/deadletter.py jobs.systems.registry",
 }
 
 

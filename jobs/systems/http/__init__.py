@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobs.models import ConnectionType, Execution, ExecutionStatus
+from jobs.connections import database_engine
+from jobs.models import ConnectionType, Execution, ExecutionStatus, Job, JobKind
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, json_object
 from jobs.systems.base import Connection, UnsupportedSystem
+from jobs.systems.db.url import ConnectionStringError
 from jobs.systems.http.client import client_for
 from jobs.systems.http.connection import parse_connection
 from jobs.systems.http.reader import HttpReader
@@ -32,17 +34,14 @@ def parameter_rows(parameter: DynamicParameter, *, job_key: str) -> list[dict[st
     """DynamicParameter's rows: its list, or its SQL (T-SQL, translated) on its connection."""
     if parameter.rows:
         return parameter.rows
-    from jobs.systems import registry
+    # On first use: sqlglot's import costs about a second in every process otherwise.
     from jobs.systems.db.tsql import translate
-    from jobs.systems.db.url import create_db_engine
 
-    connection = registry.resolve(parameter.connection, kind=ConnectionType.DB)
-    if connection.kind != ConnectionType.DB:
-        raise UnsupportedSystem(
-            f"Job reader '{job_key}': DynamicParameter.connection {connection.describe()} is not "
-            "a database."
-        )
-    engine = create_db_engine(connection.system, connection.value)
+    where = f"Job reader '{job_key}': DynamicParameter.connection"
+    try:
+        engine = database_engine(parameter.connection)
+    except ConnectionStringError as exc:
+        raise UnsupportedSystem(f"{where}: {exc}") from None
     sql = translate(
         parameter.sql, engine.dialect.name, where=f"Job reader '{job_key}' DynamicParameter"
     )
@@ -56,8 +55,6 @@ def parameter_rows(parameter: DynamicParameter, *, job_key: str) -> list[dict[st
 def _remember_fields(job_key: str, names: list[str]) -> None:
     """`LastKnownSourceFields`: the columns the last complete read found (the vendor's
     console shows them); only the reader's own definition changes, and only when they do."""
-    from jobs.models import Job, JobKind
-
     job = Job.objects.filter(job_key=job_key, kind=JobKind.READER).first()
     if job is None or not isinstance(job.definition, dict):
         return

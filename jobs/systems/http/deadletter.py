@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from jobs.connections import resolve
 from jobs.models import ConnectionType
 from jobs.systems.http.client import HttpRequestError, client_for
 
@@ -39,8 +40,6 @@ def dead_letter_file(name: str) -> Path:
 
 def replay(path: Path) -> ReplayResult:
     """Send every entry again through its writer's stored connection; keep those that fail."""
-    from jobs.systems import registry
-
     result = ReplayResult()
     kept: list[str] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -48,7 +47,7 @@ def replay(path: Path) -> ReplayResult:
             continue
         try:
             entry = json.loads(line)
-            connection = registry.resolve(entry["connection"], kind=ConnectionType.HTTP)
+            connection = resolve(entry["connection"], kind=ConnectionType.HTTP)
             method, uri, body = entry["method"], entry["uri"], entry["body"]
             headers = [tuple(pair) for pair in entry["headers"]]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
