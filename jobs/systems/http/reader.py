@@ -97,6 +97,21 @@ def _comparable(value: Any, like: Any) -> Any:
     return value
 
 
+def _as_tuples(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[tuple]] | None:
+    """A page whose rows have exactly the same fields: (field names, value tuples)."""
+    shape = tuple(rows[0])
+    if not shape or set(map(len, rows)) != {len(shape)}:
+        return None
+    getter = itemgetter(*shape)
+    try:
+        values = list(map(getter, rows))
+    except KeyError:
+        return None
+    if len(shape) == 1:
+        values = [(value,) for value in values]
+    return shape, values
+
+
 def _observe(rows: list[dict[str, Any]], order: dict[str, str], seen: dict[str, set[type]]) -> None:
     """Add one page's field names (lowercased → first spelling) and value types."""
     names: dict[str, None] = {}
@@ -155,9 +170,17 @@ class HttpReader:
         produced = 0
         yielded = False
         # A test run (limit) shows the first page's columns; a run has those of every page.
-        pages = self._documents(since) if limit is not None else self._spooled(since)
-        for rows in pages:
-            batch_rows = self._typed(rows, since)
+        pages: Iterator[tuple[tuple[str, ...] | None, list[Any]]] = (
+            ((None, rows) for rows in self._documents(since))
+            if limit is not None
+            else self._spooled(since)
+        )
+        for shape, rows in pages:
+            batch_rows = (
+                self._typed_page(shape, rows, since)
+                if shape is not None
+                else self._typed(rows, since)
+            )
             for start in range(0, len(batch_rows), batch_size):
                 chunk = batch_rows[start : start + batch_size]
                 if limit is not None:
@@ -201,12 +224,16 @@ class HttpReader:
             "deleted records."
         )
 
-    def _spooled(self, since: Since | None) -> Iterator[list[dict[str, Any]]]:
+    def _spooled(self, since: Since | None) -> Iterator[tuple[tuple[str, ...] | None, list[Any]]]:
         """Every page read first, onto a temporary file, learning the columns (the union of
         all pages', in order of appearance) and their types (from all values); then the pages
         again. A field that only a later page has is a column like the others, and a column
         holding integers on one page and decimals on another is a float column. The file
-        keeps memory to one page whatever the number of pages."""
+        keeps memory to one page whatever the number of pages.
+
+        A page whose rows all have the same fields (the usual API page) is kept as its field
+        names and value tuples — observed and pickled at C speed; any other page as its
+        dicts. Yields (field names or None, rows)."""
         order: dict[str, str] = {}
         seen: dict[str, set[type]] = {}
         with tempfile.TemporaryFile(prefix="gateway-http-") as spool:
@@ -214,14 +241,41 @@ class HttpReader:
             for rows in self._documents(since):
                 if not rows:
                     continue
-                _observe(rows, order, seen)
-                pickle.dump(rows, spool, pickle.HIGHEST_PROTOCOL)
+                page = _as_tuples(rows)
+                if page is None:
+                    _observe(rows, order, seen)
+                    pickle.dump((None, rows), spool, pickle.HIGHEST_PROTOCOL)
+                else:
+                    shape, values = page
+                    for name, column in zip(shape, zip(*values, strict=True), strict=True):
+                        order.setdefault(name.lower(), name)
+                        seen.setdefault(name.lower(), set()).update(map(type, column))
+                    pickle.dump(page, spool, pickle.HIGHEST_PROTOCOL)
                 count += 1
             if count:
                 self.columns = self._columns(order, seen)
             spool.seek(0)
             for _ in range(count):
                 yield pickle.load(spool)  # the file is this run's own, never shared
+
+    def _typed_page(
+        self, shape: tuple[str, ...], values: list[tuple], since: Since | None
+    ) -> list[tuple]:
+        """A spooled page of value tuples in the run's columns: as it is when its fields are
+        the columns in order with values of their types (no mark to filter on); else row by
+        row like any page."""
+        assert self.columns is not None
+        if (
+            (since is None or not self.spec.timestamp_col)
+            and len(shape) == len(self.columns)
+            and all(n.lower() == c.name.lower() for n, c in zip(shape, self.columns, strict=True))
+            and all(
+                _ALLOWED[c.type].issuperset(map(type, column))
+                for c, column in zip(self.columns, zip(*values, strict=True), strict=True)
+            )
+        ):
+            return values
+        return self._typed_rows([dict(zip(shape, row, strict=True)) for row in values], since)
 
     # -- requests ------------------------------------------------------------------------------
     def _base_values(self, since: Since | None) -> dict[str, Any]:
