@@ -77,6 +77,8 @@ def _read_parts(
     asked for leaves the others' rows alone. The direct writer applies the logs written."""
     totals = {"record_count": 0, "delete_count": 0, "records_available": 0}
     failed: list[str] = []
+    if not parts:
+        ctx.log("No parameter rows: nothing to run.")
     for stage_name, label, part in parts:
         ctx.raise_if_cancelled()
         ctx.log(f"Run for {label}.")
