@@ -94,7 +94,7 @@ def pg_mutate(database: str, rows: int) -> dict[str, int]:
         conn.execute(
             "INSERT INTO src SELECT i, 1, 2, 3.5, 0.25, 'new', 'new row', 'n', "
             "date '2025-01-01', timestamptz '2025-01-01 00:00:00+00' "
-            "FROM generate_series(%s, %s) AS i",
+            "FROM generate_series(%s::bigint, %s::bigint) AS i",
             (rows + 1, rows + inserted),
         )
         conn.execute("ANALYZE src")
@@ -112,11 +112,13 @@ def pg_rows(database: str, table: str, batch: int = 20_000) -> Iterator[tuple]:
 def pg_read_floor(database: str, sql: str = f"SELECT {COLUMNS} FROM src") -> int:
     """Every row read as the engine's reader does (named cursor, fetchmany of 10,000)."""
     total = 0
-    with psycopg.connect(pg_dsn(database), options="-c TimeZone=UTC") as conn:
-        with conn.cursor(name="dz_bench_floor") as cursor:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(10_000):
-                total += len(rows)
+    with (
+        psycopg.connect(pg_dsn(database), options="-c TimeZone=UTC") as conn,
+        conn.cursor(name="dz_bench_floor") as cursor,
+    ):
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(10_000):
+            total += len(rows)
     return total
 
 
@@ -175,10 +177,10 @@ def my_mutate(database: str, rows: int) -> dict[str, int]:
     try:
         with conn.cursor() as cursor:
             cursor.execute(
-                "UPDATE src SET qty = qty + 1, name = CONCAT(name, '*') WHERE id % %s = 7",
+                "UPDATE src SET qty = qty + 1, name = CONCAT(name, '*') WHERE id %% %s = 7",
                 (rows // updated,),
             )
-            cursor.execute("DELETE FROM src WHERE id % %s = 3", (rows // deleted,))
+            cursor.execute("DELETE FROM src WHERE id %% %s = 3", (rows // deleted,))
             cursor.execute(
                 "INSERT INTO src SELECT seq, 1, 2, 3.5, 0.25, 'new', 'new row', 'n', "
                 "DATE '2025-01-01', TIMESTAMP '2025-01-01 00:00:00' "

@@ -6,9 +6,9 @@ compared with the source row by row after each incremental run (deletes propagat
 
 The yardstick is the *read floor*, measured in the same run: a bare loop reading the source's
 rows through the same driver and batch size as the engine's reader, keeping none. Issue 20's
-targets: changed run ≤ 1.5× the floor on every dialect; nothing changed ≤ 1× the floor on
+targets: changed run ≤ 1.5x the floor on every dialect; nothing changed ≤ 1x the floor on
 PostgreSQL and MariaDB (rows hashed in the source, only keys and digests cross the wire) and
-≤ 1.3× on SQLite. Peak RSS < 300 MB. Prints JSON.
+≤ 1.3x on SQLite. Peak RSS < 300 MB. Prints JSON.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Two cases on the 10-column table of bench/sync_postgres.py: MariaDB → MariaDB and
 PostgreSQL → MariaDB. Baseline: read the source with a server-side cursor (fetchmany of
 10,000) and write it with one multi-row `INSERT` per 1,000 rows into an empty table, in one
-transaction. Target: the engine within 2× of it, peak RSS < 300 MB. Runs alternate (the
+transaction. Target: the engine within 2x of it, peak RSS < 300 MB. Runs alternate (the
 machine is shared); each side's best counts; the target is compared with the source row by row
 after every engine run. Prints JSON.
 """

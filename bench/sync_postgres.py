@@ -2,7 +2,7 @@
 
 Baseline: `COPY (SELECT …) TO STDOUT (FORMAT binary)` from the source piped into
 `COPY … FROM STDIN (FORMAT binary)` on the target in one Python process: the physical limit,
-no change detection, no conversion. Target: the engine within 1.5× of it, peak RSS < 300 MB.
+no change detection, no conversion. Target: the engine within 1.5x of it, peak RSS < 300 MB.
 Runs alternate (the machine is shared); each side's best counts. The target is compared with
 the source row by row after every engine run. Prints JSON.
 """

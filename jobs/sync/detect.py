@@ -12,10 +12,11 @@ import datetime as dt
 import decimal
 import re
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from jobs.runner import ExecutionContext
 from jobs.sync.changelog import ChangeLogWriter, encode_frame, pickle_rows
@@ -28,7 +29,7 @@ from jobs.sync.stage import (
     encode_key,
     row_hash,
 )
-from jobs.systems.base import Reader, Since
+from jobs.systems.base import Reader, RowHashing, Since
 from jobs.systems.batch import Batch
 
 
@@ -136,6 +137,7 @@ def strategy_for(
     full: bool,
     pointer_text: str = "",
     del_pointer_text: str = "",
+    source_hash: str = "",
 ) -> Strategy:
     if spec.strategy == "timestamp":
         return TimestampStrategy(
@@ -147,31 +149,104 @@ def strategy_for(
             del_pointer_text=del_pointer_text,
         )
     if spec.strategy == "full":
-        return FullStrategy(ctx, spec, stage, full=full)
+        return FullStrategy(ctx, spec, stage, full=full, source_hash=source_hash)
     return AppendStrategy(ctx, spec)
 
 
+def source_hash(reader: Reader, spec: ReaderSpec) -> str:
+    """The scheme of row digests the source computes for this job ('' : the gateway hashes).
+
+    Only where the source's rows are the rows compared: a pipeline changes them, TopNOverride
+    reads a different set of rows each time.
+    """
+    if (
+        spec.strategy != "full"
+        or not spec.keys
+        or spec.pipeline
+        or spec.top_n is not None
+        or not reader.pushdown.row_hash
+    ):
+        return ""
+    return cast(RowHashing, reader).hash_scheme()
+
+
 class FullStrategy:
-    """Compare every row's hash with the last run's, by key: inserts, updates, deletes."""
+    """Compare every row's hash with the last run's, by key: inserts, updates, deletes.
+
+    With `source_hash` the source hashes its rows (`RowHashing`): a run with a previous one to
+    compare with reads keys and digests only, then the rows that changed, by key.
+    """
 
     def __init__(
-        self, ctx: ExecutionContext, spec: ReaderSpec, stage: StageStore, *, full: bool
+        self,
+        ctx: ExecutionContext,
+        spec: ReaderSpec,
+        stage: StageStore,
+        *,
+        full: bool,
+        source_hash: str = "",
     ) -> None:
         self.ctx, self.spec, self.stage = ctx, spec, stage
-        stage.begin(full=full)
+        self.source_hash = source_hash
+        stage.begin(full=full, hash_name=source_hash or None)
         if stage.full:
             ctx.log("No previous run to compare with (or resync): every row is sent.")
+        elif stage.resend:
+            ctx.log(
+                f"The last run's row hashes are not comparable with this run's "
+                f"({source_hash or 'hashed by the gateway'}): every row is sent once."
+            )
         self.positions: list[int] | None = None
+        self.compared = False  # batches already hold only the changed rows
+        self.rows_read = 0
 
     def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]:
-        return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
+        if not self.source_hash:
+            return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
+        hashing = cast(RowHashing, reader)
+        if self.stage.full or self.stage.resend:
+            return hashing.hashed_batches(batch_size=batch_size)
+        self.ctx.log("Rows are hashed in the source: reading keys and digests, then changed rows.")
+        self.compared = True
+        return self._changed_rows(hashing, batch_size)
+
+    def _changed_rows(self, reader: RowHashing, batch_size: int) -> Iterator[Batch]:
+        """The rows whose digest differs from the last run's, read by key batch by batch."""
+        keys, width = self.spec.keys, len(self.spec.keys)
+        positions = list(range(width))
+        report = throttled(self.ctx.progress)
+        sent = False
+        for digests in reader.digests(keys=keys, batch_size=batch_size):
+            self.ctx.raise_if_cancelled()
+            assert digests.hashes is not None
+            self.rows_read += len(digests.rows)
+            stored = batch_keys(digests.rows, positions)
+            changed = self.stage.changed(stored, digests.hashes, _digest(stored, digests.hashes))
+            if changed:
+                wanted = [digests.rows[i] for i in changed]
+                for batch in reader.rows_by_key(keys=keys, values=wanted, batch_size=batch_size):
+                    sent = True
+                    yield batch
+            report(records_available=self.rows_read)
+        if not sent:
+            yield from reader.rows_by_key(keys=keys, values=[], batch_size=batch_size)
 
     def take(self, batch: Batch, log: ChangeLogWriter) -> None:
+        if self.compared:
+            log.write_upserts(batch.rows)
+            return
         if self.positions is None:
             self.positions = key_positions(batch, self.spec.keys)
         stage = self.stage
         rows = batch.rows
         keys = batch_keys(rows, self.positions)
+        if batch.hashes is not None:
+            changed = stage.changed(keys, batch.hashes, _digest(keys, batch.hashes))
+            if len(changed) == len(rows):
+                log.write_upserts(rows)
+            elif changed:
+                log.write_upserts([rows[i] for i in changed])
+            return
         encoded = encode_frame(rows, [c.type for c in batch.columns])
         pickled, ends = pickle_rows(encoded[1])
         changed = stage.changed(
@@ -188,6 +263,8 @@ class FullStrategy:
             )
 
     def finish(self, log: ChangeLogWriter, result: DetectionResult) -> None:
+        if self.compared:
+            result.rows_read = self.rows_read  # every row's digest was read, not the row
         if self.spec.top_n is not None:
             self.ctx.warning("TopNOverride limits the read: deleted records are not detected.")
         else:
@@ -201,6 +278,15 @@ class FullStrategy:
 
     def commit(self) -> None:
         self.stage.commit()
+
+
+def _digest(keys: list[Any], hashes: list[int]) -> int | None:
+    """A batch's digest from its int keys and row digests (the stage store skips a segment
+    of the last run equal to it); None when the keys are not plain 64-bit ints."""
+    try:
+        return batch_digest(array("q", keys).tobytes() + array("q", hashes).tobytes())
+    except (TypeError, OverflowError):
+        return None
 
 
 class AppendStrategy:

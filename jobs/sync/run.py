@@ -22,7 +22,7 @@ from jobs.sync.changelog import (
     log_file_name,
     pending_logs,
 )
-from jobs.sync.detect import DetectionResult, detect, strategy_for, throttled
+from jobs.sync.detect import DetectionResult, detect, source_hash, strategy_for, throttled
 from jobs.sync.plan import (
     applied_position,
     compile_pipeline,
@@ -151,6 +151,7 @@ def _read_changes(
             full=full,
             pointer_text=job.last_ts_pointer,
             del_pointer_text=job.last_ts_del_pointer,
+            source_hash=source_hash(reader, rspec),
         )
         result = detect(
             ctx=ctx,

@@ -343,20 +343,32 @@ class StageStore:
     # -- a run ------------------------------------------------------------------------------
     # A run works inside one SQLite transaction: what it finds is written as it goes and only
     # COMMIT makes it count, once the change log is durable.
-    def begin(self, *, full: bool) -> None:
-        """Start a run; `full` ignores the previous state (first run, resync, Initialize)."""
+    def begin(self, *, full: bool, hash_name: str | None = None) -> None:
+        """Start a run; `full` ignores the previous state (first run, resync, Initialize).
+
+        `hash_name`: the scheme of the hashes this run brings (digests computed by the source,
+        jobs.systems.db.hashing); None when the store hashes rows itself (`row_hashes`). A store
+        kept under another scheme cannot be compared with: every row is reported changed once
+        (`resend`), while its keys still find the deletes.
+        """
         self._db.execute("BEGIN IMMEDIATE")
         self._started = True
         self.full = full or self.is_empty()
+        self.resend = False
         self._last: _Segments | _Rows | _Nothing | None
         if self.full:
             self._db.execute("DELETE FROM state")
             self._db.execute("DELETE FROM segment")
-            self.set_meta("row_hash", HASH_XXH3)
-            self.hash_name = HASH_XXH3
+            self.hash_name = hash_name or HASH_XXH3
+            self.set_meta("row_hash", self.hash_name)
             self._last = _Nothing()
         else:
             self.hash_name = self.get_meta("row_hash") or HASH_CRC_ADLER
+            own = (HASH_XXH3, HASH_CRC_ADLER) if hash_name is None else (hash_name,)
+            if self.hash_name not in own:
+                self.resend = True
+                self.hash_name = hash_name or HASH_XXH3
+                self.set_meta("row_hash", self.hash_name)
             has_segments = self._db.execute("SELECT 1 FROM segment LIMIT 1").fetchone()
             self._last = _Segments(self._db) if has_segments else _Rows(self._db)
         self._state_count = self._last.count
@@ -397,13 +409,17 @@ class StageStore:
         """
         if not keys:
             return []
-        if self._in_order:
-            if self._note_order(keys):
-                return self._changed_in_order(keys, hashes, digest)
-            self._to_rows()
-        if callable(hashes):
-            hashes = hashes()
-        return self._changed_by_row(keys, hashes)
+        in_order = self._in_order
+        if in_order and self._note_order(keys):
+            changed = self._changed_in_order(keys, hashes, None if self.resend else digest)
+        else:
+            if in_order:  # until this batch
+                self._to_rows()
+            if callable(hashes):
+                hashes = hashes()
+            changed = self._changed_by_row(keys, hashes)
+        # Another scheme's hashes never equal this one's except by chance: all rows go.
+        return list(range(len(keys))) if self.resend else changed
 
     def _note_order(self, keys: Sequence[Any]) -> bool:
         """Whether the run so far, this batch included, came in strictly increasing int keys

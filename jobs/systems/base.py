@@ -47,6 +47,36 @@ class Pushdown:
     """What a reader does inside the source system rather than in the gateway."""
 
     since: bool = False  # filters on a high-water mark (`Since`) before rows cross the wire
+    # hashes rows in the source (the reader is also a `RowHashing`): a full-strategy run
+    # reads keys and digests only, then the changed rows by key
+    row_hash: bool = False
+
+
+class RowHashing(Protocol):
+    """What a reader with `pushdown.row_hash` offers change detection (jobs.sync.detect).
+
+    Digests are 64-bit signed ints under a named scheme; the stage store keeps the name with
+    them, so a store kept under another scheme is re-sent once rather than compared.
+    """
+
+    def hash_scheme(self) -> str:
+        """The digests' scheme on this source ('' when it cannot hash after all)."""
+        ...
+
+    def hashed_batches(self, *, batch_size: int) -> Iterator[Batch]:
+        """The source's rows as `batches` gives them, each batch with its rows' `hashes`."""
+        ...
+
+    def digests(self, *, keys: list[str], batch_size: int) -> Iterator[Batch]:
+        """Key columns only, in key order, with every row's digest in `hashes`."""
+        ...
+
+    def rows_by_key(
+        self, *, keys: list[str], values: list[tuple], batch_size: int
+    ) -> Iterator[Batch]:
+        """The rows whose `keys` columns hold one of `values` (no rows: one empty batch that
+        still names the columns)."""
+        ...
 
 
 class Reader(Protocol):

@@ -39,6 +39,9 @@ class Column:
 class Batch:
     columns: list[Column]
     rows: list[tuple] = field(default_factory=list)
+    # One 64-bit digest per row when the source computed them (jobs.systems.db.hashing):
+    # change detection compares these instead of hashing the rows itself.
+    hashes: list[int] | None = None
 
     @property
     def names(self) -> list[str]:

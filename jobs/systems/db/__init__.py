@@ -23,6 +23,7 @@ from jobs.systems.base import (
     UnsupportedSystem,
 )
 from jobs.systems.batch import Batch
+from jobs.systems.db import hashing
 from jobs.systems.db.reader import read_batches, wrap_since
 from jobs.systems.db.url import create_db_engine
 from jobs.systems.db.writer import (
@@ -32,17 +33,23 @@ from jobs.systems.db.writer import (
     ensure_state,
 )
 
+# Changed rows are read by key in statements of at most this many keys (well inside every
+# dialect's parameter limit: SQLite's 32766, PostgreSQL's 65535).
+KEYS_PER_READ = 1_000
+
 
 class DatabaseReader:
-    """A `SqlRead` on one database; the pointer is pushed down as a wrapping WHERE."""
+    """A `SqlRead` on one database; the pointer is pushed down as a wrapping WHERE, row digests
+    as a wrapping SELECT (jobs.systems.db.hashing)."""
 
-    pushdown = Pushdown(since=True)
+    pushdown = Pushdown(since=True, row_hash=True)
 
     def __init__(self, engine: Engine, spec: ReaderSpec) -> None:
         if not spec.sql:
             raise UnsupportedSystem(f"Job reader '{spec.job_key}' has no SqlRead.")
         self.engine = engine
         self.spec = spec
+        self._columns: list[str] | None = None
 
     def batches(
         self, *, batch_size: int, limit: int | None = None, since: Since | None = None
@@ -54,6 +61,52 @@ class DatabaseReader:
 
     def commit(self) -> None:
         pass  # the pointer strategies keep what a database read needs
+
+    # -- RowHashing ----------------------------------------------------------------------------
+    def hash_scheme(self) -> str:
+        if not hashing.supported(self.engine):
+            return ""
+        if self.engine.dialect.server_version_info is None:
+            with self.engine.connect():
+                pass  # the dialect learns the server's version on its first connection
+        return hashing.scheme(self.engine)
+
+    def hashed_batches(self, *, batch_size: int) -> Iterator[Batch]:
+        sql = hashing.hashed_rows_sql(self.engine, self.spec.sql, self._names())
+        return read_batches(self.engine, sql, batch_size=batch_size, hashed=True)
+
+    def digests(self, *, keys: list[str], batch_size: int) -> Iterator[Batch]:
+        sql = hashing.digest_sql(self.engine, self.spec.sql, keys, self._names())
+        return read_batches(self.engine, sql, batch_size=batch_size, hashed=True)
+
+    def rows_by_key(
+        self, *, keys: list[str], values: list[tuple], batch_size: int
+    ) -> Iterator[Batch]:
+        if not values:
+            yield self._empty()
+            return
+        for start in range(0, len(values), KEYS_PER_READ):
+            chunk = values[start : start + KEYS_PER_READ]
+            sql = hashing.rows_by_key_sql(self.engine, self.spec.sql, keys, len(chunk))
+            params = tuple(v for key in chunk for v in key)
+            for batch in read_batches(self.engine, sql, params=params, batch_size=batch_size):
+                if batch.rows:
+                    yield batch
+
+    def _names(self) -> list[str]:
+        if self._columns is None:
+            self._columns = self._empty().names
+        return self._columns
+
+    def _empty(self) -> Batch:
+        """No rows, the columns typed as a read types them."""
+        if self.engine.dialect.name == "sqlite":
+            # SQLite types columns from their values: look at one row (a cheap LIMIT there).
+            sql = hashing.first_row_sql(self.spec.sql)
+        else:
+            sql = hashing.columns_sql(self.spec.sql)
+        batch = next(read_batches(self.engine, sql, batch_size=1))
+        return Batch(batch.columns, [])
 
     def _read(
         self, sql: str, *, batch_size: int, limit: int | None = None, since: Since | None = None

@@ -204,10 +204,12 @@ def read_batches(
     params: tuple = (),
     batch_size: int = 10_000,
     limit: int | None = None,
+    hashed: bool = False,
 ) -> Iterator[Batch]:
     """Run `sql` (with `?` marks for `params`) and yield batches of at most `batch_size` rows.
 
-    Every batch carries the same column list; `limit` stops after that many rows.
+    Every batch carries the same column list; `limit` stops after that many rows. `hashed`:
+    the last column is the row's digest (jobs.systems.db.hashing), given as `Batch.hashes`.
     """
     dialect = engine.dialect.name
     paramstyle = engine.dialect.paramstyle
@@ -226,7 +228,8 @@ def read_batches(
                 cursor.execute(sql)
             if cursor.description is None:
                 raise ValueError("SqlRead returned no result set (is it a SELECT?).")
-            columns, converters = _describe(dialect, cursor.description)
+            description = cursor.description[:-1] if hashed else cursor.description
+            columns, converters = _describe(dialect, description)
             if dialect == "postgresql" and getattr(raw.info, "timezone", None) is dt.UTC:
                 converters = [None if fn is _utc else fn for fn in converters]
             refined = False
@@ -238,13 +241,17 @@ def read_batches(
                 rows = cursor.fetchmany(size)
                 if not rows:
                     break
+                hashes = None
+                if hashed:
+                    hashes = [row[-1] for row in rows]
+                    rows = [row[:-1] for row in rows]
                 if not refined:
                     columns = _refine(columns, converters, rows)
                     refined = True
                 rows = _convert(rows, converters)
                 if remaining is not None:
                     remaining -= len(rows)
-                yield Batch(columns, rows)
+                yield Batch(columns, rows, hashes)
             if not refined:
                 yield Batch(_refine(columns, converters, []), [])
         finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -216,6 +217,9 @@ class Target:
     table: Table
     names: list[str]  # target column names in the batch's column order
     upsertable: bool  # a primary key or unique index covers the keys
+    # Empty when this apply began and no key conflict met yet: rows may be COPYed straight
+    # in (PostgreSQL), no upsert needed.
+    appending: bool = False
 
 
 def prepare_table(
@@ -482,6 +486,11 @@ def apply_frames(
         row = connection.execute(lock).first()
         if _is_applied(row.last_execution_id if row is not None else "", execution_id):
             return ApplyResult(applied=False)
+        if connection.dialect.name == "postgresql" and target.upsertable:
+            # Under the state row's lock: no other writer of this job adds rows meanwhile.
+            target.appending = (
+                connection.execute(select(1).select_from(target.table).limit(1)).first() is None
+            )
         for frame in frames:
             hooks.check_cancel()
             if frame.is_delete:
@@ -565,6 +574,11 @@ def _write_postgres(
         hooks.after_chunk(len(rows))
         return len(rows)
     rows = _dedupe(rows, statements.key_positions)
+    if target.appending and _copy_new_rows(raw, statements, rows):
+        hooks.after_chunk(len(rows))
+        hooks.check_cancel()
+        return len(rows)
+    target.appending = False
     stage = quote("dz_stage")
     with raw.cursor() as cursor:
         cursor.execute(
@@ -586,6 +600,24 @@ def _write_postgres(
             hooks.after_chunk(written)
             hooks.check_cancel()
     return written
+
+
+def _copy_new_rows(raw: Any, statements: _Statements, rows: list[Any]) -> bool:
+    """COPY rows straight into a target that was empty when this apply began (a first load):
+    the server skips the staging table and the upsert, half its work. A key already there (the
+    source repeats a key across batches) undoes this COPY alone; the caller then upserts.
+    """
+    try:
+        with (
+            raw.transaction(),
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {statements.table_sql} ({statements.cols}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
 
 
 def _delete(
