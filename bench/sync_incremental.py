@@ -19,6 +19,7 @@ import random
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import servers
-from bench.common import run_engine, timed
+from bench.common import run_engine
 from bench.sync_full import COLUMNS as SQLITE_COLUMNS
 from bench.sync_full import create_source, make_row
 
@@ -35,6 +36,13 @@ TARGETS = {
     "postgresql": {"changed": 1.5, "unchanged": 1.0},
     "mariadb": {"changed": 1.5, "unchanged": 1.0},
 }
+
+
+def timed_cpu(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall and CPU seconds of one call."""
+    started, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def mutate(path: Path, rows: int, seed: int = 11) -> dict[str, int]:
@@ -94,12 +102,19 @@ def measure(
     after_changes = check()
     third = run_engine(data, job)
     after_nothing = check()
-    floor_seconds = min(timed(floor)[0] for _ in range(3))
+    floors = [timed_cpu(floor) for _ in range(3)]
+    floor_seconds = min(wall for wall, _ in floors)
+    floor_cpu = min(cpu for _, cpu in floors)
     runs = (first, second, third)
     return {
         "rows": rows,
         "changes": changes,
         "read_floor_seconds": round(floor_seconds, 3),
+        # The machine is shared: process CPU (this process's for the floor, the engine child's
+        # for the runs) is steadier than wall time, though blind to the database server's share.
+        "read_floor_cpu_seconds": round(floor_cpu, 3),
+        "changed_run_floor_cpu_ratio": round(second["cpu_seconds"] / floor_cpu, 2),
+        "unchanged_run_floor_cpu_ratio": round(third["cpu_seconds"] / floor_cpu, 2),
         "first_load_seconds": first["seconds"],
         "changed_run_seconds": second["seconds"],
         "changed_run_cpu_seconds": second["cpu_seconds"],

@@ -1,0 +1,211 @@
+"""Row digests pushed down into the source (jobs.systems.db.hashing), on every dialect.
+
+A full-strategy re-run reads keys and digests, then the changed rows by key: every kind of
+change (a value, its type, NULL-ness; inserts; deletes) must still reach the target exactly,
+and a stage store kept under another hash scheme is re-sent once, never compared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from jobs.models import ExecutionStatus, Job
+from jobs.sync.plan import stage_path
+from jobs.sync.stage import HASH_XXH3, StageStore
+from jobs.systems.db.url import dispose_engines
+from tests.syncdb import direct_job, execute, messages, rows, run
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+PUSHED = "Rows are hashed in the source"
+
+
+@pytest.fixture(autouse=True)
+def _close_engines():
+    yield
+    dispose_engines()  # the fixtures drop their databases next
+
+
+@pytest.fixture
+def target_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'target.sqlite3'}"
+
+
+def stored_scheme(job: Job) -> str:
+    store = StageStore(stage_path(job))
+    try:
+        return store.get_meta("row_hash")
+    finally:
+        store.close()
+
+
+def counts(execution) -> tuple[int, int]:
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    return execution.record_count, execution.delete_count
+
+
+def test_sqlite_rerun_reads_digests_and_finds_every_kind_of_change(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given: a first load (it keeps the source's digests)
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, a, b REAL, c TEXT, d BLOB)")
+    execute(
+        sqlite_url,
+        "INSERT INTO t VALUES (:id, :a, :b, :c, :d)",
+        params=[
+            {"id": i, "a": i, "b": i / 3, "c": f"row {i} é", "d": bytes([i % 256])}
+            for i in range(1, 2001)
+        ],
+    )
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM t", target="t")
+    assert counts(run(job)) == (2000, 0)
+    assert stored_scheme(job) == "sqlite:xxh3(quote)"
+    # when: a value changes type only (1 → '1'), a REAL in its last digit, a text to NULL,
+    # a blob; a row goes, one comes
+    execute(
+        sqlite_url,
+        "UPDATE t SET a = CAST(a AS TEXT) WHERE id = 1",
+        "UPDATE t SET b = b + 1e-15 WHERE id = 2",
+        "UPDATE t SET c = NULL WHERE id = 3",
+        "UPDATE t SET d = x'00ff' WHERE id = 1500",
+        "DELETE FROM t WHERE id = 1000",
+        "INSERT INTO t VALUES (5000, 5, 0.5, 'new', NULL)",
+    )
+    changed = run(job)
+    unchanged = run(job)
+    # then
+    assert counts(changed) == (5, 1)
+    assert PUSHED in "\n".join(messages(changed))
+    assert "2000 rows read" in "\n".join(messages(changed))
+    # (the target's column `a` was created INTEGER from the first load: '1' is stored as 1)
+    assert rows(target_url, "t") == [(r[0], int(r[1]), *r[2:]) for r in rows(sqlite_url, "t")]
+    assert counts(unchanged) == (0, 0)
+
+
+def test_a_store_under_another_hash_scheme_is_resent_once_with_its_deletes(
+    sqlite_url: str, target_url: str
+) -> None:
+    # given: a first load whose stage store is then marked as hashed by the gateway
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    execute(
+        sqlite_url,
+        "INSERT INTO t VALUES (:id, :v)",
+        params=[{"id": i, "v": f"v{i}"} for i in range(1, 101)],
+    )
+    job = direct_job(sqlite_url, target_url, sql="SELECT * FROM t", target="t")
+    run(job)
+    store = StageStore(stage_path(job))
+    store.set_meta("row_hash", HASH_XXH3)
+    store.close()
+    execute(sqlite_url, "DELETE FROM t WHERE id = 7")
+    # when
+    resent = run(job)
+    after = run(job)
+    # then: every row once (no comparison across schemes), the delete still found
+    assert counts(resent) == (99, 1)
+    assert "every row is sent once" in "\n".join(messages(resent))
+    assert rows(target_url, "t") == rows(sqlite_url, "t")
+    assert stored_scheme(job) == "sqlite:xxh3(quote)"
+    assert counts(after) == (0, 0)
+
+
+def test_a_pipeline_keeps_the_gateway_hashing(sqlite_url: str, target_url: str) -> None:
+    # given: a job whose rows are changed by a pipeline (the source's rows are not the ones
+    # compared)
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    execute(sqlite_url, "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    job = direct_job(
+        sqlite_url,
+        target_url,
+        sql="SELECT * FROM t",
+        target="t",
+        reader={"PipelineDef": [{"Name": "DataFilter", "FilterType": 0, "Filter": "id > 0"}]},
+    )
+    # when
+    first = run(job)
+    # then
+    assert first.status == ExecutionStatus.SUCCEEDED, first.error_message
+    assert stored_scheme(job) == HASH_XXH3
+
+
+TYPED_ROWS = [
+    (1, 10, Decimal("1.25"), 0.1, "a é", dt.date(2024, 1, 1), None),
+    (2, None, None, None, None, None, None),
+    (3, -5, Decimal("-0.01"), -1e300, "", dt.date(1, 1, 1), b"\x00\xff"),
+]
+
+
+def _seed(url: str, dialect: str) -> None:
+    binary = "bytea" if dialect == "postgresql" else "longblob"
+    execute(
+        url,
+        f"CREATE TABLE t (id bigint PRIMARY KEY, n integer, p numeric(12,2), f double precision, "
+        f"s varchar(50), d date, b {binary})",
+    )
+    execute(
+        url,
+        "INSERT INTO t VALUES (:id, :n, :p, :f, :s, :d, :b)",
+        params=[dict(zip(["id", "n", "p", "f", "s", "d", "b"], r, strict=True)) for r in TYPED_ROWS]
+        + [
+            {"id": i, "n": i, "p": Decimal(i), "f": i / 7, "s": f"r{i}", "d": None, "b": None}
+            for i in range(10, 1200)
+        ],
+    )
+
+
+def _server_run(url: str, dialect: str) -> None:
+    _seed(url, dialect)
+    job = direct_job(url, url, sql="SELECT * FROM t", target="t_copy")
+    assert counts(run(job)) == (1193, 0)
+    execute(
+        url,
+        "UPDATE t SET n = 11 WHERE id = 1",
+        "UPDATE t SET p = 0 WHERE id = 2",
+        "UPDATE t SET s = 'a é ' WHERE id = 1 + 2",
+        "UPDATE t SET f = f * 2 WHERE id = 500",
+        "UPDATE t SET b = NULL WHERE id = 3",
+        "DELETE FROM t WHERE id = 700",
+        "INSERT INTO t (id, s) VALUES (5000, 'new')",
+    )
+    changed = run(job)
+    unchanged = run(job)
+    assert counts(changed) == (5, 1)
+    assert PUSHED in "\n".join(messages(changed))
+    assert rows(url, "t_copy") == rows(url, "t")
+    assert counts(unchanged) == (0, 0)
+
+
+def test_postgres_rerun_reads_digests(postgres_url: str) -> None:
+    _server_run(postgres_url, "postgresql")
+
+
+def test_mariadb_rerun_reads_digests(mariadb_url: str) -> None:
+    _server_run(mariadb_url, "mysql")
+
+
+def test_postgres_first_load_falls_back_to_upserts_on_a_repeated_key(postgres_url: str) -> None:
+    # given: a source that repeats a key in a later batch (a 10,000-row read batch apart)
+    execute(postgres_url, "CREATE TABLE t (id bigint, v text)")
+    execute(
+        postgres_url,
+        "INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 10500) AS i",
+        "INSERT INTO t VALUES (1, 'again')",
+    )
+    job = direct_job(
+        postgres_url,
+        postgres_url,
+        sql="SELECT id, v FROM t ORDER BY (v = 'again'), id",
+        target="t_copy",
+    )
+    # when
+    execution = run(job)
+    # then: the later row wins, as with upserts all along
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    copied = rows(postgres_url, "t_copy")
+    assert len(copied) == 10500
+    assert copied[0] == (1, "again")
+    assert copied[1:] == [(i, f"v{i}") for i in range(2, 10501)]
