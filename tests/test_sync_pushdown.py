@@ -48,10 +48,10 @@ def counts(execution) -> tuple[int, int]:
     return execution.record_count, execution.delete_count
 
 
-def test_sqlite_rerun_reads_digests_and_finds_every_kind_of_change(
+def test_sqlite_sources_are_hashed_by_the_gateway_and_every_change_found(
     sqlite_url: str, target_url: str
 ) -> None:
-    # given: a first load (it keeps the source's digests)
+    # given: a first load (SQLite cannot hash its rows cheaply: the gateway does)
     execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, a, b REAL, c TEXT, d BLOB)")
     execute(
         sqlite_url,
@@ -63,7 +63,7 @@ def test_sqlite_rerun_reads_digests_and_finds_every_kind_of_change(
     )
     job = direct_job(sqlite_url, target_url, sql="SELECT * FROM t", target="t")
     assert counts(run(job)) == (2000, 0)
-    assert stored_scheme(job) == "sqlite:xxh3(quote)"
+    assert stored_scheme(job) == HASH_XXH3
     # when: a value changes type only (1 → '1'), a REAL in its last digit, a text to NULL,
     # a blob; a row goes, one comes
     execute(
@@ -79,7 +79,7 @@ def test_sqlite_rerun_reads_digests_and_finds_every_kind_of_change(
     unchanged = run(job)
     # then
     assert counts(changed) == (5, 1)
-    assert PUSHED in "\n".join(messages(changed))
+    assert PUSHED not in "\n".join(messages(changed))
     assert "2000 rows read" in "\n".join(messages(changed))
     # (the target's column `a` was created INTEGER from the first load: '1' is stored as 1)
     assert rows(target_url, "t") == [(r[0], int(r[1]), *r[2:]) for r in rows(sqlite_url, "t")]
@@ -89,7 +89,7 @@ def test_sqlite_rerun_reads_digests_and_finds_every_kind_of_change(
 def test_a_store_under_another_hash_scheme_is_resent_once_with_its_deletes(
     sqlite_url: str, target_url: str
 ) -> None:
-    # given: a first load whose stage store is then marked as hashed by the gateway
+    # given: a first load whose stage store is then marked as hashed by a source
     execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     execute(
         sqlite_url,
@@ -99,7 +99,7 @@ def test_a_store_under_another_hash_scheme_is_resent_once_with_its_deletes(
     job = direct_job(sqlite_url, target_url, sql="SELECT * FROM t", target="t")
     run(job)
     store = StageStore(stage_path(job))
-    store.set_meta("row_hash", HASH_XXH3)
+    store.set_meta("row_hash", "pg16:hashtextextended(row::text)")
     store.close()
     execute(sqlite_url, "DELETE FROM t WHERE id = 7")
     # when
@@ -109,27 +109,31 @@ def test_a_store_under_another_hash_scheme_is_resent_once_with_its_deletes(
     assert counts(resent) == (99, 1)
     assert "every row is sent once" in "\n".join(messages(resent))
     assert rows(target_url, "t") == rows(sqlite_url, "t")
-    assert stored_scheme(job) == "sqlite:xxh3(quote)"
+    assert stored_scheme(job) == HASH_XXH3
     assert counts(after) == (0, 0)
 
 
-def test_a_pipeline_keeps_the_gateway_hashing(sqlite_url: str, target_url: str) -> None:
+def test_a_pipeline_keeps_the_gateway_hashing(postgres_url: str) -> None:
     # given: a job whose rows are changed by a pipeline (the source's rows are not the ones
-    # compared)
-    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-    execute(sqlite_url, "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    # compared), on a source that could hash them
+    execute(postgres_url, "CREATE TABLE t (id bigint PRIMARY KEY, v text)")
+    execute(postgres_url, "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
     job = direct_job(
-        sqlite_url,
-        target_url,
+        postgres_url,
+        postgres_url,
         sql="SELECT * FROM t",
-        target="t",
-        reader={"PipelineDef": [{"Name": "DataFilter", "FilterType": 0, "Filter": "id > 0"}]},
+        target="t_copy",
+        reader={"PipelineDef": [{"Name": "DataFilter", "FilterType": 0, "Filter": "id > 1"}]},
     )
+    run(job)
+    execute(postgres_url, "UPDATE t SET v = 'c' WHERE id = 2")
     # when
-    first = run(job)
+    second = run(job)
     # then
-    assert first.status == ExecutionStatus.SUCCEEDED, first.error_message
+    assert counts(second) == (1, 0)
+    assert PUSHED not in "\n".join(messages(second))
     assert stored_scheme(job) == HASH_XXH3
+    assert rows(postgres_url, "t_copy") == [(2, "c")]
 
 
 TYPED_ROWS = [

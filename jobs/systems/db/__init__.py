@@ -99,13 +99,9 @@ class DatabaseReader:
         return self._columns
 
     def _empty(self) -> Batch:
-        """No rows, the columns typed as a read types them."""
-        if self.engine.dialect.name == "sqlite":
-            # SQLite types columns from their values: look at one row (a cheap LIMIT there).
-            sql = hashing.first_row_sql(self.spec.sql)
-        else:
-            sql = hashing.columns_sql(self.spec.sql)
-        batch = next(read_batches(self.engine, sql, batch_size=1))
+        """No rows, the columns typed as a read types them (from the cursor: the hashing
+        dialects type columns without looking at values)."""
+        batch = next(read_batches(self.engine, hashing.columns_sql(self.spec.sql), batch_size=1))
         return Batch(batch.columns, [])
 
     def _read(

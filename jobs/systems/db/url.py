@@ -16,7 +16,6 @@ from sqlalchemy.pool import NullPool
 
 from jobs import guard
 from jobs.regex import sql_regexp
-from jobs.systems.db import hashing
 
 CONNECT_TIMEOUT_SECONDS = 15
 _COM_RESET_CONNECTION = 0x1F  # MySQL 5.7+ and MariaDB 10.2+
@@ -298,8 +297,6 @@ def _new_sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         # REGEXP in a job's SQL matches in linear time: SQLAlchemy registers Python's `re`.
         dbapi_connection.create_function("regexp", 2, sql_regexp, deterministic=True)
-        # Row digests pushed down into the source (jobs.systems.db.hashing).
-        hashing.install(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection: Any) -> None:
