@@ -213,3 +213,20 @@ def test_postgres_first_load_falls_back_to_upserts_on_a_repeated_key(postgres_ur
     assert len(copied) == 10500
     assert copied[0] == (1, "again")
     assert copied[1:] == [(i, f"v{i}") for i in range(2, 10501)]
+
+
+def test_postgres_rerun_with_every_row_changed_reads_them_by_key_in_batches(
+    postgres_url: str,
+) -> None:
+    # given: more changed rows than one read batch (10,000) holds
+    execute(postgres_url, "CREATE TABLE t (id bigint PRIMARY KEY, v text)")
+    execute(postgres_url, "INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 10050) AS i")
+    job = direct_job(postgres_url, postgres_url, sql="SELECT id, v FROM t", target="t_copy")
+    run(job)
+    execute(postgres_url, "UPDATE t SET v = v || '!'", "DELETE FROM t WHERE id = 5")
+    # when
+    execution = run(job)
+    # then
+    assert counts(execution) == (10049, 1)
+    assert PUSHED in "\n".join(messages(execution))
+    assert rows(postgres_url, "t_copy") == rows(postgres_url, "t")

@@ -216,19 +216,26 @@ class FullStrategy:
         positions = list(range(width))
         report = throttled(self.ctx.progress)
         sent = False
+        # Changed keys wait for a batch's worth: a few rows per digest batch (1% changed) would
+        # otherwise cost a statement, a change-log frame and a writer round trip each.
+        wanted: list[tuple] = []
         for digests in reader.digests(keys=keys, batch_size=batch_size):
             self.ctx.raise_if_cancelled()
             assert digests.hashes is not None
             self.rows_read += len(digests.rows)
             stored = batch_keys(digests.rows, positions)
             changed = self.stage.changed(stored, digests.hashes, _digest(stored, digests.hashes))
-            if changed:
-                wanted = [digests.rows[i] for i in changed]
+            wanted += [digests.rows[i] for i in changed]
+            if len(wanted) >= batch_size:
                 for batch in reader.rows_by_key(keys=keys, values=wanted, batch_size=batch_size):
                     sent = True
                     yield batch
+                wanted = []
             report(records_available=self.rows_read)
-        if not sent:
+        for batch in reader.rows_by_key(keys=keys, values=wanted, batch_size=batch_size):
+            sent = True
+            yield batch
+        if not sent:  # the change log's header needs the columns, even with no row to send
             yield from reader.rows_by_key(keys=keys, values=[], batch_size=batch_size)
 
     def take(self, batch: Batch, log: ChangeLogWriter) -> None:

@@ -33,9 +33,9 @@ from jobs.systems.db.writer import (
     ensure_state,
 )
 
-# Changed rows are read by key in statements of at most this many keys (well inside every
-# dialect's parameter limit: SQLite's 32766, PostgreSQL's 65535).
-KEYS_PER_READ = 1_000
+# Changed rows are read by key in statements of at most this many parameters (inside
+# PostgreSQL's limit of 65535; PyMySQL binds on the client).
+PARAMS_PER_READ = 10_000
 
 
 class DatabaseReader:
@@ -85,8 +85,10 @@ class DatabaseReader:
         if not values:
             yield self._empty()
             return
-        for start in range(0, len(values), KEYS_PER_READ):
-            chunk = values[start : start + KEYS_PER_READ]
+        # (rows deleted since the digest pass are simply not found: the next run deletes them)
+        step = max(1, PARAMS_PER_READ // len(keys))
+        for start in range(0, len(values), step):
+            chunk = values[start : start + step]
             sql = hashing.rows_by_key_sql(self.engine, self.spec.sql, keys, len(chunk))
             params = tuple(v for key in chunk for v in key)
             for batch in read_batches(self.engine, sql, params=params, batch_size=batch_size):
