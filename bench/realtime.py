@@ -150,6 +150,9 @@ def measure(port: int, name: str, clients: int, seconds: float) -> dict[str, Any
             p50_ms=round(statistics.median(latencies) * 1000, 2),
             p99_ms=round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
             mean_ms=round(statistics.fmean(latencies) * 1000, 2),
+            max_ms=round(latencies[-1] * 1000, 2),
+            # A stall of a few requests hides below the p99 of a fast case; these show it.
+            over_1s=sum(1 for x in latencies if x > 1.0),
         )
     if errors:
         figures["first_error"] = next(r["first_error"] for r in results if r["first_error"])
