@@ -115,6 +115,7 @@ class BasicAuthentication(BaseAuthentication):
         fingerprint = _fingerprint(username, password)
         if settings.DATAFLUX_AUTH_CACHE_SECONDS <= 0:
             return (self._check(request, username, password, fingerprint), None)
+        waited_until: float | None = None
         while True:
             entry = _verified.get(fingerprint)
             user = _remembered(fingerprint, entry)
@@ -130,8 +131,11 @@ class BasicAuthentication(BaseAuthentication):
             if not mine:
                 # Another request checks these credentials now: its answer is ours. If it
                 # failed, nothing is remembered and this one checks for itself (and counts as
-                # a failure of its own), as before.
-                pending.wait(settings.GATEWAY_AUTH_HASH_WAIT_SECONDS)
+                # a failure of its own), as before. Waiting is bounded as a hashing slot is.
+                if waited_until is None:
+                    waited_until = time.monotonic() + settings.GATEWAY_AUTH_HASH_WAIT_SECONDS
+                if not pending.wait(max(0.0, waited_until - time.monotonic())):
+                    raise throttle.too_many_checks()
                 continue
             try:
                 return (self._check(request, username, password, fingerprint), None)

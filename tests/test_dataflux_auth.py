@@ -128,6 +128,20 @@ def test_requests_arriving_together_hash_the_password_once(monkeypatch: pytest.M
     assert calls == ["ann"] * 4
 
 
+@pytest.mark.django_db(transaction=True)
+@override_settings(GATEWAY_AUTH_HASH_WAIT_SECONDS=0.2)
+def test_waiting_for_another_requests_check_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a password check that takes longer than a sign-in may wait for one
+    make_user("ann")
+    calls = _count_password_checks(monkeypatch, seconds=1.5)
+    # when two requests with the same credentials arrive at once
+    clients = [basic_client("ann") for _ in range(2)]
+    statuses = _at_once([lambda c=c: c.get(f"{BASE}/serverInfo").status_code for c in clients])
+    # then one is checked and served, the other is told to try again, as a full hashing slot does
+    assert statuses == [200, 429]
+    assert calls == ["ann"]
+
+
 @override_settings(DATAFLUX_AUTH_CACHE_SECONDS=1)
 def test_a_login_in_use_stays_remembered(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a login verified once, remembered for a second after each use
