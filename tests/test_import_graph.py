@@ -8,8 +8,8 @@ loading, an optional dependency, a process that must not load something).
 from __future__ import annotations
 
 import ast
-import concurrent.futures
 import functools
+import gc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,10 +79,28 @@ def _imported(node: ast.AST, module: str, is_package: bool, known: set[str]) -> 
 
 @functools.cache
 def _graph() -> tuple[dict[str, set[str]], list[str]]:
-    # Parsed on a fresh thread: CPython 3.11's ast.parse fails ("AST constructor recursion depth
-    # mismatch") on a thread where an earlier test ended in a RecursionError (deep JSON fuzzing).
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_walk).result()
+    return _walk()
+
+
+def _parse(source: str) -> ast.Module:
+    """`ast.parse` with the garbage collector off.
+
+    CPython 3.11 keeps the AST constructor's recursion count per interpreter, not per thread:
+    when a collection during the conversion runs a finalizer, the GIL can pass to another
+    thread that uses `ast` too (3.11's traceback formatting does, for its carets: the
+    background threads of earlier tests log errors with tracebacks), and the parse fails with
+    "AST constructor recursion depth mismatch". A fresh thread did not help, the count being
+    shared; without collections no Python code runs inside the conversion, so no other thread
+    does either (a parse loop beside a thread formatting tracebacks: 147 failures in 400 with
+    the collector on, none with it off).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _walk() -> tuple[dict[str, set[str]], list[str]]:
@@ -93,7 +111,7 @@ def _walk() -> tuple[dict[str, set[str]], list[str]]:
     for name, path in modules.items():
         source = path.read_text()
         lines = source.splitlines()
-        tree = ast.parse(source)
+        tree = _parse(source)
         is_package = path.name == "__init__.py"
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
