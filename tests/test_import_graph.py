@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 import functools
-import gc
 from pathlib import Path
+
+from tests.sources import parse_source
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gateway", "jobs", "datazen", "dataflux")
@@ -82,27 +83,6 @@ def _graph() -> tuple[dict[str, set[str]], list[str]]:
     return _walk()
 
 
-def _parse(source: str) -> ast.Module:
-    """`ast.parse` with the garbage collector off.
-
-    CPython 3.11 keeps the AST constructor's recursion count per interpreter, not per thread:
-    when a collection during the conversion runs a finalizer, the GIL can pass to another
-    thread that uses `ast` too (3.11's traceback formatting does, for its carets: the
-    background threads of earlier tests log errors with tracebacks), and the parse fails with
-    "AST constructor recursion depth mismatch". A fresh thread did not help, the count being
-    shared; without collections no Python code runs inside the conversion, so no other thread
-    does either (a parse loop beside a thread formatting tracebacks: 147 failures in 400 with
-    the collector on, none with it off).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return ast.parse(source)
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _walk() -> tuple[dict[str, set[str]], list[str]]:
     modules = _modules()
     known = set(modules)
@@ -111,7 +91,7 @@ def _walk() -> tuple[dict[str, set[str]], list[str]]:
     for name, path in modules.items():
         source = path.read_text()
         lines = source.splitlines()
-        tree = _parse(source)
+        tree = parse_source(source)
         is_package = path.name == "__init__.py"
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
