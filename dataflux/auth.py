@@ -1,10 +1,12 @@
 """HTTP Basic against Django users, the eTag anti-CSRF check, and per-request permissions.
 
 Django's password hash is deliberately slow (hundreds of milliseconds), too slow to run on
-every real-time call. A verified user name + password is remembered for
-DATAFLUX_AUTH_CACHE_SECONDS as a keyed hash (never the password); each request still loads
-the user (one prepared SELECT, jobs.flows.runtime.rows), so a deactivated user or a changed password
-stops working at once.
+every real-time call. A verified user name + password is remembered as a keyed hash (never the
+password) until it has gone unused for DATAFLUX_AUTH_CACHE_SECONDS; each request still loads
+the user (one prepared SELECT, jobs.flows.runtime.rows), so a deactivated user or a changed
+password stops working at once. Requests that arrive together with the same unverified
+credentials wait for one check instead of each hashing (docs/decisions.md, DataFlux
+authentication).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ REALM = "SASDataMgmtRTDataJob"
 _verified: dict[str, tuple[int, str, float]] = {}
 _verified_lock = threading.Lock()
 _MAX_REMEMBERED = 10_000
+# Per fingerprint, the check in progress; others with the same credentials wait for it.
+_checking: dict[str, threading.Event] = {}
 
 
 def _fingerprint(username: str, password: str) -> str:
@@ -41,16 +45,22 @@ def _fingerprint(username: str, password: str) -> str:
     ).hexdigest()
 
 
-def _remembered(fingerprint: str) -> Any | None:
-    entry = _verified.get(fingerprint)
+def _remembered(fingerprint: str, entry: tuple[int, str, float] | None) -> Any | None:
+    """The user of `entry` (what `_verified` held for `fingerprint`), if it still holds."""
     if entry is None:
         return None
     user_id, password_hash, expires = entry
-    if time.monotonic() > expires:
+    now = time.monotonic()
+    if now > expires:
         return None
     user = _user_by_pk().get(user_id)
     if user is None or not user.is_active or user.password != password_hash:
         return None
+    # Kept while in use: with a fixed lifetime every busy client's login expired at once and
+    # each of its waiting requests hashed the password again, behind GATEWAY_AUTH_HASH_CONCURRENCY
+    # slots (bench/realtime.py: a p99 of 11-18 s). Checking again would only recompute the
+    # hash this entry already matched against the user's current one above.
+    _verified[fingerprint] = (user_id, password_hash, now + settings.DATAFLUX_AUTH_CACHE_SECONDS)
     return user
 
 
@@ -103,17 +113,47 @@ class BasicAuthentication(BaseAuthentication):
         if not sep:
             raise exceptions.AuthenticationFailed("Malformed HTTP Basic credentials.")
         fingerprint = _fingerprint(username, password)
-        user = _remembered(fingerprint)
-        if user is None:
-            # Only a check that needs the password hash is bounded (gateway/throttle.py).
-            throttle.check(request._request, username)
-            with throttle.hashing():
-                user = authenticate(request._request, username=username, password=password)
-            if user is None or not user.is_active:
-                throttle.fail(request._request, username)
-                raise exceptions.AuthenticationFailed("Invalid user name or password.")
-            _remember(fingerprint, user)
-        return (user, None)
+        if settings.DATAFLUX_AUTH_CACHE_SECONDS <= 0:
+            return (self._check(request, username, password, fingerprint), None)
+        waited_until: float | None = None
+        while True:
+            entry = _verified.get(fingerprint)
+            user = _remembered(fingerprint, entry)
+            if user is not None:
+                return (user, None)
+            with _verified_lock:
+                if _verified.get(fingerprint) is not entry:
+                    continue  # a check just finished: look at what it remembered
+                pending = _checking.get(fingerprint)
+                mine = pending is None
+                if pending is None:
+                    pending = _checking[fingerprint] = threading.Event()
+            if not mine:
+                # Another request checks these credentials now: its answer is ours. If it
+                # failed, nothing is remembered and this one checks for itself (and counts as
+                # a failure of its own), as before. Waiting is bounded as a hashing slot is.
+                if waited_until is None:
+                    waited_until = time.monotonic() + settings.GATEWAY_AUTH_HASH_WAIT_SECONDS
+                if not pending.wait(max(0.0, waited_until - time.monotonic())):
+                    raise throttle.too_many_checks()
+                continue
+            try:
+                return (self._check(request, username, password, fingerprint), None)
+            finally:
+                with _verified_lock:
+                    _checking.pop(fingerprint, None)
+                pending.set()
+
+    def _check(self, request: Request, username: str, password: str, fingerprint: str) -> Any:
+        """The password hash: bounded (gateway/throttle.py), remembered when it matches."""
+        throttle.check(request._request, username)
+        with throttle.hashing():
+            user = authenticate(request._request, username=username, password=password)
+        if user is None or not user.is_active:
+            throttle.fail(request._request, username)
+            raise exceptions.AuthenticationFailed("Invalid user name or password.")
+        _remember(fingerprint, user)
+        return user
 
     def authenticate_header(self, request: Request) -> str:
         return f'Basic realm="{REALM}"'

@@ -10,15 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from dataflux import media, views
-from gateway.openapi import COMPONENTS, ref
+from gateway.openapi import INTEGER, STRING, component, document, object_schema, ref
 
 VENDOR = "dataflux"
 
@@ -38,26 +33,16 @@ SETTINGS: dict[str, Any] = {
     ],
 }
 
-STRING = {"type": "string"}
-INTEGER = {"type": "integer"}
 SAS_TIME = {"type": "string", "description": "Local time like 20150106T16:16:37"}
 
 
-def _object(properties: dict[str, Any], *, optional: tuple[str, ...] = (), **more: Any) -> dict:
-    schema: dict[str, Any] = {"type": "object", "properties": properties, **more}
-    required = [name for name in properties if name not in optional]
-    if required:  # OpenAPI 3.0 does not allow an empty list
-        schema["required"] = required
-    return schema
-
-
 def _component(name: str, schema: dict[str, Any]) -> None:
-    COMPONENTS[VENDOR][name] = schema
+    component(VENDOR, name, schema)
 
 
 _component(
     "Error",
-    _object(
+    object_schema(
         {
             "version": INTEGER,
             "httpStatusCode": INTEGER,
@@ -69,7 +54,7 @@ _component(
 )
 _component(
     "Link",
-    _object(
+    object_schema(
         {
             "href": {"type": "string", "description": "Absolute, from the request's host."},
             "method": {"type": "string", "enum": ["GET", "POST", "PUT", "DELETE"]},
@@ -81,10 +66,10 @@ _component(
     ),
 )
 LINKS = {"type": "array", "items": ref(VENDOR, "Link")}
-_component("Root", _object({"links": LINKS, "version": INTEGER}))
+_component("Root", object_schema({"links": LINKS, "version": INTEGER}))
 _component(
     "ColumnMetadata",
-    _object(
+    object_schema(
         {
             "name": STRING,
             "type": {
@@ -94,12 +79,12 @@ _component(
             "maxChars": {"type": "integer", "minimum": 0},
         },
         optional=("type", "maxChars"),
-        additionalProperties=False,
+        additional=False,
     ),
 )
 _component(
     "DataTable",
-    _object(
+    object_schema(
         {
             "metadata": {"type": "array", "minItems": 1, "items": ref(VENDOR, "ColumnMetadata")},
             "data": {
@@ -109,7 +94,7 @@ _component(
             },
         },
         optional=("data",),
-        additionalProperties=False,
+        additional=False,
     ),
 )
 _component(
@@ -131,11 +116,11 @@ _component(
 _FLOW_IDS = {"version": INTEGER, "id": STRING, "name": STRING}
 _component(
     "Summary",
-    _object({**_FLOW_IDS, "description": STRING, "links": LINKS}),
+    object_schema({**_FLOW_IDS, "description": STRING, "links": LINKS}),
 )
 _component(
     "Definition",
-    _object(
+    object_schema(
         {
             **_FLOW_IDS,
             "description": STRING,
@@ -147,7 +132,7 @@ _component(
 )
 _component(
     "Metadata",
-    _object(
+    object_schema(
         {
             **_FLOW_IDS,
             "description": STRING,
@@ -159,7 +144,7 @@ _component(
 )
 _component(
     "ExecuteRequest",
-    _object(
+    object_schema(
         {
             "inputs": ref(VENDOR, "Bindings"),
             **_FLOW_IDS,
@@ -168,13 +153,13 @@ _component(
             "links": LINKS,
         },
         optional=("inputs", "version", "id", "name", "description", "outputs", "links"),
-        additionalProperties=False,
+        additional=False,
         description="The metadata container with the inputs; any other member is a 400.",
     ),
 )
 _component(
     "ExecuteResponse",
-    _object(
+    object_schema(
         {**_FLOW_IDS, "outputs": ref(VENDOR, "Bindings"), "links": LINKS},
         optional=("outputs",),
         description="outputs is absent when the flow produces nothing.",
@@ -182,7 +167,7 @@ _component(
 )
 _component(
     "CreateFlow",
-    _object(
+    object_schema(
         {
             "version": INTEGER,
             "name": {"type": "string", "minLength": 1},
@@ -193,7 +178,7 @@ _component(
 )
 _component(
     "Engine",
-    _object(
+    object_schema(
         {
             "version": INTEGER,
             "id": INTEGER,
@@ -211,7 +196,7 @@ _component(
 
 
 def _collection(item: str) -> dict[str, Any]:
-    return _object(
+    return object_schema(
         {
             "version": INTEGER,
             "name": {"type": "string", "enum": ["items"]},
@@ -226,7 +211,7 @@ _component("FlowCollection", _collection("Summary"))
 _component("EngineCollection", _collection("Engine"))
 _component(
     "ServerInfo",
-    _object(
+    object_schema(
         {
             "version": INTEGER,
             "fullProductVersion": STRING,
@@ -302,7 +287,7 @@ FLOW_NAME = OpenApiParameter(
 )
 COMPLETION_BODY = {
     media.TEXT: {"type": "string", "enum": ["keep", "unload", "reuse", "terminate"]},
-    media.JSON: _object({"onCompletion": {"type": "string", "enum": ["keep", "unload"]}}),
+    media.JSON: object_schema({"onCompletion": {"type": "string", "enum": ["keep", "unload"]}}),
 }
 FLOWS, ENGINES, SERVER = "Job flows", "Engines", "Server"
 
@@ -328,7 +313,7 @@ def _document(view: type, tag: str, **methods: dict[str, Any]) -> None:
         needed = PERMISSIONS.get(kw["operation_id"])
         who = f"Needs the permission `{needed}`." if needed else "Any logged-in user."
         kw["description"] = f"{kw.get('description', '')} {who}".strip()
-    extend_schema_view(**{m: extend_schema(tags=[tag], **kw) for m, kw in methods.items()})(view)
+    document(view, tag, methods)
 
 
 _document(

@@ -10,15 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from datazen import views
-from gateway.openapi import COMPONENTS, ref
+from gateway.openapi import INTEGER, STRING, component, document, object_schema, ref
 
 VENDOR = "datazen"
 
@@ -37,10 +32,8 @@ SETTINGS: dict[str, Any] = {
     ],
 }
 
-STRING = {"type": "string"}
 NULLABLE_STRING = {"type": "string", "nullable": True}
 BOOLEAN = {"type": "boolean"}
-INTEGER = {"type": "integer"}
 NUMBER = {"type": "number"}
 DATE = {
     "type": "string",
@@ -48,20 +41,13 @@ DATE = {
 }
 
 
-def _object(properties: dict[str, Any], *, extra: bool = False, description: str = "") -> dict:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": extra,
-    }
-    if description:
-        schema["description"] = description
-    return schema
+def _object(properties: dict[str, Any], *, description: str = "") -> dict[str, Any]:
+    # The vendor's objects are closed: every member always present, nothing more.
+    return object_schema(properties, additional=False, description=description)
 
 
 def _component(name: str, schema: dict[str, Any]) -> None:
-    COMPONENTS[VENDOR][name] = schema
+    component(VENDOR, name, schema)
 
 
 _component(
@@ -451,7 +437,7 @@ def _document(view: type, tag: str, **methods: dict[str, Any]) -> None:
         if view is views.EnableJobView:
             who = f"A key with the {scope} API in its scope; not a read-only key, GET included."
         kw["description"] = f"{kw.get('description', '')} {who}".strip()
-    extend_schema_view(**{m: extend_schema(tags=[tag], **kw) for m, kw in methods.items()})(view)
+    document(view, tag, methods)
 
 
 AGENT, JOBS = "Agent API", "Jobs API"

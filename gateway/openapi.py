@@ -13,6 +13,7 @@ from typing import Any
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.settings import patched_settings
+from drf_spectacular.utils import extend_schema, extend_schema_view
 
 VENDORS = ("datazen", "dataflux")
 DATAFLUX_BASE = "SASDataMgmtRTDataJob/rest"
@@ -29,6 +30,41 @@ HIDDEN_PATHS = {
     f"/{DATAFLUX_BASE}/engines/",
     f"/{DATAFLUX_BASE}/{{rest}}",
 }
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+
+
+def object_schema(
+    properties: dict[str, Any],
+    *,
+    optional: tuple[str, ...] = (),
+    additional: bool | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """An object whose properties are all required but the `optional` ones; `additional` sets
+    `additionalProperties` (left out: OpenAPI's default, anything more is allowed)."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    required = [name for name in properties if name not in optional]
+    if required:  # OpenAPI 3.0 does not allow an empty list
+        schema["required"] = required
+    if additional is not None:
+        schema["additionalProperties"] = additional
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def component(vendor: str, name: str, schema: dict[str, Any]) -> None:
+    """Register a named schema of the vendor's, for `ref` and the document's components."""
+    COMPONENTS[vendor][name] = schema
+
+
+def document(view: type, tag: str, methods: dict[str, dict[str, Any]]) -> None:
+    """`extend_schema` per HTTP method (`get=dict(operation_id=…, responses=…)`, …) on the view
+    class, under one tag, so the vendor's view modules stay about behaviour."""
+    extend_schema_view(**{m: extend_schema(tags=[tag], **kw) for m, kw in methods.items()})(view)
 
 
 def ref(vendor: str, name: str) -> dict[str, str]:

@@ -111,8 +111,13 @@ def hashing() -> Iterator[None]:
             _hash_slots = threading.BoundedSemaphore(settings.GATEWAY_AUTH_HASH_CONCURRENCY)
         slots = _hash_slots
     if not slots.acquire(timeout=settings.GATEWAY_AUTH_HASH_WAIT_SECONDS):
-        raise Throttled(wait=1, detail="Too many sign-in checks at once; try again shortly.")
+        raise too_many_checks()
     try:
         yield
     finally:
         slots.release()
+
+
+def too_many_checks() -> Throttled:
+    """What a sign-in that waited GATEWAY_AUTH_HASH_WAIT_SECONDS for a check is answered."""
+    return Throttled(wait=1, detail="Too many sign-in checks at once; try again shortly.")

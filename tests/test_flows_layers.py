@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.sources import parse_source
+
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "jobs" / "flows"
 
@@ -46,7 +48,7 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
 
 def _flows_modules() -> dict[str, tuple[Path, ast.AST]]:
     return {
-        _module_name(path): (path, ast.parse(path.read_text(), str(path)))
+        _module_name(path): (path, parse_source(path.read_text(), str(path)))
         for path in sorted(FLOWS.rglob("*.py"))
     }
 

@@ -8,9 +8,10 @@ loading, an optional dependency, a process that must not load something).
 from __future__ import annotations
 
 import ast
-import concurrent.futures
 import functools
 from pathlib import Path
+
+from tests.sources import parse_source
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gateway", "jobs", "datazen", "dataflux")
@@ -79,10 +80,7 @@ def _imported(node: ast.AST, module: str, is_package: bool, known: set[str]) -> 
 
 @functools.cache
 def _graph() -> tuple[dict[str, set[str]], list[str]]:
-    # Parsed on a fresh thread: CPython 3.11's ast.parse fails ("AST constructor recursion depth
-    # mismatch") on a thread where an earlier test ended in a RecursionError (deep JSON fuzzing).
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_walk).result()
+    return _walk()
 
 
 def _walk() -> tuple[dict[str, set[str]], list[str]]:
@@ -93,7 +91,7 @@ def _walk() -> tuple[dict[str, set[str]], list[str]]:
     for name, path in modules.items():
         source = path.read_text()
         lines = source.splitlines()
-        tree = ast.parse(source)
+        tree = parse_source(source)
         is_package = path.name == "__init__.py"
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
