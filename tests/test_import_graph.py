@@ -25,7 +25,6 @@ KNOWN_HIDDEN = {
     "gateway/limits.py dataflux.errors",
     "gateway/limits.py dataflux.media",
     "gateway/management/commands/run.py gateway.embedded",
-    "gateway/management/commands/run.py gateway.instance",
     "gateway/management/commands/run.py gateway.wsgi",
     "gateway/management/commands/run.py jobs.agent",
     "gateway/management/commands/run.py jobs.definitions",

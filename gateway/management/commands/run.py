@@ -4,7 +4,6 @@ second one stops it at once. One instance per data directory (gateway/instance.p
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import sys
@@ -16,6 +15,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from gateway.celery import app as celery_app
+from gateway.instance import (
+    CannotListen,
+    Claim,
+    DataDirectoryBusy,
+    add_address_arguments,
+    claim,
+    take_early_claim,
+)
 
 
 class Stop(Exception):
@@ -30,33 +37,32 @@ class Command(BaseCommand):
     help = "Run the gateway: web server, embedded worker and scheduler in one process."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=settings.GATEWAY_HOST)
-        parser.add_argument("--port", type=int, default=settings.GATEWAY_PORT)
+        add_address_arguments(parser)
         parser.add_argument("--no-worker", action="store_true", help="leave tasks to a fleet")
         parser.add_argument("--no-scheduler", action="store_true", help="a separate scheduler runs")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from gateway.instance import DataDirectoryBusy, DataDirectoryLock
-
         host, port = options["host"], options["port"]
         # Before anything touches the data directory: a second instance must leave the live
-        # one's executions, dynamic jobs and port alone (see gateway/instance.py).
-        lock = DataDirectoryLock(settings.DATA_DIR)
-        try:
-            lock.acquire(f"http://{host}:{port}/")
-        except DataDirectoryBusy as exc:
-            self.stderr.write(str(exc))
-            sys.exit(1)
+        # one's executions, dynamic jobs and port alone (see gateway/instance.py). manage.py
+        # claims before Django loads the gateway; called any other way, claim now.
+        claimed = take_early_claim(host, port)
+        if claimed is None:
+            try:
+                claimed = claim(host, port)
+            except (DataDirectoryBusy, CannotListen) as exc:
+                self.stderr.write(str(exc))
+                sys.exit(1)
         signal.signal(signal.SIGTERM, _raise_stop)
         signal.signal(signal.SIGINT, _raise_stop)
         try:
-            self._serve(host, port, options)
+            self._serve(claimed, options)
         except Stop:
             self.stdout.write("Stopped before serving.")
         finally:
-            lock.release()
+            claimed.release()
 
-    def _serve(self, host: str, port: int, options: dict[str, Any]) -> None:
+    def _serve(self, claimed: Claim, options: dict[str, Any]) -> None:
         import waitress
 
         from gateway.embedded import EmbeddedWorker
@@ -64,21 +70,12 @@ class Command(BaseCommand):
         from jobs.schedule.scheduler import Scheduler
         from jobs.services import recover_interrupted
 
-        try:
-            # Bound before recovery and before the worker and scheduler start, so a port in
-            # use costs one line and changes nothing.
-            server = waitress.create_server(
-                application, host=host, port=port, threads=settings.GATEWAY_THREADS
-            )
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                self.stderr.write(
-                    f"Port {port} on {host} is already in use by another program; "
-                    "choose another with --port or GATEWAY_PORT."
-                )
-            else:
-                self.stderr.write(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.")
-            sys.exit(1)
+        host, port = claimed.host, claimed.port
+        # The socket was bound before recovery and before the worker and scheduler start, so
+        # a port in use cost one line and changed nothing.
+        server = waitress.create_server(
+            application, sockets=[claimed.sock], threads=settings.GATEWAY_THREADS
+        )
 
         embedded_broker = settings.CELERY_BROKER_URL.startswith("memory://")
         run_worker = embedded_broker and not options["no_worker"]
