@@ -18,9 +18,16 @@ target in the same transaction as the rows), so nothing is lost and nothing appl
 A direct writer's row run inside the dead reader's task is closed: the reader's new run
 runs its writer again.
 
-A worker only paused past its lease (not dead) would finish its run beside the new one; the
-writer's recorded position keeps the target right, but keep the lease well above the longest
-pause you expect (docs/operations.md).
+A worker only paused past its lease (SIGSTOP, a VM frozen, a long swap) and then resumed must
+not write once its run was taken over. Each claim has a fence token (`fence_token`: the
+claim's time first), and a later claim always carries a larger one:
+
+- in the gateway's database, the paused worker's progress, finish and stop-flag polls are
+  conditional on still owning the execution (`owned`), and raise `LeaseLost` when it does not
+  (the run then stops, rolling back what it had not committed, and records nothing more);
+- in a SQL target, each writer holds its token in `_datazen_fence` (jobs/systems/db/writer.py):
+  the new owner writes its token before it applies, and the old one's transaction checks its
+  own is still there just before it commits, so the target refuses the stale commit.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from jobs.models import Execution, ExecutionStatus, Job, JobKind, JobStatus, LogEntry, LogLevel
+from jobs.systems.base import LeaseLost
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +65,36 @@ def _until(now: datetime) -> datetime:
     return now + timedelta(seconds=lease_seconds())
 
 
+# -- fencing ---------------------------------------------------------------------------------
+
+
+def fence_token(execution: Execution) -> str:
+    """The claim's fence token: larger for every later claim of a job's runs. Its time comes
+    first: a takeover claims only once its own clock is past the lease the last owner set, so
+    it is later than that owner's claim whatever the clocks' skew; a later run is claimed
+    later (clocks within a lease of each other). Text, so zero-padded."""
+    assert execution.claimed_at is not None, "fence_token of an unclaimed execution"
+    millis = int(execution.claimed_at.timestamp() * 1000)
+    return f"{millis:015d}.{execution.pk:020d}.{execution.takeovers:010d}"
+
+
+def owned(execution: Execution) -> QuerySet[Execution]:
+    """The execution's row, as long as this claim of it still runs it (else no row)."""
+    return Execution.objects.filter(
+        pk=execution.pk,
+        worker=execution.worker,
+        takeovers=execution.takeovers,
+        status=ExecutionStatus.RUNNING,
+    )
+
+
+def lost(execution: Execution) -> LeaseLost:
+    return LeaseLost(
+        f"Worker {execution.worker or '?'} lost its lease on execution {execution.pk} of "
+        f"{execution.job_key}: another worker took the run over; stopping without writing."
+    )
+
+
 # -- claiming --------------------------------------------------------------------------------
 
 
@@ -67,7 +105,12 @@ def claim(execution_id: int, owner: str) -> Execution | None:
     nothing). The conditional updates are what keep two workers from both running it.
     """
     now = timezone.now()
-    fields = {"status": ExecutionStatus.RUNNING, "worker": owner, "lease_expires_at": _until(now)}
+    fields = {
+        "status": ExecutionStatus.RUNNING,
+        "worker": owner,
+        "lease_expires_at": _until(now),
+        "claimed_at": now,
+    }
     claimed = Execution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING).update(
         started_at=now, **fields
     )

@@ -259,6 +259,8 @@ class Execution(models.Model):
     takeovers = models.PositiveIntegerField(
         default=0, help_text="times a dead worker's run was taken over"
     )
+    # When the current worker claimed it: its fence token (jobs/leases.py fence_token).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.CharField(max_length=200, blank=True)
     result = models.JSONField(null=True, blank=True, help_text="Flow outputs, when any.")
     created_on = models.DateTimeField(default=timezone.now, db_index=True)

@@ -101,21 +101,31 @@ class ExecutionContext:
         self.log(message, LogLevel.ERROR)
 
     def progress(self, **fields: Any) -> None:
-        """Save counters (record_count=…, elapsed_sql_time=…) so clients see them while it runs."""
+        """Save counters (record_count=…, elapsed_sql_time=…) so clients see them while it runs.
+
+        Raises LeaseLost when this worker no longer runs the execution (jobs/leases.py)."""
         for name, value in fields.items():
             setattr(self.execution, name, value)
-        Execution.objects.filter(pk=self.execution.pk).update(**fields)
+        if not leases.owned(self.execution).update(**fields):
+            raise leases.lost(self.execution)
 
     def cancelled(self) -> bool:
+        """Whether a stop was asked; raises LeaseLost when the run was taken over meanwhile
+        (checked with the stop flag, so a resumed worker notices at its next batch)."""
         if self._cancelled:
             return True
         now = time.monotonic()
         if now - self._cancel_checked_at >= CANCEL_POLL_SECONDS:
             self._cancel_checked_at = now
-            self._cancelled = Execution.objects.filter(
-                pk=self.execution.pk, cancel_requested=True
-            ).exists()
+            self.check_lease()
         return self._cancelled
+
+    def check_lease(self) -> None:
+        """Raise LeaseLost unless this worker still runs the execution; note a stop request."""
+        flags = leases.owned(self.execution).values_list("cancel_requested", flat=True).first()
+        if flags is None:
+            raise leases.lost(self.execution)
+        self._cancelled = flags
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled():
@@ -144,28 +154,37 @@ def run_claimed(
     status = ExecutionStatus.SUCCEEDED
     error = ""
     try:
-        (work or work_for(execution.listener_type))(context)
-    except Cancelled as exc:
-        status, error = ExecutionStatus.CANCELLED, str(exc)
-        context.warning(error)
-    except Exception as exc:  # the job failed: record the source or target system's message
-        status, error = ExecutionStatus.FAILED, error_message(exc)
-        logger.exception("execution %s failed", execution.pk)
-        context.error(error)
-    finish(execution, status, error)
+        try:
+            (work or work_for(execution.listener_type))(context)
+        except leases.LeaseLost:
+            raise
+        except Cancelled as exc:
+            status, error = ExecutionStatus.CANCELLED, str(exc)
+            context.warning(error)
+        except Exception as exc:  # the job failed: record the source or target system's message
+            status, error = ExecutionStatus.FAILED, error_message(exc)
+            logger.exception("execution %s failed", execution.pk)
+            context.error(error)
+        finish(execution, status, error)
+    except leases.LeaseLost as exc:
+        # The run belongs to the worker that took it over: this one records nothing more.
+        logger.warning("%s", exc)
     return execution
 
 
 def finish(execution: Execution, status: str, error: str = "") -> None:
+    """Record how the run ended; LeaseLost when another worker has taken it over."""
     now = timezone.now()
-    execution.status = status
-    execution.success = status == ExecutionStatus.SUCCEEDED
-    execution.error_message = error
-    execution.finished_at = now
+    success = status == ExecutionStatus.SUCCEEDED
     with transaction.atomic():
-        Execution.objects.filter(pk=execution.pk).update(
-            status=status, success=execution.success, error_message=error, finished_at=now
-        )
+        if not leases.owned(execution).update(
+            status=status, success=success, error_message=error, finished_at=now
+        ):
+            raise leases.lost(execution)
+        execution.status = status
+        execution.success = success
+        execution.error_message = error
+        execution.finished_at = now
         if execution.job_id is not None:
             Job.objects.filter(pk=execution.job_id).update(
                 status=JobStatus.READY, last_run_time=execution.started_at or now

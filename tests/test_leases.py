@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from celery.signals import task_failure, task_received
+from django.conf import settings
 from django.utils import timezone
 
 from jobs import leases, runner, services
@@ -23,6 +24,16 @@ from jobs.models import (
     LogEntry,
 )
 from jobs.schedule.scheduler import Scheduler
+from jobs.sync.changelog import UPSERT, Frame, Header
+from jobs.systems.base import ApplyHooks, LeaseLost
+from jobs.systems.batch import Column
+from jobs.systems.db.url import create_db_engine
+from jobs.systems.db.writer import (
+    WriterSettings,
+    applied_execution_id,
+    apply_frames,
+    take_fence,
+)
 from jobs.tasks import JobFailed
 from tests.conftest import key_client
 from tests.syncdb import direct_job, execute, rows
@@ -189,3 +200,90 @@ def test_celery_shows_the_job_and_a_failed_run_is_a_failed_task(
     assert isinstance(failure, JobFailed)
     assert str(failure) == f"{job.job_key}: {done.error_message}"
     assert job.kind == JobKind.READER
+
+
+# -- a paused worker, resumed after its run was taken over ----------------------------------
+
+
+def _taken_over_while_paused(job: Job) -> Execution:
+    """A run this process claimed, then lost: its lease ran out (as while SIGSTOPped) and
+    another worker took it over. Returns this process's (stale) view of its claim."""
+    execution = services.new_execution(job)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    mine = runner.claim(execution.pk)
+    assert mine is not None
+    Execution.objects.filter(pk=execution.pk).update(lease_expires_at=timezone.now())
+    assert leases.claim(execution.pk, "otherhost:77") is not None
+    return mine
+
+
+@pytest.mark.django_db
+def test_a_resumed_worker_whose_run_was_taken_over_stops_and_writes_nothing(
+    sqlite_url: str, tmp_path: Path
+):
+    # given a run this worker lost while it was paused
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    seed(sqlite_url, 500)
+    job = direct_job(sqlite_url, target, sql="SELECT * FROM items", target="items")
+    stale = _taken_over_while_paused(job)
+    # when it resumes and goes on with the run
+    runner.run_claimed(stale)
+    # then it wrote nothing: no rows, no change log, and the run is still the new owner's
+    execution = Execution.objects.get(pk=stale.pk)
+    assert execution.status == ExecutionStatus.RUNNING and execution.worker == "otherhost:77"
+    assert execution.finished_at is None and execution.execution_id == ""
+    assert not list(Path(settings.DATA_DIR).rglob(f"{job.job_key}_*.eds"))
+    assert not Path(tmp_path / "target.sqlite3").exists() or rows_or_none(target) is None
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING
+
+
+def rows_or_none(url: str) -> list[tuple] | None:
+    try:
+        return rows(url, "items")
+    except Exception:  # no such table: nothing was written
+        return None
+
+
+@pytest.mark.django_db
+def test_a_progress_or_finish_of_a_superseded_claim_raises_lease_lost(sqlite_url: str):
+    job = direct_job(sqlite_url, sqlite_url, sql="SELECT 1", target="t")
+    stale = _taken_over_while_paused(job)
+    context = runner.ExecutionContext(stale)
+    with pytest.raises(LeaseLost):
+        context.progress(record_count=5)
+    with pytest.raises(LeaseLost):
+        context.check_lease()
+    with pytest.raises(LeaseLost):
+        runner.finish(stale, ExecutionStatus.SUCCEEDED)
+    assert Execution.objects.get(pk=stale.pk).record_count == 0
+
+
+@pytest.mark.postgres
+def test_a_sql_target_refuses_the_commit_of_a_claim_superseded_mid_apply(postgres_url: str):
+    # given a writer applying under an older claim
+    engine = create_db_engine("", postgres_url)
+    header = Header("items", "1000", [Column("id", "int64"), Column("name")], ["id"])
+    frames = [Frame(UPSERT, [(i, f"item {i}")]) for i in range(1, 6)]
+    settings_ = WriterSettings(target_object="items", writer_guid="w-fence", keys=["id"])
+    old, new = "000000000000001.a", "000000000000002.a"
+
+    def superseded(upserts: int, deletes: int) -> None:
+        # when, after its first frame, a later claim takes the fence (the run taken over)
+        if upserts == 1:
+            take_fence(create_db_engine("", postgres_url), "w-fence", new)
+
+    # then its transaction is refused at commit: nothing of it is in the target
+    with pytest.raises(LeaseLost, match="superseded"):
+        apply_frames(
+            engine, header, iter(frames), "1000", settings_,
+            ApplyHooks(progress=superseded, fence=old),
+        )  # fmt: skip
+    assert rows(postgres_url, "items") == []
+    assert applied_execution_id(engine, "w-fence") == ""
+    # and the older claim cannot even start again, while the new one applies
+    with pytest.raises(LeaseLost):
+        apply_frames(engine, header, iter(frames), "1000", settings_, ApplyHooks(fence=old))
+    result = apply_frames(engine, header, iter(frames), "1001", settings_, ApplyHooks(fence=new))
+    assert result.applied and len(rows(postgres_url, "items")) == 5
+    engine.dispose()

@@ -47,7 +47,7 @@ def _refused(port: int, env: dict[str, str]) -> tuple[int, list[str], set[str]]:
 
 
 def _loaded_the_gateway(modules: set[str]) -> set[str]:
-    return {m for m in modules if m.split(".")[0] in ("jobs", "datazen", "dataflux", "celery")}
+    return {m for m in modules if m.split(".")[0] in ("jobs", "datazen", "dataflux")}
 
 
 def _served_gateway(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from jobs import runner, services
+from jobs import leases, runner, services
 from jobs.models import Execution, ExecutionStatus, Job
 from jobs.runner import Cancelled, ExecutionContext
 from jobs.sync import spec
@@ -85,7 +85,9 @@ def open_stream(
     claimed = runner.claim(created.pk)
     if claimed is None:
         return None
-    stream = StreamingApply(target, execution_id, transform=pipeline)
+    stream = StreamingApply(
+        target, execution_id, transform=pipeline, fence=leases.fence_token(claimed)
+    )
     direct = DirectStream(writer, wspec, claimed, stream)
     ctx.log(f"Direct writer {writer.job_key} applies the changes as they are read.")
     direct.context.log(
@@ -120,6 +122,8 @@ class DirectStream:
         """The change log is durable: commit the writer's transaction and record it."""
         try:
             result = self.stream.finish(empty=not package)
+        except leases.LeaseLost:
+            raise  # the run is another worker's now: nothing to record
         except Exception as exc:
             message = runner.error_message(exc)
             self._record_messages()
@@ -151,6 +155,8 @@ class DirectStream:
         """The reader failed or stopped: roll the writer back and say why."""
         try:
             self.stream.abort()
+            if isinstance(reason, leases.LeaseLost):
+                return  # the run is another worker's now: nothing to record
             self._record_messages()
             if isinstance(reason, Cancelled):
                 self.context.warning("Stopped on request; nothing was applied.")

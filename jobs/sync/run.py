@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jobs import leases
 from jobs.models import Execution, Job, new_execution_id
 from jobs.runner import Cancelled, ExecutionContext
 from jobs.sync import direct, spec
@@ -188,7 +189,9 @@ def _finish_reader(
     result: DetectionResult,
     totals: dict[str, int] | None = None,
 ) -> str:
-    # Order matters: the change log is durable before any pointer moves.
+    # Order matters: the change log is durable before any pointer moves. A worker that was
+    # paused past its lease must not publish a change log beside its successor's.
+    ctx.check_lease()
     writer = log[0] if log else None
     package = ""
     if writer is not None and writer.changes:
@@ -285,6 +288,7 @@ def run_writer(ctx: ExecutionContext) -> None:
             progress=progress,
             log=ctx.log,
             transform=pipeline,
+            fence=leases.fence_token(execution),
         )
         with ChangeLogReader(path) as change_log:
             result = writer.apply(

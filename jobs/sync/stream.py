@@ -40,8 +40,10 @@ class StreamingApply:
         *,
         transform: Callable[[Batch], Batch],
         recreate: bool = False,
+        fence: str = "",
     ) -> None:
         self._writer = writer
+        self._fence = fence
         self._execution_id = execution_id
         self._transform = transform
         self._recreate = recreate
@@ -114,6 +116,7 @@ class StreamingApply:
             progress=self._progress,
             log=self.messages.append,
             transform=self._transform,
+            fence=self._fence,
         )
         try:
             self.result = self._writer.apply(

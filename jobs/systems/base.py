@@ -110,6 +110,11 @@ class SeparateRuns(Protocol):
         ...
 
 
+class LeaseLost(Exception):
+    """This worker's run was taken over (its lease ran out, jobs/leases.py): stop without
+    writing anything more; a target refuses a commit from a superseded claim with it."""
+
+
 @dataclass
 class ApplyHooks:
     """What a writer needs from its run: cancellation, progress, log, the pipeline."""
@@ -120,6 +125,9 @@ class ApplyHooks:
     transform: Callable[[Batch], Batch] = lambda batch: batch
     # Called after each chunk is written (tests use it to kill a worker mid-apply).
     after_chunk: Callable[[int], None] = lambda rows: None
+    # The run's claim (jobs/leases.py fence_token): a writer whose target has transactions
+    # commits only while no later claim has written its own; "" writes unfenced.
+    fence: str = ""
 
 
 @dataclass

@@ -45,10 +45,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON, NVARCHAR, TypeEngine
 
 from jobs.sync.changelog import ChangeLogReader, Frame, Header
-from jobs.systems.base import ApplyHooks, ApplyResult
+from jobs.systems.base import ApplyHooks, ApplyResult, LeaseLost
 from jobs.systems.batch import Batch, Column
 
 STATE_TABLE = "_datazen_state"
+# Each writer's current claim (jobs/leases.py fence_token); a row apart from the state row,
+# which a paused worker's open transaction may hold locked.
+FENCE_TABLE = "_datazen_fence"
 DEFAULT_BATCH_COUNT = 10_000
 
 
@@ -201,6 +204,60 @@ def ensure_state(engine: Engine, writer_guid: str) -> None:
                 )
     except IntegrityError:
         pass  # another worker inserted it first
+
+
+def _fence_table(metadata: MetaData) -> Table:
+    return Table(
+        FENCE_TABLE,
+        metadata,
+        SAColumn("writer_guid", String(64), primary_key=True),
+        SAColumn("holder", String(40), nullable=False),
+    )
+
+
+def take_fence(engine: Engine, writer_guid: str, token: str) -> None:
+    """Record that the claim `token` writes for this writer from now on, before it applies.
+
+    Committed at once, beside (not under) the state row's lock, so a paused worker holding that
+    lock cannot delay it; LeaseLost when a later claim already holds the fence.
+    """
+    table = _fence_table(MetaData())
+    with engine.begin() as connection:
+        table.create(connection, checkfirst=True)
+    try:
+        with engine.begin() as connection:
+            row = connection.execute(
+                table.select().where(table.c.writer_guid == writer_guid)
+            ).first()
+            if row is None:
+                connection.execute(table.insert().values(writer_guid=writer_guid, holder=token))
+                return
+            if row.holder > token:
+                raise LeaseLost(_fenced_message(row.holder, token))
+            connection.execute(
+                table.update().where(table.c.writer_guid == writer_guid).values(holder=token)
+            )
+    except IntegrityError:
+        take_fence(engine, writer_guid, token)  # another claim inserted the row first
+
+
+def _check_fence(connection: Connection, writer_guid: str, token: str) -> None:
+    """In the apply's transaction, just before it commits: still this claim's fence? The row
+    lock taken here orders this commit before any later claim's take_fence."""
+    table = _fence_table(MetaData())
+    query = table.select().where(table.c.writer_guid == writer_guid)
+    if connection.dialect.name != "sqlite":
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is not None and row.holder != token:
+        raise LeaseLost(_fenced_message(row.holder, token))
+
+
+def _fenced_message(holder: str, token: str) -> str:
+    return (
+        f"The target refused this writer's commit: claim {token} was superseded by {holder} "
+        "(the run was taken over while this worker was paused); nothing of it was applied."
+    )
 
 
 def applied_execution_id(engine: Engine, writer_guid: str) -> str:
@@ -466,6 +523,8 @@ def apply_frames(
     """
     keys = settings.keys or header.keys
     ensure_state(engine, settings.writer_guid)
+    if hooks.fence:
+        take_fence(engine, settings.writer_guid, hooks.fence)
     if _is_applied(applied_execution_id(engine, settings.writer_guid), execution_id):
         return ApplyResult(applied=False)
     # DDL runs before the data transaction: MySQL commits on DDL, SQLite would wait on
@@ -500,6 +559,8 @@ def apply_frames(
                 batch = hooks.transform(Batch(header.columns, frame.rows))
                 upserts += _write(connection, target, statements, batch, keys, settings, hooks)
             hooks.progress(upserts, deletes)
+        if hooks.fence:
+            _check_fence(connection, settings.writer_guid, hooks.fence)
         connection.execute(
             state.update()
             .where(state.c.writer_guid == settings.writer_guid)
