@@ -196,9 +196,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Longer than the longest job, so Redis does not redeliver a task that is still running.
+# A message whose worker died before acknowledging it (a run it had received but not claimed)
+# comes back after the visibility timeout; every worker sweeps for such messages every few
+# seconds (kombu's default sweep was every 100 s). A task still running past the timeout is
+# delivered again too, and that delivery does nothing: the run's claim is held by a live lease
+# (jobs/leases.py), so a short timeout costs one no-op task per timeout per long run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=12 * 3600)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=60),
+    "unacked_restore_interval": env.int("CELERY_RESTORE_INTERVAL", default=5),
+    "unacked_restore_throttle": 1,
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task modules beyond jobs.tasks: DataFlux real-time runs on the fleet.

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0006_execution_lease'),
+        ("jobs", "0006_execution_lease"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='execution',
-            name='claimed_at',
+            model_name="execution",
+            name="claimed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

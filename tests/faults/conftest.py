@@ -25,6 +25,10 @@ from tests.faults.proxy import TcpProxy
 from tests.processes import ROOT, fleet_command, free_port, gateway_env, manage, wait_for_http
 
 LEASE_SECONDS = 3.0
+# Redis gives back a message a dead worker had received (not acknowledged) after this, and
+# workers look for such messages every RESTORE_SECONDS (settings: 60 s and 5 s).
+VISIBILITY_SECONDS = 10
+RESTORE_SECONDS = 1
 
 
 def conninfo(sqlalchemy_url: str) -> str:
@@ -183,6 +187,8 @@ def fleet(tmp_path: Path, migrated_database: str) -> Iterator[Fleet]:
             DATAFLUX_QUEUE=f"faults_flows_{suffix}",
             DJANGO_SECRET_KEY="faults-test-secret",
             GATEWAY_EXECUTION_LEASE_SECONDS=str(LEASE_SECONDS),
+            CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_SECONDS),
+            CELERY_RESTORE_INTERVAL=str(RESTORE_SECONDS),
             GATEWAY_SCHEDULER_INTERVAL="0.5",
             GATEWAY_HOST="127.0.0.1",
             GATEWAY_PORT=str(port),
@@ -268,4 +274,13 @@ def table_digest(url: str, table: str = "items") -> tuple[int, int, str]:
         return (row[0], row[1], row[2])
 
 
-__all__ = ["LEASE_SECONDS", "ROWS", "Fleet", "TcpProxy", "start_fleet", "table_digest"]
+__all__ = [
+    "LEASE_SECONDS",
+    "RESTORE_SECONDS",
+    "ROWS",
+    "VISIBILITY_SECONDS",
+    "Fleet",
+    "TcpProxy",
+    "start_fleet",
+    "table_digest",
+]

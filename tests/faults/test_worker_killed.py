@@ -10,8 +10,16 @@ import signal
 import time
 
 import pytest
+import redis
 
-from tests.faults.conftest import LEASE_SECONDS, Fleet, start_fleet, table_digest
+from tests.faults.conftest import (
+    LEASE_SECONDS,
+    RESTORE_SECONDS,
+    VISIBILITY_SECONDS,
+    Fleet,
+    start_fleet,
+    table_digest,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -109,3 +117,49 @@ def test_worker_child_killed_mid_apply(fleet: Fleet, source_and_target: tuple[st
 
 def test_whole_worker_killed_mid_apply(fleet: Fleet, source_and_target: tuple[str, str]) -> None:
     _kill_mid_apply(fleet, *source_and_target, whole_worker=True)
+
+
+def test_a_run_received_by_a_worker_killed_before_it_claimed_it_starts_elsewhere(
+    fleet: Fleet, source_and_target: tuple[str, str]
+) -> None:
+    source, target = source_and_target
+    start_fleet(fleet, workers=1, connections={"src": source, "dst": target})
+    job = fleet.create_direct_job("items", "src", "dst", "items")
+    worker = fleet.processes["worker1"]
+    fleet.wait_for("worker1 ready", lambda: " ready." in fleet.log("worker1"), timeout=120)
+    # given a worker whose pool process is frozen: it receives a run but cannot claim it
+    children = [int(pid) for pid in _children(worker.pid).split()]
+    assert children
+    for child in children:
+        os.kill(child, signal.SIGSTOP)
+    assert fleet.post(f"/job/start?guid={job}").text == "OK"
+    broker = redis.Redis.from_url(fleet.env["CELERY_BROKER_URL"])
+    queue = fleet.env["CELERY_TASK_DEFAULT_QUEUE"]
+    fleet.wait_for("the worker receiving the run", lambda: broker.llen(queue) == 0)
+    assert fleet.query("SELECT status FROM jobs_execution WHERE job_guid = %s", job) == [
+        ("pending",)
+    ]
+    # when the whole worker is killed, and another worker starts
+    os.killpg(worker.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    fleet.start_worker("worker2")
+    # then the run is delivered again to the new worker and finishes, the target equal
+    started = fleet.wait_for(
+        "the run started by the new worker",
+        lambda: fleet.query(
+            "SELECT guid FROM jobs_execution WHERE job_guid = %s AND status <> 'pending'", job
+        ),
+        timeout=120,
+    )
+    resumed = time.monotonic() - killed_at
+    status, _, error = fleet.wait_for(
+        "the run finishing", lambda: _finished(fleet, started[0][0]), timeout=180
+    )
+    assert status == "succeeded", error
+    assert table_digest(target) == table_digest(source)
+    assert resumed < VISIBILITY_SECONDS + RESTORE_SECONDS + 60, resumed
+    print(
+        f"\nworker killed holding a run it had not claimed: started elsewhere {resumed:.1f} s "
+        f"after the kill (visibility timeout {VISIBILITY_SECONDS} s, sweep every "
+        f"{RESTORE_SECONDS} s, the new worker's start-up included)"
+    )

@@ -211,7 +211,7 @@ def _fence_table(metadata: MetaData) -> Table:
         FENCE_TABLE,
         metadata,
         SAColumn("writer_guid", String(64), primary_key=True),
-        SAColumn("holder", String(40), nullable=False),
+        SAColumn("holder", String(64), nullable=False),
     )
 
 
