@@ -134,6 +134,8 @@ def claim_before_setup(argv: list[str]) -> None:
     """For `manage.py run …`: claim the data directory and port before Django loads the
     gateway, or leave at once with one line. `run` then takes the claim (`take_early_claim`)."""
     global _early
+    if {"-h", "--help"} & set(argv):
+        return  # only the command's help is asked for
     parser = argparse.ArgumentParser(add_help=False)
     add_address_arguments(parser)
     options, _ = parser.parse_known_args(argv)
