@@ -71,6 +71,10 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_resuming(
     os.killpg(fleet.processes[owner].pid, signal.SIGSTOP)
     paused_at = time.monotonic()
     try:
+        # (the source changes meanwhile: the frozen worker holds rows read before, so a commit
+        # of its own would be a second transaction, beside its successor's)
+        with psycopg.connect(conninfo(source), autocommit=True) as db:
+            db.execute("UPDATE items SET qty = qty + 1000 WHERE id % 100 = 0")
         fleet.wait_for(
             "the run taken over",
             lambda: fleet.query(
@@ -102,7 +106,8 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_resuming(
     finished = time.monotonic() - resumed_at
     assert status == "succeeded", error
     assert table_digest(target) == table_digest(source)
-    # …written by one transaction, the new owner's: the resumed worker committed nothing
+    # …written by one transaction, the new owner's (it read the changed rows): the resumed
+    # worker committed nothing
     assert _query(target, "SELECT count(DISTINCT txid) FROM item_writes") == [(1,)]
     fleet.wait_for("the resumed worker saying so", lambda: "lost its lease" in fleet.log(owner))
     print(
