@@ -136,6 +136,11 @@ def claim_before_setup(argv: list[str]) -> None:
     global _early
     if {"-h", "--help"} & set(argv):
         return  # only the command's help is asked for
+    # --settings chooses the data directory too: set it as Django would, before reading it.
+    chosen = argparse.ArgumentParser(add_help=False)
+    chosen.add_argument("--settings")
+    if module := chosen.parse_known_args(argv)[0].settings:
+        os.environ["DJANGO_SETTINGS_MODULE"] = module
     parser = argparse.ArgumentParser(add_help=False)
     add_address_arguments(parser)
     options, _ = parser.parse_known_args(argv)
