@@ -242,20 +242,34 @@ def _note(execution: Execution, message: str, level: int = LogLevel.WARNING) -> 
 
 _renewer_lock = threading.Lock()
 _renewer_pid: int | None = None
+_renewer_stop = threading.Event()
 
 
 def keep_renewing(owner: str) -> None:
     """Start this process's renewal thread once (again in a forked child: threads don't fork)."""
-    global _renewer_pid
+    global _renewer_pid, _renewer_stop
     if _renewer_pid == os.getpid():
         return
     with _renewer_lock:
         if _renewer_pid == os.getpid():
             return
         _renewer_pid = os.getpid()
+        _renewer_stop = threading.Event()
         threading.Thread(
-            target=_renew_forever, args=(owner,), name="execution-lease", daemon=True
+            target=_renew_forever, args=(owner, _renewer_stop), name="execution-lease", daemon=True
         ).start()
+
+
+def stop_renewing() -> None:
+    """End this process's renewal thread; the next claim starts another. The tests call it
+    after each case: a thread left running beside the next cases logged a traceback at every
+    renewal once their database was gone, and CPython 3.11's traceback formatting parses
+    source with the `ast` module, whose state is shared by all threads — the import-graph
+    tests' own parsing then failed ("AST constructor recursion depth mismatch")."""
+    global _renewer_pid
+    with _renewer_lock:
+        _renewer_stop.set()
+        _renewer_pid = None
 
 
 def renew(owner: str, now: datetime | None = None) -> int:
@@ -266,8 +280,7 @@ def renew(owner: str, now: datetime | None = None) -> int:
     )
 
 
-def _renew_forever(owner: str) -> None:
-    stop = threading.Event()
+def _renew_forever(owner: str, stop: threading.Event) -> None:
     while not stop.wait(renew_seconds()):
         # Nothing may end this thread: a database hiccup is logged, and the next renewal
         # comes well before the lease expires.

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from jobs import leases
 from jobs.models import AccessKey, AccessScope
 from tests import services
 
@@ -64,3 +65,11 @@ def datazen(db: None) -> APIClient:
     """An API client authenticated with an all-scope key that may decrypt."""
     client, _ = key_client(name="all", scope=AccessScope.ALL, can_decrypt=True)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _lease_renewal_ends_with_the_test() -> Iterator[None]:
+    """A claim starts the process's lease-renewal thread; it ends with the test that made it
+    (jobs/leases.py stop_renewing says what a thread left running broke)."""
+    yield
+    leases.stop_renewing()
