@@ -440,4 +440,11 @@ def job_folder(data_dir: Path, job_path: str | None) -> Path:
     resolved = folder.resolve()
     if not resolved.is_relative_to(data_dir.resolve()):
         raise PathOutsideDataDir(f"Path '{raw}' escapes the data directory.")
+    if resolved.is_relative_to(data_dir.resolve() / "drive"):
+        # The default drive root (docs/drive.md): drive jobs read and write files there, and
+        # must never reach a change log.
+        raise PathOutsideDataDir(
+            f"Path '{raw}' maps into <data dir>/drive, the drive jobs' folder; "
+            "change logs are kept out of it."
+        )
     return resolved
