@@ -151,7 +151,7 @@ def test_an_inline_drive_connection_string_is_refused(
     execution = run(job)
     # then nothing is read: drive definitions name stored connections only
     assert execution.status == ExecutionStatus.FAILED
-    assert "No connection string has the key" in execution.error_message
+    assert "named by the key of a stored connection string" in execution.error_message
     assert committed_rows(target_url, "films") == []
 
 
