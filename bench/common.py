@@ -1,8 +1,10 @@
 """Shared benchmark plumbing: run the real engine in a child process and measure it.
 
 The child (`python bench/common.py child …`) sets Django up on its own data directory,
-creates (or reuses) a direct job, runs one execution through jobs.runner and prints JSON
-with the run's seconds, counters and its own peak RSS.
+stores the connection strings the job names (if any), creates (or reuses) a direct job, runs
+one execution through jobs.runner and prints JSON with the run's seconds, CPU seconds,
+counters and its own peak RSS. `compare` turns alternating baseline and engine runs into the
+figures every benchmark prints.
 """
 
 from __future__ import annotations
@@ -20,9 +22,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_engine(data_dir: Path, job: dict[str, Any], options: dict[str, Any] | None = None) -> dict:
-    """One execution of the direct job described by `job`, in a fresh child process."""
-    env = dict(os.environ)
+def run_engine(
+    data_dir: Path,
+    job: dict[str, Any],
+    options: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+) -> dict:
+    """One execution of the direct job described by `job`, in a fresh child process.
+
+    `job`: `key`, `source` and `target` (connection strings or stored keys), `target_table`,
+    `keys` (default `id`), and either `sql` (a database reader) or `reader`: definition fields
+    laid over the reader's (`{"JsonData": {"DriveSourceSettings": …}}`). `connections`:
+    `[{"key", "system", "type", "value"}]` stored before the job is made. `env`: more
+    environment for the child (`GATEWAY_DRIVE_ROOT`).
+    """
+    env = {**os.environ, **(env or {})}
     env["GATEWAY_DATA_DIR"] = str(data_dir)
     env["DJANGO_SETTINGS_MODULE"] = "gateway.settings"
     env.pop("DATABASE_URL", None)
@@ -52,7 +67,7 @@ def _child(payload: str) -> None:
 
     call_command("migrate", verbosity=0)
     from jobs import runner, services
-    from jobs.models import Job, JobKind
+    from jobs.models import ConnectionString, Job, JobKind
 
     # A worker imports the engine once, at its first task: keep that out of the timing.
     import_module("jobs.sync.run")
@@ -60,22 +75,32 @@ def _child(payload: str) -> None:
     spec = json.loads(payload)
     job_def = spec["job"]
     key = job_def["key"]
+    for stored in job_def.get("connections", []):
+        if not ConnectionString.objects.filter(key=stored["key"]).exists():
+            connection = ConnectionString(
+                key=stored["key"], system=stored["system"], connection_type=stored["type"]
+            )
+            connection.value = stored["value"]
+            connection.save()
     reader = Job.objects.filter(job_key=key, kind=JobKind.READER).first()
     if reader is None:
-        reader = Job.objects.create(
-            kind=JobKind.READER,
-            job_key=key,
-            definition={
-                "JobKey": key,
-                "SqlRead": job_def["sql"],
-                "Path": "C:\\tmp\\bench",
-                "UpsertColumns": job_def.get("keys", "id"),
-                "ConnectionString": job_def["source"],
-                "PropagateDelete": True,
-                "SyncStrategy": "Full",
-                "JsonData": {"KeepChangedLogFiles": False},
-            },
-        )
+        definition = {
+            "JobKey": key,
+            "Path": "C:\\tmp\\bench",
+            "UpsertColumns": job_def.get("keys", "id"),
+            "ConnectionString": job_def["source"],
+            "PropagateDelete": True,
+            "SyncStrategy": "Full",
+            "JsonData": {"KeepChangedLogFiles": False},
+        }
+        if "sql" in job_def:
+            definition["SqlRead"] = job_def["sql"]
+        for name, value in job_def.get("reader", {}).items():
+            if name == "JsonData":
+                definition["JsonData"] = {**definition["JsonData"], **value}
+            else:
+                definition[name] = value
+        reader = Job.objects.create(kind=JobKind.READER, job_key=key, definition=definition)
         writer = Job.objects.create(
             kind=JobKind.WRITER,
             job_key=f"__{key}",
@@ -123,6 +148,60 @@ def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     started = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - started, result
+
+
+def timed_cpu(fn: Any, *args: Any) -> tuple[float, float, Any]:
+    """(wall seconds, this process's CPU seconds, result): a baseline run in this process."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return time.perf_counter() - started, time.process_time() - cpu_started, result
+
+
+def compare(
+    name: str,
+    base_runs: list[tuple[float, float]],
+    engine_runs: list[dict[str, Any]],
+    *,
+    ratio_target: float,
+    **figures: Any,
+) -> dict[str, Any]:
+    """The figures of alternating runs: each side's best (the machine is shared, so a burst
+    of load elsewhere should not decide the ratio), by wall time and by CPU time.
+
+    `base_runs` are (wall, CPU) seconds; `engine_runs` the child's JSON. The CPU ratio counts
+    every thread of the engine (its writer runs beside its reader) and the baseline's one.
+    """
+    base_wall = min(wall for wall, _ in base_runs)
+    base_cpu = min(cpu for _, cpu in base_runs)
+    best = min(engine_runs, key=lambda run: run["seconds"])
+    engine_cpu = min(run.get("cpu_seconds", run["seconds"]) for run in engine_runs)
+    return {
+        "benchmark": name,
+        **figures,
+        "baseline_seconds": round(base_wall, 3),
+        "engine_seconds": best["seconds"],
+        "ratio": round(best["seconds"] / base_wall, 2),
+        "ratio_target": ratio_target,
+        "cpu_ratio": round(engine_cpu / base_cpu, 2) if base_cpu else None,
+        "baseline_runs": [round(wall, 3) for wall, _ in base_runs],
+        "engine_runs": [run["seconds"] for run in engine_runs],
+        "baseline_cpu_runs": [round(cpu, 3) for _, cpu in base_runs],
+        "engine_cpu_runs": [run.get("cpu_seconds") for run in engine_runs],
+        "engine_peak_rss_mb": max(run["peak_rss_mb"] for run in engine_runs),
+        "status": best["status"],
+        "error": best["error"],
+    }
+
+
+def ratio_line(result: dict[str, Any]) -> str:
+    """One line for a person reading the output: the ratio against its target."""
+    verdict = "within" if result["ratio"] <= result["ratio_target"] else "OVER"
+    label = " ".join(str(result[k]) for k in ("benchmark", "format") if result.get(k) is not None)
+    return (
+        f"{label}: engine {result['engine_seconds']:.2f} s / baseline "
+        f"{result['baseline_seconds']:.2f} s = {result['ratio']:.2f}x "
+        f"(CPU {result['cpu_ratio']}x), {verdict} the {result['ratio_target']}x target"
+    )
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "child":

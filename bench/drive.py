@@ -1,28 +1,30 @@
 """Drive → SQLite: a CSV file (and the same rows as Parquet) through the real engine vs a
 hand-written pyarrow read + executemany loop, in the same run.
 
-Prints JSON per format: both times, their ratio (target ≤ 1.5) and the engine child's peak RSS
-(target < 300 MB). The engine runs a direct job (full sync with upsert keys: change detection,
-change log, stage store) in a child process, like bench/sync_full.py.
+Prints a line per format with the ratio against its target, then JSON: both times (wall and
+CPU), their ratio (target ≤ 1.5) and the engine child's peak RSS (target < 300 MB). The engine
+runs a direct job (full sync with upsert keys: change detection, change log, stage store) in a
+child process (bench/common.py), like bench/sync_full.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import compare, ratio_line, run_engine, timed_cpu
 
 COLUMNS = ["id", "qty", "stock", "price", "weight", "code", "name", "note", "day", "flag"]
 SCHEMA = (
@@ -33,10 +35,6 @@ SCHEMA = (
 
 def create_files(folder: Path, rows: int, seed: int = 7) -> None:
     """films.csv and films.parquet with the same rows, written a chunk at a time."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     csv_writer = parquet_writer = None
@@ -74,9 +72,6 @@ def create_files(folder: Path, rows: int, seed: int = 7) -> None:
 
 def baseline(source: Path, target: Path) -> int:
     """What a developer would hand-write: pyarrow batches → tuples → executemany upserts."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     if source.suffix == ".csv":
         batches: Any = pacsv.open_csv(str(source))
     else:
@@ -115,101 +110,23 @@ def checksum(path: Path) -> list:
         db.close()
 
 
-def run_engine(data_dir: Path, drive_root: Path, fmt: str, target: Path) -> dict:
-    env = dict(os.environ)
-    env.update(
-        {
-            "GATEWAY_DATA_DIR": str(data_dir),
-            "GATEWAY_DRIVE_ROOT": str(drive_root),
-            "DJANGO_SETTINGS_MODULE": "gateway.settings",
-            "GATEWAY_LOG_LEVEL": "WARNING",
-        }
-    )
-    env.pop("DATABASE_URL", None)
-    payload = json.dumps({"format": fmt, "folder": str(drive_root / fmt), "target": str(target)})
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "child", payload],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"engine child failed:\n{done.stderr[-4000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-def _child(payload: str) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from importlib import import_module
-
-    from jobs import runner, services
-    from jobs.models import ConnectionString, ConnectionType, Job, JobKind
-
-    import_module("jobs.sync.run")  # a worker imports the engine once, before its first task
-    spec = json.loads(payload)
-    key = f"bench_drive_{spec['format']}"
-    ConnectionString.objects.create(
-        key=key,
-        system="Local Path",
-        connection_type=ConnectionType.DRIVE,
-        value=json.dumps({"service": "local", "path": spec["folder"]}),
-    )
-    reader = Job.objects.create(
-        kind=JobKind.READER,
-        job_key=key,
-        definition={
-            "JobKey": key,
-            "Path": "C:\\tmp\\bench",
-            "UpsertColumns": "id",
-            "ConnectionString": key,
-            "SyncStrategy": "Full",
-            "JsonData": {
-                "KeepChangedLogFiles": False,
-                "DriveSourceSettings": {"DriveFileFormat": spec["format"]},
-            },
-        },
-    )
-    writer = Job.objects.create(
-        kind=JobKind.WRITER,
-        job_key=f"__{key}",
-        source=reader,
-        definition={
-            "JobKey": f"__{key}",
-            "Path": "C:\\tmp\\bench",
-            "UpsertColumns": "id",
-            "ConnectionString": f"sqlite:///{spec['target']}",
-            "SourceJobKey": key,
-            "TargetObject": "dst",
-            "Options": {"BatchCount": 10_000},
-        },
-    )
-    reader.direct_writer = writer
-    reader.save()
-    execution = services.new_execution(reader)
-    started = time.perf_counter()
-    claimed = runner.claim(execution.pk)
-    assert claimed is not None
-    runner.run_claimed(claimed)
-    seconds = time.perf_counter() - started
-    claimed.refresh_from_db()
-    print(
-        json.dumps(
+def engine_job(drive_root: Path, fmt: str, target: Path) -> dict[str, Any]:
+    key = f"bench_drive_{fmt}"
+    return {
+        "key": key,
+        "source": key,
+        "target": f"sqlite:///{target}",
+        "target_table": "dst",
+        "connections": [
             {
-                "seconds": round(seconds, 3),
-                "status": claimed.status,
-                "error": claimed.error_message,
-                "record_count": claimed.record_count,
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "key": key,
+                "system": "Local Path",
+                "type": "Drive",
+                "value": json.dumps({"service": "local", "path": str(drive_root / fmt)}),
             }
-        )
-    )
+        ],
+        "reader": {"JsonData": {"DriveSourceSettings": {"DriveFileFormat": fmt}}},
+    }
 
 
 def main() -> None:
@@ -225,46 +142,40 @@ def main() -> None:
         create_files(drive_root, args.rows)
         for fmt in args.formats.split(","):
             source = drive_root / fmt / f"films.{fmt}"
-            base_runs: list[float] = []
+            base_runs: list[tuple[float, float]] = []
             engine_runs: list[dict] = []
             same = True
+            # The machine is shared: alternate baseline and engine runs, keep each one's best.
             for attempt in range(max(1, args.repeat)):
-                started = time.perf_counter()
-                baseline(source, folder / "baseline.sqlite3")
-                base_runs.append(time.perf_counter() - started)
+                wall, cpu, _ = timed_cpu(baseline, source, folder / "baseline.sqlite3")
+                base_runs.append((wall, cpu))
                 expected = checksum(folder / "baseline.sqlite3")
                 (folder / "baseline.sqlite3").unlink()
                 target = folder / f"target-{fmt}-{attempt}.sqlite3"
                 engine_runs.append(
-                    run_engine(folder / f"data-{fmt}-{attempt}", drive_root, fmt, target)
+                    run_engine(
+                        folder / f"data-{fmt}-{attempt}",
+                        engine_job(drive_root, fmt, target),
+                        env={"GATEWAY_DRIVE_ROOT": str(drive_root)},
+                    )
                 )
-                same = same and checksum(target) == expected
-                target.unlink()
-            engine = min(engine_runs, key=lambda run: run["seconds"])
-            results.append(
-                {
-                    "benchmark": "drive",
-                    "format": fmt,
-                    "rows": args.rows,
-                    "file_mb": round(source.stat().st_size / 1e6, 1),
-                    "baseline_seconds": round(min(base_runs), 3),
-                    "engine_seconds": engine["seconds"],
-                    "ratio": round(engine["seconds"] / min(base_runs), 2),
-                    "ratio_target": 1.5,
-                    "baseline_runs": [round(s, 3) for s in base_runs],
-                    "engine_runs": [run["seconds"] for run in engine_runs],
-                    "engine_peak_rss_mb": max(run["peak_rss_mb"] for run in engine_runs),
-                    "rss_target_mb": 300,
-                    "status": engine["status"],
-                    "error": engine["error"],
-                    "target_matches_baseline": same,
-                }
+                succeeded = engine_runs[-1]["status"] == "succeeded"
+                same = same and succeeded and checksum(target) == expected
+                target.unlink(missing_ok=True)
+            result = compare(
+                "drive",
+                base_runs,
+                engine_runs,
+                ratio_target=1.5,
+                format=fmt,
+                rows=args.rows,
+                file_mb=round(source.stat().st_size / 1e6, 1),
             )
+            result.update(rss_target_mb=300, target_matches_baseline=same)
+            print(ratio_line(result), file=sys.stderr, flush=True)
+            results.append(result)
     print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "child":
-        _child(sys.argv[2])
-    else:
-        main()
+    main()

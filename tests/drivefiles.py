@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from openpyxl import Workbook
 
 from jobs.models import ConnectionString, ConnectionType, new_guid
 
@@ -64,6 +65,20 @@ def write_format(folder: Path, fmt: str, rows: list[tuple], name: str = "films")
         path.write_text(
             f'<?xml version="1.0"?><catalog xmlns="urn:films"><films>{body}</films></catalog>'
         )
+    elif fmt == "xlsx":
+        path = folder / f"{name}.xlsx"
+        write_xlsx(path, {"films": [FILM_COLUMNS, *rows]})
     else:
         raise ValueError(fmt)
     return path
+
+
+def write_xlsx(path: Path, sheets: dict[str, list[list[Any] | tuple]]) -> None:
+    """A workbook with a worksheet per entry, rows as given (the first is usually a header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook = Workbook(write_only=True)
+    for title, rows in sheets.items():
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(list(row))
+    workbook.save(path)

@@ -10,6 +10,7 @@ from django.conf import LazySettings
 from sqlalchemy.exc import OperationalError
 
 from jobs.models import ExecutionStatus
+from jobs.sync.changelog import PathOutsideDataDir, job_folder
 from jobs.sync.spec import WriterSpec
 from jobs.systems import registry
 from jobs.systems.drive.location import PathRefused, open_location
@@ -130,3 +131,34 @@ def test_a_drive_connection_check_lists_the_folder(root: Path) -> None:
     write_csv(root / "checked" / "a.csv", FILMS)
     key = drive_connection(_local("checked"))
     assert registry.check(registry.resolve(key)).endswith(": 1 file(s)")
+
+
+def test_an_inline_drive_connection_string_is_refused(
+    root: Path, outside: Path, tmp_path: Path, settings: LazySettings
+) -> None:
+    # given a drive reader naming a folder inline instead of a stored connection, on a gateway
+    # that even allows inline (database) connection strings
+    settings.GATEWAY_INLINE_CONNECTIONS = True
+    target_url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    job = direct_job(
+        _local(str(outside)),
+        target_url,
+        sql="",
+        target="films",
+        json_data={"DriveSourceSettings": {"DriveFileFormat": "CSV"}},
+    )
+    # when
+    execution = run(job)
+    # then nothing is read: drive definitions name stored connections only
+    assert execution.status == ExecutionStatus.FAILED
+    assert "named by the key of a stored connection string" in execution.error_message
+    assert committed_rows(target_url, "films") == []
+
+
+@pytest.mark.parametrize("path", ["drive", "drive/incoming", "/drive/x", "drive\\x"])
+def test_change_logs_are_never_kept_in_the_default_drive_root(tmp_path: Path, path: str) -> None:
+    # a job Path mapping into <data dir>/drive would put its change logs where drive jobs
+    # read and write files
+    with pytest.raises(PathOutsideDataDir, match="drive jobs' folder"):
+        job_folder(tmp_path, path)
+    assert job_folder(tmp_path, "C:\\drive\\x") == (tmp_path / "drive_c" / "drive" / "x")

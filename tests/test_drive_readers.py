@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,8 @@ from django.conf import LazySettings
 from rest_framework.test import APIClient
 
 from jobs.models import ExecutionStatus
-from tests.drivefiles import FILMS, drive_connection, write_csv, write_format
+from jobs.systems.drive import size_text
+from tests.drivefiles import FILMS, drive_connection, write_csv, write_format, write_xlsx
 from tests.syncdb import direct_job, messages, rows, run
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +56,7 @@ def films_in(url: str) -> list[tuple]:
         ("jsonl", {}),
         ("parquet", {}),
         ("xml", {"TxDocumentRootPath": "//films/film"}),
+        ("xlsx", {}),
     ],
 )
 def test_each_format_is_read_into_the_target(
@@ -180,6 +183,44 @@ def test_updated_files_only_across_three_runs(root: Path, target_url: str) -> No
     assert third.record_count == 0 and third.delete_count == 0
     assert "No changes found: no change log written." in messages(third)
     assert films_in(target_url) == [*FILMS[:2], *changed]
+    # and each run's log says which files it read, with their sizes, and which it skipped
+    a_size, b_size = (folder / "a.csv").stat().st_size, (folder / "b.csv").stat().st_size
+    assert f"Read a.csv ({a_size} bytes, 2 rows)." in messages(first)
+    assert f"Read b.csv ({b_size} bytes, 2 rows)." in messages(second)
+    skipped_a = (
+        f"Skipped a.csv ({a_size} bytes): unchanged since the last run; "
+        "its rows replayed from that read."
+    )
+    assert skipped_a in messages(second)
+    assert not any(m.startswith("Read a.csv") for m in messages(second))
+    assert any(
+        m.endswith(f": 0 read (0 bytes), 2 skipped as unchanged ({size_text(a_size + b_size)}).")
+        for m in messages(third)
+    )
+
+
+def test_the_log_names_every_file_read_and_counts_them(root: Path, target_url: str) -> None:
+    # given two files, one in a subfolder
+    folder = root / "logged"
+    write_csv(folder / "a.csv", FILMS[:2])
+    write_csv(folder / "2024" / "b.csv", FILMS[2:])
+    # when
+    execution = run(drive_job(folder, target_url, DriveIncludeSubfolders=True))
+    # then
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    logged = messages(execution)
+    sizes = [(folder / p).stat().st_size for p in ("2024/b.csv", "a.csv")]
+    assert f"Read 2024/b.csv ({sizes[0]} bytes, 3 rows)." in logged
+    assert f"Read a.csv ({sizes[1]} bytes, 2 rows)." in logged
+    assert f"Files in folder {folder}: 2 read ({size_text(sum(sizes))})." in logged
+
+
+def test_a_pattern_matching_nothing_is_said_in_the_log(root: Path, target_url: str) -> None:
+    folder = root / "nomatch"
+    write_csv(folder / "a.csv", FILMS[:1])
+    execution = run(drive_job(folder, target_url, DriveFilePattern="*.parquet"))
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert f"No file in folder {folder} matches *.parquet." in messages(execution)
 
 
 def test_updated_files_only_remembers_nothing_from_a_failed_run(
@@ -313,12 +354,12 @@ def test_a_bad_drive_setting_is_refused_when_the_job_is_saved(datazen: APIClient
         "JobReader": {
             "JobKey": "files",
             "ConnectionString": "films-in",
-            "JsonData": {"DriveSourceSettings": {"DriveFileFormat": "XLS", "DriveCsvQuote": "''"}},
+            "JsonData": {"DriveSourceSettings": {"DriveFileFormat": "DOC", "DriveCsvQuote": "''"}},
         }
     }
     response = datazen.post("/job", body, format="json")
     assert response.status_code == 400
-    assert "DriveSourceSettings.DriveFileFormat 'xls' is not supported" in response.content.decode()
+    assert "DriveSourceSettings.DriveFileFormat 'doc' is not supported" in response.content.decode()
 
 
 def test_a_timestamp_column_sends_only_rows_at_or_past_the_pointer(
@@ -343,3 +384,67 @@ def test_a_timestamp_column_sends_only_rows_at_or_past_the_pointer(
     assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
     assert second.record_count == 2
     assert [(r[0], r[1]) for r in rows(target_url, "films")] == [(1, "a"), (2, "b2"), (3, "c")]
+
+
+def test_excel_sheet_by_name_with_dates_and_empty_rows(root: Path, target_url: str) -> None:
+    # given a workbook whose second worksheet holds the rows, with dates and a blank row below
+    folder = root / "excel"
+    write_xlsx(
+        folder / "films.xlsx",
+        {
+            "notes": [["read me first"]],
+            "Films": [
+                ["id", "title", "released"],
+                [1, "Academy Dinosaur", dt.datetime(2006, 2, 15, 10, 30)],
+                [2, "Ace Goldfinger", dt.datetime(2006, 5, 26, 0, 0)],
+                [None, None, None],
+            ],
+        },
+    )
+    job = drive_job(folder, target_url, DriveFileFormat="Excel", DriveExcelSheet="Films")
+    # when
+    execution = run(job)
+    # then the named sheet's rows arrive, the datetimes typed as such, the blank row skipped
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert rows(target_url, "films") == [
+        (1, "Academy Dinosaur", "2006-02-15 10:30:00"),
+        (2, "Ace Goldfinger", "2006-05-26 00:00:00"),
+    ]
+
+
+def test_excel_errors_name_the_file_the_sheet_and_the_row(root: Path, target_url: str) -> None:
+    folder = root / "excel-bad"
+    write_xlsx(folder / "a.xlsx", {"films": [["id", "title"], [1, "a"], ["two", "b"]]})
+    (folder / "schema.json").write_text(json.dumps({"id": "integer", "title": "string"}))
+    (folder / "b.xlsx").write_text("id,title\n1,not a workbook\n")
+    # a value that does not fit the schema's type: the row is named
+    typed = run(
+        drive_job(folder, target_url, DriveFilePattern="a.xlsx", DriveSchemaFile="schema.json")
+    )
+    assert typed.status == ExecutionStatus.FAILED
+    assert "a.xlsx: row 3: column 'id': 'two' is not a valid integer." in typed.error_message
+    # a file that is no workbook
+    broken = run(drive_job(folder, target_url, DriveFilePattern="b.xlsx"))
+    assert broken.status == ExecutionStatus.FAILED
+    assert "b.xlsx: not a readable Excel workbook (.xlsx)" in broken.error_message
+    # a sheet that is not there
+    missing = run(drive_job(folder, target_url, DriveFilePattern="a.xlsx", DriveExcelSheet="X"))
+    assert missing.status == ExecutionStatus.FAILED
+    assert "a.xlsx has no worksheet 'X' (worksheets: films)." in missing.error_message
+
+
+def test_legacy_excel_files_are_refused_when_the_job_is_saved(datazen: APIClient) -> None:
+    # given definitions reading .xls files (Excel 97-2003), which openpyxl cannot read
+    for settings in ({"DriveFilePattern": "*.xls"}, {"DriveFileFormat": "XLS"}):
+        body = {
+            "JobReader": {
+                "JobKey": "old-excel",
+                "ConnectionString": "films-in",
+                "JsonData": {"DriveSourceSettings": settings},
+            }
+        }
+        # when
+        response = datazen.post("/job", body, format="json")
+        # then
+        assert response.status_code == 400
+        assert "save the files as .xlsx" in response.content.decode()

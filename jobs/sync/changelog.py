@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
+from operator import itemgetter
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
@@ -160,19 +161,27 @@ def encode_frame(rows: list[tuple], types: list[str]) -> tuple[tuple[int, ...], 
     wanted = [(p, _TEXT_CODECS[t]) for p, t in enumerate(types) if t in _TEXT_CODECS]
     if not rows or not wanted:
         return (), rows
-    columns = list(zip(*rows, strict=True))
+    # Columns are taken out one at a time (`itemgetter` maps run in C) and the rows rebuilt
+    # once: `zip(*rows)` over 10,000 rows cost three times as much (bench/drive.py, a date
+    # column read from CSV: 22 ms a batch before, 10 after).
+    columns: list[list[Any]] | None = None
     encoded = []
     for position, (cls, to_text, _) in wanted:
-        column = columns[position]
+        column = list(map(itemgetter(position), rows))
         if not set(map(type, column)) <= {cls, type(None)}:
             continue
         if types[position] in ("datetime", "datetimetz") and not all(
             v is None or v.tzinfo is None or _aware_utc(v) for v in column
         ):
             continue  # a named zone would lose its name as text: leave it to pickle
-        columns[position] = tuple([None if v is None else to_text(v) for v in column])
+        if columns is None:
+            columns = [list(map(itemgetter(i), rows)) for i in range(len(types))]
+        if None in column:
+            columns[position] = [None if v is None else to_text(v) for v in column]
+        else:
+            columns[position] = list(map(to_text, column))
         encoded.append(position)
-    if not encoded:
+    if columns is None:
         return (), rows
     return tuple(encoded), list(zip(*columns, strict=True))
 
@@ -431,4 +440,11 @@ def job_folder(data_dir: Path, job_path: str | None) -> Path:
     resolved = folder.resolve()
     if not resolved.is_relative_to(data_dir.resolve()):
         raise PathOutsideDataDir(f"Path '{raw}' escapes the data directory.")
+    if resolved.is_relative_to(data_dir.resolve() / "drive"):
+        # The default drive root (docs/drive.md): drive jobs read and write files there, and
+        # must never reach a change log.
+        raise PathOutsideDataDir(
+            f"Path '{raw}' maps into <data dir>/drive, the drive jobs' folder; "
+            "change logs are kept out of it."
+        )
     return resolved

@@ -52,6 +52,7 @@ def run_reader(ctx: ExecutionContext) -> None:
     options = spec.RunOptions.of(execution.options)
     ctx.log(f"Reader {job.job_key} starting (execution {execution.guid}).")
     reader = registry.open_reader(rspec)
+    reader.report_to(ctx.log)
     pipeline = compile_pipeline(rspec.pipeline)
     if options.testrun:
         _test_run(ctx, reader, pipeline)

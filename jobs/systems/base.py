@@ -99,6 +99,12 @@ class Reader(Protocol):
         between runs (a drive reader's files already read). Nothing, for most systems."""
         ...
 
+    def report_to(self, log: Callable[[str], None]) -> None:
+        """Where to say, in the run's log, what the read does beyond its rows (a drive
+        reader: each file read with its size, each skipped as unchanged). Called once, before
+        `batches`; most systems have nothing to add."""
+        ...
+
 
 @runtime_checkable
 class SeparateRuns(Protocol):

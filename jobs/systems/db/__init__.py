@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import Engine, text
 
@@ -61,6 +61,9 @@ class DatabaseReader:
 
     def commit(self) -> None:
         pass  # the pointer strategies keep what a database read needs
+
+    def report_to(self, log: Callable[[str], None]) -> None:
+        pass  # the run logs the SQL and its counters; a query has nothing more to say
 
     # -- RowHashing ----------------------------------------------------------------------------
     def hash_scheme(self) -> str:

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -130,28 +131,54 @@ def sa_type(column: Column, dialect: str, is_key: bool) -> TypeEngine[Any]:
     return String(column.length) if column.length else Text()
 
 
-def _sqlite_value(kind: str) -> Callable[[Any], Any] | None:
+ColumnConverter = Callable[[list[Any]], list[Any]]
+
+
+def _each(fn: Callable[[Any], Any]) -> ColumnConverter:
+    return lambda column: list(map(fn, column))
+
+
+def _iso(cls: type, to_text: Callable[[Any], str]) -> ColumnConverter:
+    """ISO text for values of `cls`, others as they are; a column holding nothing but `cls`
+    values (the usual case) is mapped in C, without a Python call per value."""
+
+    def convert(column: list[Any]) -> list[Any]:
+        kinds = set(map(type, column))
+        if kinds == {cls}:
+            return list(map(to_text, column))
+        if kinds == {cls, type(None)}:
+            return [None if v is None else to_text(v) for v in column]
+        return [to_text(v) if isinstance(v, cls) else v for v in column]
+
+    return convert
+
+
+def _sqlite_value(kind: str) -> ColumnConverter | None:
     if kind == "decimal":
-        return lambda v: None if v is None else str(v)
-    if kind in ("date", "time"):
-        return lambda v: v.isoformat() if isinstance(v, dt.date | dt.time) else v
+        return _each(lambda v: None if v is None else str(v))
+    if kind == "date":
+        return _iso(dt.date, dt.date.isoformat)
+    if kind == "time":
+        return _iso(dt.time, dt.time.isoformat)
     if kind in ("datetime", "datetimetz"):
-        return lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else v
+        return _iso(dt.datetime, lambda v: v.isoformat(" "))
     return None
 
 
-def _mysql_value(kind: str) -> Callable[[Any], Any] | None:
+def _mysql_value(kind: str) -> ColumnConverter | None:
     if kind in ("datetimetz", "datetime"):
         # MySQL has no zone-aware type: aware values are stored as UTC wall time.
-        return lambda v: (
-            v.astimezone(dt.UTC).replace(tzinfo=None)
-            if isinstance(v, dt.datetime) and v.tzinfo
-            else v
+        return _each(
+            lambda v: (
+                v.astimezone(dt.UTC).replace(tzinfo=None)
+                if isinstance(v, dt.datetime) and v.tzinfo
+                else v
+            )
         )
     return None
 
 
-def _converters(dialect: str, columns: list[Column]) -> list[tuple[int, Callable[[Any], Any]]]:
+def _converters(dialect: str, columns: list[Column]) -> list[tuple[int, ColumnConverter]]:
     pick = {"sqlite": _sqlite_value, "mysql": _mysql_value}.get(dialect)
     if pick is None:
         return []
@@ -163,16 +190,16 @@ def _converters(dialect: str, columns: list[Column]) -> list[tuple[int, Callable
     return found
 
 
-def _convert(rows: list[tuple], converters: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
-    if not converters:
+def _convert(rows: list[tuple], converters: list[tuple[int, ColumnConverter]]) -> list[Any]:
+    # Column by column: a row-by-row copy with a call per value cost 2.3 µs a row of 10
+    # columns with one date (bench/drive.py); a transpose, one C map per converted column and
+    # a zip back cost a fifth of that.
+    if not converters or not rows:
         return rows
-    out = []
-    for row in rows:
-        values = list(row)
-        for position, fn in converters:
-            values[position] = fn(values[position])
-        out.append(values)
-    return out
+    columns = [list(map(itemgetter(i), rows)) for i in range(len(rows[0]))]
+    for position, convert in converters:
+        columns[position] = convert(columns[position])
+    return list(zip(*columns, strict=True))
 
 
 # -- state -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ as files. See docs/drive.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings as django_settings
@@ -32,6 +32,8 @@ from jobs.systems.drive.memory import FileMemory
 from jobs.systems.drive.settings import SourceSettings, TargetFiles, parse_schema
 from jobs.systems.drive.writer import DriveWriter
 
+FILE_LINES = 200  # files named one by one in a run's log; the summary line counts them all
+
 
 class DriveReader:
     """The files of a folder or bucket matching the job's pattern, as one stream of rows."""
@@ -52,6 +54,9 @@ class DriveReader:
         self.memory: FileMemory | None = None
         self.files_read = 0
         self.files_skipped = 0
+        self.bytes_read = 0
+        self.bytes_skipped = 0
+        self._log: Callable[[str], None] = lambda message: None
 
     # -- the Reader interface -------------------------------------------------------------------
     def batches(
@@ -79,6 +84,15 @@ class DriveReader:
         if self.memory is not None:
             self.memory.commit()
 
+    def report_to(self, log: Callable[[str], None]) -> None:
+        self._log = log
+
+    def _note(self, message: str) -> None:
+        """A line per file, up to FILE_LINES of them: a folder of 100,000 small files should
+        not add 100,000 lines to the run's log (the summary counts them all)."""
+        if self.files_read + self.files_skipped <= FILE_LINES:
+            self._log(message)
+
     # -- reading --------------------------------------------------------------------------------
     _columns: list[Column] | None = None
 
@@ -99,17 +113,30 @@ class DriveReader:
                 settings.fingerprint(),
                 snapshots=keyed,
             )
+        if not entries:
+            self._log(
+                f"No file in {self.location.description} matches "
+                f"{'; '.join(settings.patterns)}"
+                + (" (subfolders included)." if settings.subfolders else ".")
+            )
         for entry in entries:
             memory = self.memory
             if memory is not None and memory.unchanged(entry):
                 memory.keep(entry)
                 self.files_skipped += 1
+                self.bytes_skipped += entry.size
+                self._note(
+                    f"Skipped {entry.path} ({size_text(entry.size)}): unchanged since the last "
+                    + ("run; its rows replayed from that read." if memory.snapshots else "run.")
+                )
                 if memory.snapshots:
                     for batch in memory.replay(entry):
                         yield self._align(batch, entry.path, folder=None)
                 continue
             self.files_read += 1
+            self.bytes_read += entry.size
             snapshot = None
+            rows = 0
             try:
                 for batch in self._read_file(entry, batch_size):
                     aligned = self._align(batch, entry.path, folder=entry.folder)
@@ -117,6 +144,7 @@ class DriveReader:
                         snapshot = memory.snapshot(entry, aligned.columns)
                     if snapshot is not None:
                         snapshot.write_upserts(aligned.rows)
+                    rows += len(aligned.rows)
                     yield aligned
                 if memory is not None:
                     if snapshot is None and self._columns is not None:
@@ -126,6 +154,21 @@ class DriveReader:
                 if snapshot is not None:
                     snapshot.abort()
                 raise
+            self._note(f"Read {entry.path} ({size_text(entry.size)}, {rows:,} rows).")
+        self._log(
+            f"Files in {self.location.description}: {self.files_read} read "
+            f"({size_text(self.bytes_read)})"
+            + (
+                f", {self.files_skipped} skipped as unchanged ({size_text(self.bytes_skipped)})"
+                if settings.updated_only
+                else ""
+            )
+            + (
+                f"; the first {FILE_LINES} are listed above."
+                if self.files_read + self.files_skipped > FILE_LINES
+                else "."
+            )
+        )
 
     def _read_file(self, entry: FileEntry, batch_size: int) -> Iterator[Batch]:
         settings = self.settings
@@ -142,6 +185,10 @@ class DriveReader:
                     yield from formats.read_parquet(handle, name, settings, batch_size)
                 elif fmt == "xml":
                     yield from formats.read_xml(handle, name, settings, self.schema, batch_size)
+                elif fmt == "excel":
+                    yield from formats.read_excel(
+                        handle, name, settings, self.schema or self._file_columns(), batch_size
+                    )
                 else:
                     yield from formats.read_json(
                         handle, name, settings, self.schema or self._file_columns(), batch_size
@@ -199,6 +246,18 @@ class DriveReader:
             for row in batch.rows
         ]
         return Batch(columns, rows)
+
+
+def size_text(size: int) -> str:
+    """812 bytes, 1.5 KB, 116.2 MB: sizes as the run's log shows them."""
+    if size < 1024:
+        return f"{size} byte{'' if size == 1 else 's'}"
+    value = float(size)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 def _pick(columns: list[Column], wanted: str, name: str) -> Column:

@@ -25,7 +25,12 @@ FORMATS = {
     "ndjson": "jsonl",
     "parquet": "parquet",
     "xml": "xml",
+    "excel": "excel",
+    "xlsx": "excel",
+    "xlsm": "excel",
 }
+# Named so that the error says what to do instead (openpyxl reads Office Open XML only).
+LEGACY_EXCEL = {"xls", "xlsb"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class SourceSettings:
     header: bool = True
     encoding: str = "utf-8"
     root_path: str = ""  # TxDocumentRootPath (XML)
+    sheet: str = ""  # DriveExcelSheet: a worksheet's name ('' = the first one)
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str = "DriveSourceSettings") -> SourceSettings:
@@ -49,10 +55,15 @@ class SourceSettings:
             return raw.get(name)
 
         fmt = text(get("DriveFileFormat"), f"{where}.DriveFileFormat").lower()
+        if fmt in LEGACY_EXCEL:
+            raise SpecError(
+                f"{where}.DriveFileFormat '{fmt}': only Excel workbooks in the .xlsx/.xlsm "
+                "format are read; save the files as .xlsx."
+            )
         if fmt and fmt not in FORMATS:
             raise SpecError(
                 f"{where}.DriveFileFormat '{fmt}' is not supported "
-                "(CSV, JSON, JSONL, Parquet or XML)."
+                "(CSV, JSON, JSONL, Parquet, XML or Excel)."
             )
         patterns = [
             p.strip()
@@ -76,6 +87,7 @@ class SourceSettings:
             header=flag(get("DriveCsvHeader"), f"{where}.DriveCsvHeader", default=True),
             encoding=text(get("DriveFileEncoding"), f"{where}.DriveFileEncoding") or "utf-8",
             root_path=text(get("TxDocumentRootPath"), f"{where}.TxDocumentRootPath"),
+            sheet=text(get("DriveExcelSheet"), f"{where}.DriveExcelSheet"),
         )
 
     def fingerprint(self) -> str:
@@ -97,6 +109,11 @@ def _char(value: Any, where: str, default: str) -> str:
 def _format_from(patterns: list[str]) -> str:
     for pattern in patterns:
         extension = posixpath.splitext(pattern)[1].lstrip(".").lower()
+        if extension in LEGACY_EXCEL:
+            raise SpecError(
+                f"DriveFilePattern '{pattern}': only Excel workbooks in the .xlsx/.xlsm format "
+                "are read; save the files as .xlsx."
+            )
         if extension in FORMATS:
             return FORMATS[extension]
     return "csv"

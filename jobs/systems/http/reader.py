@@ -134,6 +134,9 @@ class HttpReader:
     def commit(self) -> None:
         """Nothing to keep between runs: the high-water mark is the timestamp pointer's."""
 
+    def report_to(self, log: Callable[[str], None]) -> None:
+        """Nothing beyond the run's own lines."""
+
     def __init__(
         self,
         client: HttpClient,
