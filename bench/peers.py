@@ -15,8 +15,9 @@ Tools:
 - the gateway: the direct job `sync_postgres.py` times, through `bench/common.py`;
 - peers, each installed into a virtual environment of its own under `--cache-dir`: ingestr<1
   (0.15.9 ships its native binary in the wheel; later ones download it at run time), dlt with
-  its fast setting (`bench/peers_dlt.py`), Sling from the `sling-linux-amd64` wheel. Each loads
-  with upsert on `id` ("merge" / "incremental"), the mode in which a re-run keeps the target.
+  its fast setting (`bench/peer_scripts/dlt_run.py`), Sling from the `sling-linux-amd64`
+  wheel. Each loads with upsert on `id` ("merge" / "incremental"), the mode in which a re-run
+  keeps the target.
   A peer that cannot be installed is reported with pip's last error line.
 
 Wall time is the whole child process (peers are command-line tools and pay their start-up;
@@ -337,7 +338,7 @@ def run_dlt(ctx: Context) -> dict:
     assert ctx.venv is not None
     argv = [
         str(ctx.venv / "bin" / "python"),
-        str(Path(__file__).resolve().parent / "peers_dlt.py"),
+        str(Path(__file__).resolve().parent / "peer_scripts" / "dlt_run.py"),
         url(ctx.source, password=True),
         url(ctx.target, password=True),
         str(ctx.work / "dlt-pipelines"),

@@ -1,11 +1,12 @@
 """One dlt run for bench/peers.py, executed by the python of dlt's own virtual environment.
 
-Kept apart from bench/peers.py because that venv has dlt, ConnectorX and the ADBC driver but
-not the gateway's dependencies. dlt's fast setting (issue 20's notes): ConnectorX reading
-`arrow_stream` batches, Parquet load files, which dlt's postgres destination copies in with
-`adbc-driver-postgresql`. Write disposition merge on the primary key, so a re-run upserts.
+Kept apart from bench/peers.py (and out of `make bench`, which runs bench/*.py): that venv
+has dlt, ConnectorX and the ADBC driver but not the gateway's dependencies. dlt's fast
+setting (issue 20's notes): ConnectorX reading `arrow_stream` batches, Parquet load files,
+which dlt's postgres destination copies in with `adbc-driver-postgresql`. Write disposition
+merge on the primary key, so a re-run upserts.
 
-Usage: python peers_dlt.py SOURCE_URL TARGET_URL PIPELINES_DIR DATASET
+Usage: python dlt_run.py SOURCE_URL TARGET_URL PIPELINES_DIR DATASET
 """
 
 from __future__ import annotations
