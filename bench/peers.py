@@ -164,7 +164,19 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
 def _rss_bytes(pid: int) -> int:
+    # Between fork and exec a child is still a copy of this process and shows its resident set
+    # (measured: it put 55 MB on a psql pipe of 20 MB), so it is not counted until it execs.
+    if _cmdline(pid) == OWN_CMDLINE:
+        return 0
     try:
         with open(f"/proc/{pid}/statm") as handle:
             return int(handle.read().split()[1]) * PAGE
@@ -173,6 +185,7 @@ def _rss_bytes(pid: int) -> int:
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+OWN_CMDLINE = _cmdline(os.getpid())
 
 
 class TreeMemory(threading.Thread):
