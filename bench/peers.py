@@ -17,13 +17,13 @@ Tools:
   (0.15.9 ships its native binary in the wheel; later ones download it at run time), dlt with
   its fast setting (`bench/peer_scripts/dlt_run.py`), Sling from the `sling-linux-amd64`
   wheel. Each loads with upsert on `id` ("merge" / "incremental"), the mode in which a re-run
-  keeps the target.
-  A peer that cannot be installed is reported with pip's last error line.
+  keeps the target. A peer that cannot be installed is reported with pip's last error line.
 
 Wall time is the whole child process (peers are command-line tools and pay their start-up;
 the gateway's figure is its run, as in `sync_postgres.py`, with its process time beside it).
 Peak RSS is the largest sum of the resident sets of this process's descendants, sampled every
-50 ms (shared pages count once per process), or a child's own `ru_maxrss` if that is higher.
+50 ms (shared pages count once per process; a child not yet exec'd is not counted), or for the
+gateway its engine process's own `ru_maxrss` if that is higher.
 
 Prints the table (Markdown) and, with --json, the whole report as JSON instead.
 """
