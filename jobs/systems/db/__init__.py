@@ -23,7 +23,7 @@ from jobs.systems.base import (
     UnsupportedSystem,
 )
 from jobs.systems.batch import Batch
-from jobs.systems.db.reader import read_batches, wrap_since
+from jobs.systems.db.reader import estimate_rows, read_batches, wrap_since
 from jobs.systems.db.url import create_db_engine
 from jobs.systems.db.writer import (
     WriterSettings,
@@ -54,6 +54,9 @@ class DatabaseReader:
 
     def commit(self) -> None:
         pass  # the pointer strategies keep what a database read needs
+
+    def estimate_rows(self) -> int | None:
+        return estimate_rows(self.engine, self.spec.sql)
 
     def _read(
         self, sql: str, *, batch_size: int, limit: int | None = None, since: Since | None = None

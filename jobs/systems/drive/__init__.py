@@ -53,6 +53,9 @@ class DriveReader:
         self.files_read = 0
         self.files_skipped = 0
 
+    def estimate_rows(self) -> int | None:
+        return None  # rows are known only once a file is parsed
+
     # -- the Reader interface -------------------------------------------------------------------
     def batches(
         self, *, batch_size: int, limit: int | None = None, since: Since | None = None

@@ -134,6 +134,9 @@ class HttpReader:
     def commit(self) -> None:
         """Nothing to keep between runs: the high-water mark is the timestamp pointer's."""
 
+    def estimate_rows(self) -> int | None:
+        return None  # a service's total, where it sends one, arrives with the first page
+
     def __init__(
         self,
         client: HttpClient,
