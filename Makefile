@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # `make test` = lint (ruff, format check, mypy) + makemigrations --check + pytest.
-.PHONY: run test lint format migrate bootstrap fleet-migrate fleet-worker fleet-scheduler fleet-web bench clean
+.PHONY: run test test-own-databases lint format migrate bootstrap fleet-migrate fleet-worker fleet-scheduler fleet-web bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ format: $(STAMP)
 test: lint
 	DJANGO_SETTINGS_MODULE=gateway.settings_test $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest
+
+# Issue 13's attacks and the jobs API again with the gateway's own database on PostgreSQL, then
+# on MariaDB (as a fleet runs): `make test` runs them on SQLite. CI runs both (.ci/run);
+# pytest-django makes and drops a test_gateway_owndb database on each server.
+OWN_DB_TESTS := tests/test_security_*.py tests/test_datazen_jobs.py
+OWN_DB_POSTGRES ?= postgresql://$${TEST_POSTGRES_USER:-postgres}@$${TEST_POSTGRES_HOST:-127.0.0.1}:$${TEST_POSTGRES_PORT:-5432}/gateway_owndb
+OWN_DB_MARIADB ?= mysql://$${TEST_MARIADB_USER:-root}@$${TEST_MARIADB_HOST:-127.0.0.1}:$${TEST_MARIADB_PORT:-3306}/gateway_owndb
+test-own-databases: $(STAMP)
+	DATABASE_URL="$(OWN_DB_POSTGRES)" $(BIN)/pytest -q $(OWN_DB_TESTS)
+	DATABASE_URL="$(OWN_DB_MARIADB)" $(BIN)/pytest -q $(OWN_DB_TESTS)
 
 # The fleet's processes (DATABASE_URL and CELERY_BROKER_URL set). Their commands live in
 # gateway/fleet.py, which docker-compose.yml, docs/operations.md and the fleet tests use too.

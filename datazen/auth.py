@@ -29,10 +29,13 @@ class SharedKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header: expected 'SharedKey <key>'."
             )
-        # Misses are bounded per client address (gateway/throttle.py); a known key is not.
-        throttle.check(request._request)
         key = AccessKey.objects.authenticate(raw)
         if key is None:
+            # Misses are bounded per client address (gateway/throttle.py); a known key is not,
+            # and costs no look-up of the failure counts. A lookup is one SHA-256 and an index
+            # probe, so the bound is about floods, not CPU; a key is 192 random bits, so a
+            # right guess answered from a blocked address is not a risk worth a query per call.
+            throttle.check(request._request)
             throttle.fail(request._request)
             raise exceptions.AuthenticationFailed("Unknown access key.")
         now = timezone.now()

@@ -1,16 +1,10 @@
 """DataZen HTTP API 2.0, mounted at the root; documented aliases map to the same views."""
 
-from django.http import HttpRequest, JsonResponse
-from django.urls import path, re_path
+from django.urls import path
 
 from datazen import views
 
 app_name = "datazen"
-
-
-def unknown_route(request: HttpRequest) -> JsonResponse:
-    message = f"No DataZen endpoint answers {request.method} {request.path}."
-    return JsonResponse({"Error": message, "StatusCode": 404}, status=404)
 
 
 urlpatterns = [
@@ -47,8 +41,4 @@ urlpatterns = [
     path("jobs/info", views.JobsInfoView.as_view(), name="jobs-info"),
     path("jobs/summary", views.JobsSummaryView.as_view(), name="jobs-summary"),
     path("jobssummary", views.JobsSummaryView.as_view(), name="jobssummary"),
-    # Last: any other path a DataZen client sends gets DataZen's JSON error, not Django's HTML
-    # page. The console and DataFlux answer their own unknown paths (and /admin without its
-    # slash still redirects).
-    re_path(r"^(?!admin(?:/|$)|SASDataMgmtRTDataJob/rest(?:/|$)|static/)", unknown_route),
 ]

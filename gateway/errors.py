@@ -1,8 +1,8 @@
 """Django's 404 and 500 pages for the vendor URL spaces: each in its vendor's error shape.
 
-A request the URL patterns cannot match at all (a DataFlux flow id with a newline in it, say)
-never reaches a vendor view, so its exception handler cannot answer; without these a vendor
-client got Django's HTML page.
+A request no URL pattern matches (an unknown DataZen path, a DataFlux flow id with a newline in
+it) never reaches a vendor view, so its exception handler cannot answer; without these a vendor
+client got Django's HTML page. This is the one answer to unknown paths (no catch-all routes).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ DJANGO_PAGES = ("/admin/", "/static/", "/api/schema/")
 SAS_ERROR = "application/vnd.sas.error+json"  # dataflux.media.ERROR, without importing the app
 
 
-def _answer(request: HttpRequest, status: int, message: str) -> HttpResponse | None:
+def _answer(
+    request: HttpRequest, status: int, message: str, datazen_message: str | None = None
+) -> HttpResponse | None:
     path = request.path
     if path == DATAFLUX_PREFIX or path.startswith(DATAFLUX_PREFIX + "/"):
         code = 11020 if status == 404 else 11500  # dataflux.errors NOT_FOUND / UNEXPECTED
@@ -33,12 +35,17 @@ def _answer(request: HttpRequest, status: int, message: str) -> HttpResponse | N
         return HttpResponse(json.dumps(body), status=status, content_type=SAS_ERROR)
     if path.startswith(DJANGO_PAGES):
         return None
-    body = {"Error": message, "StatusCode": status}
+    body = {"Error": datazen_message or message, "StatusCode": status}
     return HttpResponse(json.dumps(body), status=status, content_type="application/json")
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    answer = _answer(request, 404, "There is no resource at this path.")
+    answer = _answer(
+        request,
+        404,
+        "There is no resource at this path.",
+        f"No DataZen endpoint answers {request.method} {request.path}.",
+    )
     return answer or defaults.page_not_found(request, exception)
 
 

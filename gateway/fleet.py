@@ -13,7 +13,8 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 PROCESSES = ("migrate", "web", "worker", "scheduler")
@@ -86,6 +87,26 @@ def commands(name: str, env: Mapping[str, str], pid: int | None = None) -> list[
     raise ValueError(f"Unknown fleet process {name!r}; one of: {', '.join(PROCESSES)}.")
 
 
+def prepare_metrics_folder(env: MutableMapping[str, str]) -> str:
+    """The folder where the web workers write their request counters, emptied for this start.
+
+    gunicorn's workers are separate processes: each counts the requests it answers, and a
+    scrape reaches one of them. In prometheus-client's multi-process mode each writes its
+    counters to a file in PROMETHEUS_MULTIPROC_DIR and /metrics adds them all up. A folder the
+    operator set is emptied (counters start again at a start, which Prometheus reads as a
+    reset); otherwise a fresh one is made.
+    """
+    folder = env.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    else:
+        folder = tempfile.mkdtemp(prefix="gateway-metrics-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
 def executable(program: str) -> str:
     """`python`, `gunicorn` and `celery` from this interpreter's environment (the venv)."""
     if program == "python":
@@ -110,6 +131,8 @@ def main(argv: Sequence[str]) -> int:
         if result.returncode != 0:
             return result.returncode
     last = steps[-1]
+    if name == "web":
+        prepare_metrics_folder(os.environ)
     # exec, not a child: signals (SIGTERM from compose, Ctrl-C) reach the real process, and
     # the worker's pid in its node name stays true.
     os.execv(executable(last[0]), [executable(last[0]), *last[1:]])

@@ -139,6 +139,13 @@ if _SQLITE:
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # MariaDB/MySQL through PyMySQL (already a dependency for jobs' connections), standing in
+    # for mysqlclient, which needs a C compiler and the client library to install.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("charset", "utf8mb4")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -19,12 +19,12 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from jobs import charts, definitions, progress
 from jobs.definitions import DefinitionError
@@ -56,6 +56,72 @@ LOG_LINES = 2000  # log lines shown on a finished run's page; the Log entries li
 # more than the run's own progress updates (600 kB and 0.6 s a refresh, measured).
 LIVE_LOG_LINES = 200
 LIVE_REFRESH_MS = 1000  # how often a running run's page fetches its progress
+
+
+# --- what several pages share ----------------------------------------------------------------
+
+
+class ConsoleAdmin(admin.ModelAdmin):
+    """A model's pages with extra context on the change page and views of one object.
+
+    `object_views` lists the extra views by URL suffix: `<id>/<suffix>/` is served by the
+    method `<suffix>_view` and named `<app>_<model>_<suffix>`; the POST-only ones (buttons that
+    change something) answer 405 to any other method.
+    """
+
+    object_views: dict[str, bool] = {}  # suffix → POST only
+
+    def page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        """What the change page shows beside the form."""
+        return {}
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if obj is not None:
+            context.update(self.page_context(request, obj))
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        own = []
+        for suffix, post_only in self.object_views.items():
+            view = getattr(self, f"{suffix}_view")
+            own.append(
+                path(
+                    f"<path:object_id>/{suffix}/",
+                    self.admin_site.admin_view(require_POST(view) if post_only else view),
+                    name=f"{self.opts.app_label}_{self.opts.model_name}_{suffix}",
+                )
+            )
+        return [*own, *super().get_urls()]
+
+    def object_or_404(
+        self, request: HttpRequest, object_id: str, allowed: bool | None = None
+    ) -> Any:
+        """The object an extra view works on; 404 when there is none, 403 when `allowed` is
+        False (None: the user may view it)."""
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} has this id.")
+        if not (self.has_view_permission(request, obj) if allowed is None else allowed):
+            raise PermissionDenied
+        return obj
+
+
+class RecordAdmin(ConsoleAdmin):
+    """What happened (runs, log lines, engines): shown, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # --- connection strings ----------------------------------------------------------------------
@@ -111,7 +177,7 @@ def report_connection_test(
 
 
 @admin.register(ConnectionString)
-class ConnectionStringAdmin(admin.ModelAdmin):
+class ConnectionStringAdmin(ConsoleAdmin):
     form = ConnectionStringForm
     change_form_template = "admin/jobs/connectionstring/change_form.html"
     list_display = [
@@ -125,14 +191,7 @@ class ConnectionStringAdmin(admin.ModelAdmin):
     list_filter = ["connection_type", "system"]
     search_fields = ["key", "system", "display_name"]
     actions = ["test_connection"]
-
-    def get_urls(self) -> list[URLPattern]:
-        test = path(
-            "<path:object_id>/test/",
-            self.admin_site.admin_view(self.test_view),
-            name="jobs_connectionstring_test",
-        )
-        return [test, *super().get_urls()]
+    object_views = {"test": True}
 
     def save_model(
         self, request: HttpRequest, obj: ConnectionString, form: Any, change: bool
@@ -143,13 +202,7 @@ class ConnectionStringAdmin(admin.ModelAdmin):
 
     def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The change page's "Test" button (POST): connect now, come back with the result."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        connection = self.get_object(request, object_id)
-        if connection is None:
-            raise Http404("No connection string has this id.")
-        if not self.has_view_permission(request, connection):
-            raise PermissionDenied
+        connection = self.object_or_404(request, object_id)
         report_connection_test(self, request, connection)
         return HttpResponseRedirect(
             reverse("admin:jobs_connectionstring_change", args=[connection.pk])
@@ -243,6 +296,12 @@ def _json_object(text: str, label: str) -> dict[str, Any]:
     return value
 
 
+def json_box(rows: int, example: str) -> forms.Textarea:
+    """A wide text box for a vendor JSON object, showing an example while empty."""
+    attrs = {"rows": rows, "cols": 100, "class": "vLargeTextField", "placeholder": example}
+    return forms.Textarea(attrs=attrs)
+
+
 class JobForm(forms.ModelForm):
     """A DataZen job as POST /job and PUT /job take it, saved by the same service functions.
 
@@ -268,14 +327,7 @@ class JobForm(forms.ModelForm):
     enabled = forms.BooleanField(label="Active", required=False, initial=True)
     definition_text = forms.CharField(
         label="Definition (JSON)",
-        widget=forms.Textarea(
-            attrs={
-                "rows": 14,
-                "cols": 100,
-                "class": "vLargeTextField",
-                "placeholder": DEFINITION_EXAMPLE,
-            }
-        ),
+        widget=json_box(14, DEFINITION_EXAMPLE),
         help_text=(
             "The rest of the JobReader or JobWriter object, as the DataZen API takes it: "
             "ConnectionString, SqlRead, UpsertColumns, Path, PipelineDef, JsonData…"
@@ -283,14 +335,7 @@ class JobForm(forms.ModelForm):
     )
     writer_text = forms.CharField(
         label="Direct writer (JobWriter JSON)",
-        widget=forms.Textarea(
-            attrs={
-                "rows": 8,
-                "cols": 100,
-                "class": "vLargeTextField",
-                "placeholder": WRITER_EXAMPLE,
-            }
-        ),
+        widget=json_box(8, WRITER_EXAMPLE),
         required=False,
         help_text="Optional: a JobWriter object makes this reader a direct job.",
     )
@@ -394,7 +439,7 @@ class ExecutionInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ConsoleAdmin):
     form = JobForm
     change_form_template = "admin/jobs/job/change_form.html"
     inlines = [ExecutionInline]
@@ -422,6 +467,7 @@ class JobAdmin(admin.ModelAdmin):
         "updated",
     ]
     actions = ["start_now", "stop_now"]
+    object_views = {"start": True, "stop": True}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # The newest run's id, status and start, in the list's one query (no query per row).
@@ -509,52 +555,23 @@ class JobAdmin(admin.ModelAdmin):
             if Job.objects.filter(pk=job.pk).exists():  # a writer may have gone with its reader
                 self.delete_model(request, job)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        job = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if job is not None:
-            runs = [progress.figures(run) for run in progress.recent_runs(job, CHART_RUNS)]
-            context.update(
-                history_chart=charts.history_svg(runs) if runs else None,
-                runs_url=reverse("admin:jobs_execution_changelist") + f"?job__id__exact={job.pk}",
-                can_start=job.kind != JobKind.FLOW and not job.is_dynamic,
-                can_stop=job.kind != JobKind.FLOW,
-            )
-        return super().change_view(request, object_id, form_url, context)
-
-    def get_urls(self) -> list[URLPattern]:
-        own = [
-            path(
-                "<path:object_id>/start/",
-                self.admin_site.admin_view(self.start_view),
-                name="jobs_job_start",
-            ),
-            path(
-                "<path:object_id>/stop/",
-                self.admin_site.admin_view(self.stop_view),
-                name="jobs_job_stop",
-            ),
-        ]
-        return [*own, *super().get_urls()]
+    def page_context(self, request: HttpRequest, job: Job) -> dict[str, Any]:
+        runs = [progress.figures(run) for run in progress.recent_runs(job, CHART_RUNS)]
+        return {
+            "history_chart": charts.history_svg(runs) if runs else None,
+            "runs_url": reverse("admin:jobs_execution_changelist") + f"?job__id__exact={job.pk}",
+            "can_start": job.kind != JobKind.FLOW and not job.is_dynamic,
+            "can_stop": job.kind != JobKind.FLOW,
+        }
 
     def _posted_job(self, request: HttpRequest, object_id: str) -> Job:
-        job = self.get_object(request, object_id)
-        if job is None:
-            raise Http404("No job has this id.")
-        if not super().has_change_permission(request):
-            raise PermissionDenied
-        return job
+        # The buttons change the job's runs: the right to change jobs, whatever this job is.
+        return self.object_or_404(
+            request, object_id, allowed=super().has_change_permission(request)
+        )
 
     def start_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The job page's "Start now" (POST): as POST /job/start; then the run's own page."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         job = self._posted_job(request, object_id)
         execution = self._start(request, job)
         if execution is not None:
@@ -563,8 +580,6 @@ class JobAdmin(admin.ModelAdmin):
 
     def stop_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The job page's "Stop" (POST): as POST /job/stop."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         job = self._posted_job(request, object_id)
         self._stop(request, job)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
@@ -637,7 +652,7 @@ def live_context(execution: Execution) -> dict[str, Any]:
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(RecordAdmin):
     change_form_template = "admin/jobs/execution/change_form.html"
     list_display = [
         "guid",
@@ -702,40 +717,14 @@ class ExecutionAdmin(admin.ModelAdmin):
     def duration(self, obj: Execution) -> str:
         return seconds(progress.run_seconds(obj))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    object_views = {"live": False}
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a run's record is what happened: nothing in it is edited by hand
-
-    def get_urls(self) -> list[URLPattern]:
-        live = path(
-            "<path:object_id>/live/",
-            self.admin_site.admin_view(self.live_view),
-            name="jobs_execution_live",
-        )
-        return [live, *super().get_urls()]
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        execution = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if execution is not None:
-            context.update(live_context(execution))
-        return super().change_view(request, object_id, form_url, context)
+    def page_context(self, request: HttpRequest, execution: Execution) -> dict[str, Any]:
+        return live_context(execution)
 
     def live_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The run page's live part alone, fetched every second while the run is not finished."""
-        execution = self.get_object(request, object_id)
-        if execution is None:
-            raise Http404("No execution has this id.")
-        if not self.has_view_permission(request, execution):
-            raise PermissionDenied
+        execution = self.object_or_404(request, object_id)
         return TemplateResponse(request, "admin/jobs/execution/live.html", live_context(execution))
 
 
@@ -753,7 +742,7 @@ class AgentStateAdmin(admin.ModelAdmin):
 
 
 @admin.register(LogEntry)
-class LogEntryAdmin(admin.ModelAdmin):
+class LogEntryAdmin(RecordAdmin):
     """Every run's log lines across jobs, to search for an error message or a job's output."""
 
     list_display = ["time", "level", "run", "sequence", "message"]
@@ -772,15 +761,9 @@ class LogEntryAdmin(admin.ModelAdmin):
         url = reverse("admin:jobs_execution_change", args=[obj.execution_id])
         return format_html('<a href="{}">{}</a>', url, obj.execution)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(FlowEngine)
-class FlowEngineAdmin(admin.ModelAdmin):
+class FlowEngineAdmin(RecordAdmin):
     """Loaded flow engines, wherever they live: in this process (embedded) or on the workers."""
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
@@ -804,9 +787,3 @@ class FlowEngineAdmin(admin.ModelAdmin):
             "where": "this gateway process" if engines.is_embedded() else "the Celery workers",
         }
         return TemplateResponse(request, "admin/jobs/flowengine/engines.html", context)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -437,12 +437,9 @@ def update_job(body: Any) -> list[Job]:
 def _locked(guid: str | None, where: str, kind: str) -> Job:
     if not guid:
         raise DefinitionError(f"{where}.Guid is required to update a job.")
-    job = (
-        Job.objects.select_for_update()
-        .select_related("direct_writer", "source")
-        .filter(guid=guid)
-        .first()
-    )
+    # The job's row alone: PostgreSQL refuses FOR UPDATE over the nullable side of the outer
+    # joins select_related would add (direct_writer, source); those load when first used.
+    job = Job.objects.select_for_update().filter(guid=guid).first()
     if job is None or (job.is_dynamic and job.boot_id != agent.boot_id()):
         raise JobNotFound(f"No job has guid '{guid}'.")
     if job.is_dynamic:

@@ -244,6 +244,9 @@ class Execution(models.Model):
     is_consumer_daemon_error = models.BooleanField(default=False)
     record_count = models.BigIntegerField(default=0)
     records_available = models.BigIntegerField(default=0)
+    rows_estimate = models.BigIntegerField(
+        null=True, blank=True, help_text="The source's own estimate of the rows a read returns"
+    )
     delete_count = models.BigIntegerField(default=0)
     records_direct_written = models.BigIntegerField(default=0)
     records_direct_deleted = models.BigIntegerField(default=0)

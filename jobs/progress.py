@@ -113,8 +113,9 @@ def _estimate(execution: Execution) -> tuple[int | None, str]:
     """What the run is expected to reach, and where that figure comes from.
 
     A writer of a direct job applies exactly what its reader logged (same execution guid).
-    A reader is expected to read about what the job's last successful run read; the engine
-    does not ask the source for a count, which would cost a second scan of it.
+    A reader is expected to read what the source itself estimates (its query planner's figure,
+    saved when the read starts: PostgreSQL, MySQL/MariaDB), else about what the job's last
+    successful run read; the engine never asks the source for a count, a second scan of it.
     """
     if execution.listener_type == JobKind.WRITER:
         reader = (
@@ -125,7 +126,11 @@ def _estimate(execution: Execution) -> tuple[int | None, str]:
         if reader is not None and (reader.record_count or reader.delete_count):
             return reader.record_count + reader.delete_count, "changes the reader logged"
         return None, ""
-    if execution.listener_type != JobKind.READER or execution.job_id is None:
+    if execution.listener_type != JobKind.READER:
+        return None, ""
+    if execution.rows_estimate is not None:
+        return execution.rows_estimate, "the source's own estimate"
+    if execution.job_id is None:
         return None, ""
     previous = (
         Execution.objects.filter(

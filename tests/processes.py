@@ -25,7 +25,13 @@ def free_port() -> int:
 
 
 def gateway_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
+    # The test run's own database (DATABASE_URL) is not the started process's: it gets its own
+    # in `data_dir` unless a test passes one.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "CELERY_")) and k != "DATABASE_URL"
+    }
     env.update({"DJANGO_SETTINGS_MODULE": "gateway.settings", "GATEWAY_DATA_DIR": str(data_dir)})
     env.update(extra)
     return env

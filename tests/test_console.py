@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from jobs import charts, progress
 from jobs.models import ConnectionString, Execution, Job, LogEntry
-from tests.syncdb import execute
+from jobs.systems.db.reader import estimate_rows
+from jobs.systems.db.url import create_db_engine
+from tests.syncdb import direct_job, execute, run
 
 pytestmark = pytest.mark.django_db
 
@@ -362,6 +364,79 @@ def test_progress_of_a_direct_writer_is_measured_against_its_readers_changes() -
     figures = progress.progress(writer_run)
     assert (figures.rows, figures.estimate, figures.percent) == (500, 1000, 50.0)
     assert figures.rows_label == "changes applied"
+
+
+def test_the_sources_own_estimate_comes_before_the_last_runs_figure() -> None:
+    job = Job.objects.create(kind="reader", job_key="films")
+    run_of(job, started_at=timezone.now() - timedelta(hours=1), records_available=1000)
+    running = run_of(job, "running", records_available=300, rows_estimate=1200)
+    figures = progress.progress(running)
+    assert (figures.estimate, figures.percent) == (1200, 25.0)
+    assert figures.estimate_basis == "the source's own estimate"
+
+
+@pytest.mark.postgres
+def test_a_postgresql_readers_run_records_the_planners_estimate(
+    postgres_url: str, tmp_path
+) -> None:
+    # given: 5,000 rows, analyzed so the planner knows them
+    execute(postgres_url, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT)")
+    execute(
+        postgres_url,
+        "INSERT INTO films SELECT g, 'Film ' || g FROM generate_series(1, 5000) g",
+        "ANALYZE films",
+    )
+    # when: a direct job reads them (a LIKE with % too: the estimate's SQL keeps it as is)
+    job = direct_job(
+        postgres_url,
+        f"sqlite:///{tmp_path / 'target.sqlite3'}",
+        sql="SELECT * FROM films WHERE title LIKE 'Film %'",
+        target="films",
+    )
+    execution = run(job)
+    # then: the run knew what to expect before it read, and read it
+    assert execution.status == "succeeded", execution.error_message
+    assert execution.records_available == 5000
+    assert execution.rows_estimate is not None and 4000 <= execution.rows_estimate <= 6000
+
+
+@pytest.mark.postgres
+def test_the_estimate_never_runs_a_second_statement(postgres_url: str) -> None:
+    execute(postgres_url, "CREATE TABLE films (id INTEGER PRIMARY KEY)")
+    engine = create_db_engine("", postgres_url)
+    assert estimate_rows(engine, "SELECT * FROM films; DROP TABLE films") is None
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM films").scalar() == 0
+
+
+@pytest.mark.mariadb
+def test_a_mariadb_readers_run_records_the_planners_estimate(mariadb_url: str, tmp_path) -> None:
+    execute(mariadb_url, "CREATE TABLE films (id INTEGER PRIMARY KEY, title TEXT)")
+    execute(
+        mariadb_url,
+        "INSERT INTO films VALUES (:id, :title)",
+        params=[{"id": i, "title": f"Film {i}"} for i in range(1, 2001)],
+    )
+    execute(mariadb_url, "ANALYZE TABLE films")
+    job = direct_job(
+        mariadb_url,
+        f"sqlite:///{tmp_path / 'target.sqlite3'}",
+        sql="SELECT * FROM films",
+        target="films",
+    )
+    execution = run(job)
+    assert execution.status == "succeeded", execution.error_message
+    assert execution.rows_estimate is not None and 1000 <= execution.rows_estimate <= 3000
+
+
+def test_a_sqlite_source_has_no_estimate_of_its_own(tmp_path) -> None:
+    source = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    execute(source, "CREATE TABLE films (id INTEGER PRIMARY KEY)", "INSERT INTO films VALUES (1)")
+    job = direct_job(
+        source, f"sqlite:///{tmp_path / 'target.sqlite3'}", sql="SELECT * FROM films", target="t"
+    )
+    execution = run(job)
+    assert execution.status == "succeeded" and execution.rows_estimate is None
 
 
 def test_progress_without_an_estimate_shows_no_percentage() -> None:

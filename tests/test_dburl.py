@@ -73,6 +73,11 @@ def test_connection_strings_that_cannot_work_are_refused_clearly(
 def test_the_gateways_own_database_cannot_be_read() -> None:
     from django.db import connection
 
+    if connection.vendor != "sqlite":
+        pytest.skip(
+            "the gateway's database is a server here (DATABASE_URL): "
+            "test_security_connections.py names that one"
+        )
     with pytest.raises(ConnectionRefused, match="gateway's own database"):
         to_url("", f"sqlite:///{connection.settings_dict['NAME']}")
 

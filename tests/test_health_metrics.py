@@ -200,6 +200,12 @@ Execution.objects.create(job_guid="g", job_key="films", listener_type="reader",
 """
 
 
+UNMATCHED_404 = (
+    "gateway_http_requests_total",
+    (("endpoint", "unmatched"), ("method", "GET"), ("status", "404")),
+)
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
@@ -236,7 +242,21 @@ def test_the_fleet_web_process_reports_its_worker_scheduler_and_queues(tmp_path:
                     break
                 time.sleep(0.5)
             metrics = requests.get(f"{base}/metrics", timeout=30).text
-    # then
+            # and requests answered by gunicorn's two worker processes, counted once each
+            for _ in range(20):
+                requests.get(f"{base}/no-such-path", timeout=30)
+            unmatched = [
+                samples(requests.get(f"{base}/metrics", timeout=30).text).get(UNMATCHED_404)
+                for _ in range(6)
+            ]
+            pids = {
+                line.rsplit(":", 1)[1].strip()
+                for line in (tmp_path / "web.log").read_text().splitlines()
+                if "Booting worker" in line
+            }
+    # then: every scrape, whichever worker answers it, adds up both workers' counts
+    assert len(pids) == 2, pids
+    assert unmatched == [20.0] * 6
     assert health.status_code == 200, health.text
     checks = health.json()["checks"]
     assert queue in checks["worker"]["detail"]

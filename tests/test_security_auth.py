@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from gateway import throttle
+from gateway.models import SignInFailure
 from jobs.models import AccessScope
 from tests.conftest import key_client
 from tests.test_dataflux_support import basic_client, make_user
@@ -65,7 +69,7 @@ def test_the_limit_ends_with_its_window(settings: Any, monkeypatch: pytest.Monke
     settings.GATEWAY_AUTH_MAX_FAILURES = 2
     make_user("ann")
     clock = [1000.0]
-    monkeypatch.setattr(throttle.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(throttle.time, "time", lambda: clock[0])
     basic("ann", "a", "10.0.0.1")
     basic("ann", "b", "10.0.0.2")
     assert basic("ann", "ann-secret", "10.0.0.3").status_code == 429
@@ -87,6 +91,45 @@ def test_shared_key_misses_are_limited_per_address(settings: Any) -> None:
     assert limited.json()["StatusCode"] == 429
     assert "Too many failed sign-in attempts" in limited.json()["Error"]
     assert good.get("/version").status_code == 200  # the test client's own address
+
+
+def test_the_counts_are_shared_by_every_process_of_a_fleet(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: three wrong passwords answered by one web process
+    settings.GATEWAY_AUTH_MAX_FAILURES = 3
+    make_user("ann")
+    for i in range(3):
+        assert basic("ann", f"wrong{i}", f"10.0.0.{i}").status_code == 401
+    # when: the next attempt reaches another process (its own memory, the same database)
+    monkeypatch.setattr(throttle, "failures", throttle.FailureCounter())
+    # then: it is refused there too
+    assert basic("ann", "ann-secret", "10.0.0.9").status_code == 429
+    assert SignInFailure.objects.count() == 4  # ann, and the three addresses
+
+
+def failure_count_queries(call: Callable[[], Any]) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    table = SignInFailure._meta.db_table
+    return [q["sql"] for q in queries.captured_queries if table in q["sql"]]
+
+
+def test_a_process_remembers_a_blocked_key_without_asking_the_database_again(
+    settings: Any,
+) -> None:
+    settings.GATEWAY_AUTH_MAX_FAILURES_PER_ADDRESS = 2
+    bad = APIClient(REMOTE_ADDR="10.7.7.8")
+    bad.credentials(HTTP_AUTHORIZATION="SharedKey not-a-key")
+    assert [bad.get("/version").status_code for _ in range(3)] == [401, 401, 429]
+    # the memo answers: no query of the failure counts for the next attempts
+    assert failure_count_queries(lambda: bad.get("/version")) == []
+    assert bad.get("/version").status_code == 429
+
+
+def test_a_matching_shared_key_never_reads_the_failure_counts() -> None:
+    good, _ = key_client(name="good", scope=AccessScope.ALL)
+    assert failure_count_queries(lambda: good.get("/version")) == []
 
 
 def test_hash_checks_beyond_the_concurrency_bound_wait_then_give_up(settings: Any) -> None:

@@ -93,6 +93,11 @@ class Strategy(Protocol):
 
     def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]: ...
 
+    def estimate(self, reader: Reader) -> int | None:
+        """The rows this run is expected to read, from the source's own estimate; None when
+        there is none for what this strategy reads."""
+        ...
+
     def take(self, batch: Batch, log: ChangeLogWriter) -> None: ...
 
     def finish(self, log: ChangeLogWriter, result: DetectionResult) -> None: ...
@@ -113,6 +118,9 @@ def detect(
 ) -> DetectionResult:
     """Read every batch through the pipeline into the strategy; the change log gets the rest."""
     result = DetectionResult(commit_stage=strategy.commit)
+    estimate = strategy.estimate(reader)
+    if estimate is not None:
+        ctx.progress(rows_estimate=estimate)
     report = throttled(ctx.progress)
     log: ChangeLogWriter | None = None
     for batch in _timed(strategy.batches(reader, batch_size), result):
@@ -127,6 +135,13 @@ def detect(
     assert log is not None  # every source yields at least one (maybe empty) batch
     strategy.finish(log, result)
     return result
+
+
+def whole_read_estimate(reader: Reader, spec: ReaderSpec) -> int | None:
+    estimate = reader.estimate_rows()
+    if estimate is None or spec.top_n is None:
+        return estimate
+    return min(estimate, spec.top_n)
 
 
 def strategy_for(
@@ -238,6 +253,9 @@ class FullStrategy:
         if not sent:  # the change log's header needs the columns, even with no row to send
             yield from reader.rows_by_key(keys=keys, values=[], batch_size=batch_size)
 
+    def estimate(self, reader: Reader) -> int | None:
+        return whole_read_estimate(reader, self.spec)
+
     def take(self, batch: Batch, log: ChangeLogWriter) -> None:
         if self.compared:
             log.write_upserts(batch.rows)
@@ -304,6 +322,9 @@ class AppendStrategy:
 
     def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]:
         return reader.batches(batch_size=batch_size, limit=self.spec.top_n)
+
+    def estimate(self, reader: Reader) -> int | None:
+        return whole_read_estimate(reader, self.spec)
 
     def take(self, batch: Batch, log: ChangeLogWriter) -> None:
         log.write_upserts(batch.rows)
@@ -441,6 +462,10 @@ class TimestampStrategy:
         self.skipped = 0
         self.tracks_deletes = bool(spec.deleted_method and spec.deleted_sql)
         self.filter_below = False
+
+    def estimate(self, reader: Reader) -> int | None:
+        # The source's figure is for the whole SqlRead; a run since the pointer reads a part.
+        return whole_read_estimate(reader, self.spec) if self.pointer.value is None else None
 
     def batches(self, reader: Reader, batch_size: int) -> Iterator[Batch]:
         # Deletes go first in the log: a key deleted and then inserted again ends up present.

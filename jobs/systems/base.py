@@ -94,6 +94,11 @@ class Reader(Protocol):
         """Rows naming deleted records (`DeletedRecordsSQL`); raises UnsupportedSystem if none."""
         ...
 
+    def estimate_rows(self) -> int | None:
+        """The source's own estimate of the rows a full read returns, when it has one cheaply
+        (a query planner's figure); None otherwise. Never a count: that would read twice."""
+        ...
+
     def commit(self) -> None:
         """The run succeeded (its change log is durable): keep what this read remembers
         between runs (a drive reader's files already read). Nothing, for most systems."""

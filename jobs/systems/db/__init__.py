@@ -24,7 +24,7 @@ from jobs.systems.base import (
 )
 from jobs.systems.batch import Batch
 from jobs.systems.db import hashing
-from jobs.systems.db.reader import read_batches, wrap_since
+from jobs.systems.db.reader import estimate_rows, read_batches, wrap_since
 from jobs.systems.db.url import create_db_engine
 from jobs.systems.db.writer import (
     WriterSettings,
@@ -108,6 +108,9 @@ class DatabaseReader:
         dialects type columns without looking at values)."""
         batch = next(read_batches(self.engine, hashing.columns_sql(self.spec.sql), batch_size=1))
         return Batch(batch.columns, [])
+
+    def estimate_rows(self) -> int | None:
+        return estimate_rows(self.engine, self.spec.sql)
 
     def _read(
         self, sql: str, *, batch_size: int, limit: int | None = None, since: Since | None = None

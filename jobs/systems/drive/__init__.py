@@ -58,6 +58,9 @@ class DriveReader:
         self.bytes_skipped = 0
         self._log: Callable[[str], None] = lambda message: None
 
+    def estimate_rows(self) -> int | None:
+        return None  # rows are known only once a file is parsed
+
     # -- the Reader interface -------------------------------------------------------------------
     def batches(
         self, *, batch_size: int, limit: int | None = None, since: Since | None = None

@@ -137,6 +137,9 @@ class HttpReader:
     def report_to(self, log: Callable[[str], None]) -> None:
         """Nothing beyond the run's own lines."""
 
+    def estimate_rows(self) -> int | None:
+        return None  # a service's total, where it sends one, arrives with the first page
+
     def __init__(
         self,
         client: HttpClient,
