@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from gateway.access_keys import key_required_response
+from gateway.celery import app
 from jobs.models import SchedulerLease
 
 # The scheduler's lease row (jobs' scheduler names it so; see docs/schedules.md).
@@ -48,8 +49,6 @@ def check_database() -> str:
 
 
 def check_broker() -> str:
-    from gateway.celery import app
-
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=settings.GATEWAY_HEALTH_TIMEOUT)
         return f"{conn.transport_cls} broker reachable"
@@ -61,8 +60,6 @@ class _Answered(Exception):
 
 def check_worker() -> str:
     """A worker consuming the gateway's own queue answers (not any worker of a shared broker)."""
-    from gateway.celery import app
-
     wanted = {settings.CELERY_TASK_DEFAULT_QUEUE}
     answered: list[str] = []
 

@@ -82,6 +82,7 @@ def body_limit(path: str) -> int:
 def vendor_error(path: str, status: int, message: str) -> HttpResponse:
     """`message` in the error shape of the API `path` belongs to."""
     if path.startswith(DATAFLUX_PREFIX):
+        # dataflux.media reads this module's limits: importing DataFlux at the top is a cycle.
         from dataflux.errors import _DEFAULT_CODES, UNEXPECTED, error_body
         from dataflux.media import ERROR
 

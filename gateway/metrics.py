@@ -35,6 +35,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from gateway.access_keys import key_required_response
+from gateway.celery import app
 from jobs.models import FINISHED_STATUSES as FINISHED
 from jobs.models import Execution, ExecutionStatus
 
@@ -227,6 +228,8 @@ class RunCollector(Collector):
         yield depth
 
     def _engines(self) -> Iterator[Metric]:
+        # The flow compiler and its reference data load at the first scrape, not with the
+        # middleware this module also provides (every web process has it).
         from jobs.flows.runtime.engines import list_engines
 
         family = GaugeMetricFamily(
@@ -243,8 +246,6 @@ class RunCollector(Collector):
 
 def queue_depths() -> dict[str, int]:
     """Messages waiting per queue the gateway's workers consume; {} when the broker is down."""
-    from gateway.celery import app
-
     queues = dict.fromkeys([settings.CELERY_TASK_DEFAULT_QUEUE, *settings.GATEWAY_EXTRA_QUEUES])
     depths: dict[str, int] = {}
     try:

@@ -104,6 +104,8 @@ def add_components(result: dict[str, Any], generator: Any, **kwargs: Any) -> dic
 
 def settings_for(vendor: str) -> dict[str, Any]:
     """SPECTACULAR_SETTINGS overrides for one vendor's document."""
+    # Each vendor's schema module builds on the helpers above: importing them at the top is a
+    # cycle.
     from dataflux.schema import SETTINGS as DATAFLUX
     from datazen.schema import SETTINGS as DATAZEN
 

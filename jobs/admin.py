@@ -767,6 +767,8 @@ class FlowEngineAdmin(RecordAdmin):
     """Loaded flow engines, wherever they live: in this process (embedded) or on the workers."""
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # The flow compiler and its reference data load when this page is first shown, not
+        # when the admin loads (every process does).
         from jobs.flows.runtime import engines
 
         if request.method == "POST" and "unload" in request.POST:

@@ -17,29 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gateway", "jobs", "datazen", "dataflux")
 
 
-# Imports inside functions that predate this check and have no comment yet (the merge of
-# issue 12's branches): each is to be moved to the top or explained, then removed from here.
-# The check fails on any new one, and on an entry here that is gone (keep the list true).
-KNOWN_HIDDEN = {
-    "gateway/health.py gateway.celery",
-    "gateway/limits.py dataflux.errors",
-    "gateway/limits.py dataflux.media",
-    "gateway/management/commands/run.py gateway.embedded",
-    "gateway/management/commands/run.py gateway.wsgi",
-    "gateway/management/commands/run.py jobs.agent",
-    "gateway/management/commands/run.py jobs.definitions",
-    "gateway/management/commands/run.py jobs.flows.runtime.engines",
-    "gateway/management/commands/run.py jobs.schedule.scheduler",
-    "gateway/management/commands/run.py jobs.services",
-    "gateway/metrics.py gateway.celery",
-    "gateway/metrics.py jobs.flows.runtime.engines",
-    "gateway/openapi.py dataflux.schema",
-    "gateway/openapi.py datazen.schema",
-    "jobs/admin.py jobs.flows.runtime.engines",
-    "jobs/sync/spec.py jobs.systems.http.settings",
-}
-
-
 def _modules() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for package in PACKAGES:
@@ -167,15 +144,8 @@ def test_no_import_cycles() -> None:
 
 def test_no_unexplained_import_inside_a_function() -> None:
     _, hidden = _graph()
-    found = {f"{h.split(':')[0]} {h.split(' imports ')[1]}" for h in hidden}
-    new = sorted(
-        h for h in hidden if f"{h.split(':')[0]} {h.split(' imports ')[1]}" not in KNOWN_HIDDEN
-    )
-    assert not new, "project imports inside functions without a comment saying why:\n" + (
-        "\n".join(new)
-    )
-    assert not KNOWN_HIDDEN - found, (
-        f"fixed, remove from KNOWN_HIDDEN: {sorted(KNOWN_HIDDEN - found)}"
+    assert not hidden, "project imports inside functions without a comment saying why:\n" + (
+        "\n".join(sorted(hidden))
     )
 
 

@@ -225,6 +225,7 @@ class ReaderSpec:
 def _check_http_reader(settings: dict[str, Any], parameter: Any, where: str) -> None:
     """The HTTP connector reads its own settings (jobs.systems.http.settings); reading them
     here too refuses a bad one when the job is saved, not at its first run."""
+    # jobs.systems.http.settings builds on this module: a module-level import is a cycle.
     from jobs.systems.http.settings import dynamic_parameter, source_settings
 
     source_settings(settings, f"{where}.JsonData.HttpSourceSettings")
@@ -279,6 +280,7 @@ class WriterSpec:
             )
         unsupported = []
         if kinds == {"HTTP"}:
+            # (built on this module, as above)
             from jobs.systems.http.settings import writer_settings
 
             writer_settings(definition, where)  # refused at save time, naming the field

@@ -65,6 +65,8 @@ class Command(BaseCommand):
     def _serve(self, claimed: Claim, options: dict[str, Any]) -> None:
         import waitress
 
+        # The server's parts load once the data directory's lock and the port are ours: a
+        # refused second instance loads none of them (gateway.instance).
         from gateway.embedded import EmbeddedWorker
         from gateway.wsgi import application
         from jobs.schedule.scheduler import Scheduler
@@ -134,6 +136,7 @@ class Command(BaseCommand):
 
     def _on_start(self) -> None:
         """Start-up duties of the vendor features that have them."""
+        # (loaded with the server's parts, as in _serve)
         from jobs.agent import start_new_boot
         from jobs.definitions import purge_stale_dynamic_jobs
         from jobs.flows.runtime.engines import preload_configured_flows
