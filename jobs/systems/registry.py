@@ -12,11 +12,13 @@ from jobs.systems.base import Connection, Reader, System, UnsupportedSystem, Wri
 from jobs.systems.db import DatabaseSystem
 from jobs.systems.drive import DriveSystem
 from jobs.systems.http import HttpSystem
+from jobs.systems.messaging import MessagingSystem
 
 SYSTEMS: dict[str, System] = {
     ConnectionType.DB.value: DatabaseSystem(),
     ConnectionType.HTTP.value: HttpSystem(),
     ConnectionType.DRIVE.value: DriveSystem(),
+    ConnectionType.MESSAGING.value: MessagingSystem(),
 }
 
 _KIND_NAMES = {kind.value: kind.label for kind in ConnectionType}

@@ -1,0 +1,89 @@
+"""Messaging systems: RabbitMQ, MQTT, NATS JetStream and Redis Streams as sources (consumers,
+run as daemons by jobs.sync.consume) and targets (producers with broker confirms).
+
+`connection` reads the connection format, `brokers` is what both halves ask of a broker and
+`rabbitmq`, `mqtt`, `nats`, `redis_streams` implement it, `consumer` turns messages into rows,
+`producer` rows into messages. docs/messaging.md explains them to users.
+"""
+
+from __future__ import annotations
+
+from jobs.models import ConnectionType
+from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec
+from jobs.systems.base import Connection, UnsupportedSystem
+from jobs.systems.messaging.brokers import Broker
+from jobs.systems.messaging.connection import MessagingConnectionSettings, parse_connection
+from jobs.systems.messaging.consumer import MessagingReader
+from jobs.systems.messaging.mqtt import MqttBroker
+from jobs.systems.messaging.nats import NatsBroker
+from jobs.systems.messaging.producer import MessagingWriter
+from jobs.systems.messaging.rabbitmq import RabbitMqBroker
+from jobs.systems.messaging.redis_streams import RedisStreamBroker
+from jobs.systems.messaging.settings import consumer_settings
+
+
+def settings_of(connection: Connection) -> MessagingConnectionSettings:
+    try:
+        settings = parse_connection(connection.value)
+    except SpecError as exc:
+        raise UnsupportedSystem(f"{connection.describe()}: {exc}") from None
+    try:
+        settings.require_runnable()
+    except SpecError as exc:
+        raise UnsupportedSystem(f"{connection.describe()}: {exc}") from None
+    return settings
+
+
+def broker_for(
+    settings: MessagingConnectionSettings, *, destination: str = "", consumer: str = ""
+) -> Broker:
+    """The broker of a connection; `destination` overrides its queue/topic/subject/stream,
+    `consumer` names the durable consumer (its group member, durable, client id)."""
+    if settings.service == "rabbitmq":
+        return RabbitMqBroker(settings, queue=destination)
+    if settings.service == "redis":
+        return RedisStreamBroker(settings, stream=destination, consumer=consumer or "gateway")
+    if settings.service == "nats":
+        return NatsBroker(settings, subject=destination, durable=consumer)
+    if settings.service == "mqtt":
+        return MqttBroker(settings, topic=destination, client_id=consumer)
+    settings.require_runnable()
+    raise UnsupportedSystem(f"No broker for {settings.display}.")
+
+
+def _consumer_name(spec: ReaderSpec, group: str) -> str:
+    """Stable across restarts and workers: a resumed consumer finds its unacknowledged
+    messages (Redis pending entries, the NATS durable, the MQTT session) again."""
+    return group or "".join(c if c.isalnum() or c in "-_" else "_" for c in f"gw_{spec.job_key}")
+
+
+class MessagingSystem:
+    kind: str = ConnectionType.MESSAGING.value
+
+    def reader(self, connection: Connection, spec: ReaderSpec) -> MessagingReader:
+        where = f"Job reader '{spec.job_key}'"
+        if not spec.source_settings:
+            raise UnsupportedSystem(
+                f"{where} reads a messaging connection but has no JsonData.MessagingOptions."
+            )
+        options = consumer_settings(spec.source_settings, f"{where}: MessagingOptions")
+        settings = settings_of(connection)
+        broker = broker_for(
+            settings,
+            destination=options.queue_override,
+            consumer=_consumer_name(spec, options.group_name),
+        )
+        return MessagingReader(broker, options, spec, where)
+
+    def writer(self, connection: Connection, spec: WriterSpec, writer_guid: str) -> MessagingWriter:
+        settings = settings_of(connection)
+        return MessagingWriter(lambda: broker_for(settings), settings, spec, writer_guid)
+
+    def check(self, connection: Connection) -> str:
+        """Really connect (and declare the queue / stream it names)."""
+        settings = settings_of(connection)
+        broker = broker_for(settings, consumer=f"gw_check_{connection.key or 'inline'}")
+        try:
+            return broker.check()
+        finally:
+            broker.close()
