@@ -63,13 +63,21 @@ class BrokerPlace:
     def subscribe(self) -> None:
         """MQTT keeps messages only for sessions that subscribed before they were published."""
         if self.service == "mqtt":
-            broker = broker_for(self.settings(), consumer=self.reader_id)
+            broker = broker_for(
+                self.settings(),
+                group=self.reader_id if self.service == "mqtt" else "",
+                member=self.reader_id,
+            )
             broker.receive(1, 0.2)
             broker.close()
 
     def read_all(self, expected: int, timeout: float = 20.0) -> list[Message]:
         """Consume (and acknowledge) what the place holds: `expected` messages or timeout."""
-        broker = broker_for(self.settings(), consumer=self.reader_id)
+        broker = broker_for(
+            self.settings(),
+            group=self.reader_id if self.service == "mqtt" else "",
+            member=self.reader_id,
+        )
         got: list[Message] = []
         deadline = time.monotonic() + timeout
         try:

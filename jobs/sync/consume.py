@@ -39,6 +39,7 @@ from jobs.systems.batch import Batch
 # A broker that drops the connection is tried again this many times (backoff doubling from
 # one second) before the consumer fails with IsConsumerDeamonError.
 RECONNECTS = 5
+RECONNECT_FIRST_WAIT = 1.0
 # Message ids remembered for deduplication (the oldest are forgotten past this).
 SEEN_LIMIT = 1_000_000
 SUMMARY_SECONDS = 30.0
@@ -261,7 +262,7 @@ class Consumer:
                         ) from exc
                     ctx.warning(f"{exc}; reconnecting ({failures}/{RECONNECTS}).")
                     self.source.close()
-                    time.sleep(min(2 ** (failures - 1), 30))
+                    time.sleep(min(RECONNECT_FIRST_WAIT * 2 ** (failures - 1), 30))
                     continue
                 if direct is not None and deliveries:
                     direct.apply_pending()

@@ -35,26 +35,37 @@ def settings_of(connection: Connection) -> MessagingConnectionSettings:
 
 
 def broker_for(
-    settings: MessagingConnectionSettings, *, destination: str = "", consumer: str = ""
+    settings: MessagingConnectionSettings,
+    *,
+    destination: str = "",
+    group: str = "",
+    member: str = "gateway",
 ) -> Broker:
-    """The broker of a connection; `destination` overrides its queue/topic/subject/stream,
-    `consumer` names the durable consumer (its group member, durable, client id)."""
+    """The broker of a connection. `destination` overrides its queue/topic/subject/stream
+    (QueueNameOverride); a consumer is found again by `group` (MessagingGroupName), else the
+    connection's own group/durable/client id, else `member` (a name made from the job key)."""
     if settings.service == "rabbitmq":
         return RabbitMqBroker(settings, queue=destination)
     if settings.service == "redis":
-        return RedisStreamBroker(settings, stream=destination, consumer=consumer or "gateway")
+        return RedisStreamBroker(
+            settings, stream=destination, group=group or settings.group, consumer=member
+        )
     if settings.service == "nats":
-        return NatsBroker(settings, subject=destination, durable=consumer)
+        return NatsBroker(
+            settings, subject=destination, durable=group or settings.durable or member
+        )
     if settings.service == "mqtt":
-        return MqttBroker(settings, topic=destination, client_id=consumer)
+        return MqttBroker(
+            settings, topic=destination, client_id=group or settings.client_id or member
+        )
     settings.require_runnable()
     raise UnsupportedSystem(f"No broker for {settings.display}.")
 
 
-def _consumer_name(spec: ReaderSpec, group: str) -> str:
+def _member_name(spec: ReaderSpec) -> str:
     """Stable across restarts and workers: a resumed consumer finds its unacknowledged
     messages (Redis pending entries, the NATS durable, the MQTT session) again."""
-    return group or "".join(c if c.isalnum() or c in "-_" else "_" for c in f"gw_{spec.job_key}")
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in f"gw_{spec.job_key}")
 
 
 class MessagingSystem:
@@ -71,7 +82,8 @@ class MessagingSystem:
         broker = broker_for(
             settings,
             destination=options.queue_override,
-            consumer=_consumer_name(spec, options.group_name),
+            group=options.group_name,
+            member=_member_name(spec),
         )
         return MessagingReader(broker, options, spec, where)
 
@@ -82,7 +94,7 @@ class MessagingSystem:
     def check(self, connection: Connection) -> str:
         """Really connect (and declare the queue / stream it names)."""
         settings = settings_of(connection)
-        broker = broker_for(settings, consumer=f"gw_check_{connection.key or 'inline'}")
+        broker = broker_for(settings, member=f"gw_check_{connection.key or 'inline'}")
         try:
             return broker.check()
         finally:

@@ -29,7 +29,7 @@ class MqttBroker:
     ) -> None:
         self.settings = settings
         self.topic = topic or settings.topic
-        self.client_id = client_id or settings.client_id
+        self.client_id = client_id
         self._client: mqtt.Client | None = None
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._connected = threading.Event()

@@ -48,7 +48,7 @@ class NatsBroker:
         self.settings = settings
         self.subject = subject or settings.subject
         self.stream = settings.stream
-        self.durable = durable or settings.durable or "gateway"
+        self.durable = durable or "gateway"
         self._loop: _Loop | None = None
         self._nc: Any = None
         self._js: Any = None

@@ -29,7 +29,7 @@ class RedisStreamBroker:
     ) -> None:
         self.settings = settings
         self.stream = stream or settings.stream
-        self.group = group or settings.group or "gateway"
+        self.group = group or "gateway"
         self.consumer = consumer
         self._client: redis.Redis | None = None
         self._grouped = False
