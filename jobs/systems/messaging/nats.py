@@ -89,6 +89,7 @@ class NatsBroker:
     # -- producer ----------------------------------------------------------------------------
     async def _publish(self, messages: list[Outgoing]) -> None:
         js = await self._connect()
+        sends = []
         for message in messages:
             subject = message.destination or self.subject
             if not subject:
@@ -96,8 +97,9 @@ class NatsBroker:
             headers = {**message.headers, "Nats-Msg-Id": message.message_id}
             if message.key:
                 headers["Gateway-Key"] = message.key
-            # Awaits the PubAck: the stream stored it (or knew its Nats-Msg-Id already).
-            await js.publish(subject, message.body, headers=headers, timeout=10)
+            sends.append(js.publish(subject, message.body, headers=headers, timeout=10))
+        # Sent together, each awaiting its PubAck: the stream stored it (or knew its id).
+        await asyncio.gather(*sends)
 
     def publish(self, messages: list[Outgoing]) -> None:
         self._run(self._publish(messages), 10.0 * max(len(messages), 1))

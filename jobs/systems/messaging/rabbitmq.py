@@ -8,10 +8,13 @@ from typing import Any
 
 import pika
 import pika.exceptions
+import pika.spec
 
 from jobs.systems.base import UnsupportedSystem
 from jobs.systems.messaging.brokers import BrokerError, Message, Outgoing, header_text
 from jobs.systems.messaging.connection import MessagingConnectionSettings
+
+CONFIRM_TIMEOUT = 30.0  # seconds the broker has to confirm a chunk
 
 
 class RabbitMqBroker:
@@ -61,12 +64,47 @@ class RabbitMqBroker:
             )
 
     # -- producer ----------------------------------------------------------------------------
+    def _enable_confirms(self, channel: Any) -> None:
+        """Confirm mode on the channel's own (asynchronous) implementation: pika's blocking
+        publish waits one round trip per message (about 100 a second here); this publishes a
+        whole chunk, then waits until the broker has confirmed every delivery tag of it."""
+        impl = channel._impl  # pika's documented blocking adapter wraps this Channel
+        selected: list[bool] = []
+        impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=selected.append)
+        impl.add_on_return_callback(self._on_return)
+        assert self._connection is not None
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        while not selected and time.monotonic() < deadline:
+            self._connection.process_data_events(time_limit=0.1)
+        if not selected:
+            raise BrokerError("RabbitMQ did not answer confirm.select.")
+        self._next_tag = 1
+        self._outstanding: set[int] = set()
+        self._refused: list[str] = []
+        self._confirming = True
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tags = (
+            {t for t in self._outstanding if t <= method.delivery_tag}
+            if method.multiple
+            else {method.delivery_tag}
+        )
+        self._outstanding -= tags
+        if isinstance(method, pika.spec.Basic.Nack):
+            self._refused.append(f"nack for {len(tags)} message(s)")
+
+    def _on_return(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self._refused.append(
+            f"message {properties.message_id} returned unroutable ({method.reply_text})"
+        )
+
     def publish(self, messages: list[Outgoing]) -> None:
         try:
             channel = self._open()
             if not self._confirming:
-                channel.confirm_delivery()
-                self._confirming = True
+                self._enable_confirms(channel)
+            impl = channel._impl
             for message in messages:
                 exchange = self.settings.exchange
                 routing_key = (
@@ -82,8 +120,7 @@ class RabbitMqBroker:
                     # (durable), or mandatory publishing returns every message unroutable.
                     channel.queue_declare(queue=routing_key, durable=True)
                     self._declared.add(routing_key)
-                # Blocks until the broker confirms (or nacks, or returns it unroutable).
-                channel.basic_publish(
+                impl.basic_publish(
                     exchange=exchange,
                     routing_key=routing_key,
                     body=message.body,
@@ -97,17 +134,24 @@ class RabbitMqBroker:
                     ),
                     mandatory=True,
                 )
-        except pika.exceptions.UnroutableError as exc:
-            raise BrokerError(
-                f"RabbitMQ returned a message as unroutable (no queue bound for it): {exc}"
-            ) from exc
-        except pika.exceptions.NackError as exc:
-            raise BrokerError(f"RabbitMQ refused (nack) a message: {exc}") from exc
+                self._outstanding.add(self._next_tag)
+                self._next_tag += 1
+            assert self._connection is not None
+            deadline = time.monotonic() + CONFIRM_TIMEOUT
+            while self._outstanding and time.monotonic() < deadline:
+                self._connection.process_data_events(time_limit=0.05)
         except BrokerError:
             raise
         except (pika.exceptions.AMQPError, OSError) as exc:
             self._forget()
             raise BrokerError(f"RabbitMQ connection lost while publishing: {exc!r}") from exc
+        if self._outstanding:
+            count = len(self._outstanding)
+            self._forget()
+            raise BrokerError(f"RabbitMQ did not confirm {count} message(s) in time.")
+        if self._refused:
+            refused, self._refused = self._refused, []
+            raise BrokerError(f"RabbitMQ refused messages: {'; '.join(refused[:3])}")
 
     # -- consumer ----------------------------------------------------------------------------
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
