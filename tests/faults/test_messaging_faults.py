@@ -5,15 +5,19 @@ fleet (every published message in the target exactly once after the takeover).""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from typing import Any
 
 import pika
+import psycopg
 import pytest
 
 from jobs.models import ExecutionStatus
 from tests import services
+from tests.faults.conftest import Fleet, conninfo, start_fleet
 from tests.faults.proxy import TcpProxy
 from tests.messagingjobs import (
     RunningConsumer,
@@ -22,6 +26,7 @@ from tests.messagingjobs import (
     store_connection,
     wait_for,
 )
+from tests.processes import manage
 from tests.syncdb import direct_job, execute, messages, rows, run, writer_execution
 
 ROWS = 3_000
@@ -117,3 +122,117 @@ def _count(url: str) -> int:
         return len(rows(url, "messages", order_by="1"))
     except Exception:
         return 0
+
+
+CONSUMED = 4_000
+
+
+def _target_counts(target: str) -> tuple[int, int]:
+    with psycopg.connect(conninfo(target), autocommit=True) as db:
+        row = db.execute("SELECT count(*), count(DISTINCT id) FROM items").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _consumer_run(fleet: Fleet, job: str) -> tuple[str, str, int] | None:
+    found = fleet.query(
+        "SELECT guid, worker, record_count FROM jobs_execution WHERE job_guid = %s "
+        "AND listener_type = 'reader' AND status = 'running'",
+        job,
+    )
+    return found[0] if found else None
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_consumer_worker_killed_mid_batch_applies_every_message_exactly_once(
+    fleet: Fleet,
+) -> None:
+    with broker_place("rabbitmq") as place, services.postgres_database() as target:
+        # given messages waiting and a target without keys (a duplicate would be a second row),
+        # slow to write so that the kill lands mid-way
+        place.publish_raw(
+            [json.dumps({"id": n, "name": f"item {n}"}).encode() for n in range(CONSUMED)],
+            [f"msg-{n}" for n in range(CONSUMED)],
+        )
+        with psycopg.connect(conninfo(target), autocommit=True) as db:
+            db.execute("CREATE TABLE items (id integer, name text)")
+            db.execute(
+                "CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN IF NEW.id % 100 = 0 THEN PERFORM pg_sleep(0.05); END IF; "
+                "RETURN NEW; END $$"
+            )
+            db.execute(
+                "CREATE TRIGGER slow BEFORE INSERT ON items "
+                "FOR EACH ROW EXECUTE FUNCTION slow_row()"
+            )
+        start_fleet(fleet, connections={"dst": target})
+        manage(
+            fleet.env, "setconnection", "mq", "--system", "RabbitMQ", "--type", "Messaging",
+            "--value", json.dumps(place.value),
+        )  # fmt: skip
+        body = {
+            "JobReader": {
+                "JobKey": "consumer",
+                "Path": "faults/consumer",
+                "ConnectionString": "mq",
+                "Active": True,
+                "JsonData": {
+                    "DirectWriter": "__consumer",
+                    "IsQueuingSource": True,
+                    "MessagingOptions": {
+                        "MessageProcessing": 1,
+                        "MessagingContentColumn": "",
+                        "MessagingBatchEnabled": True,
+                        "MessagingBatchCount": 200,
+                        "MessagingFlushTTL": 0.5,
+                    },
+                },
+            },
+            "JobWriter": {
+                "JobKey": "__consumer",
+                "ConnectionString": "dst",
+                "TargetObject": "items",
+                "Active": True,
+            },
+        }
+        response = fleet.post("/job", json=body)
+        assert response.status_code == 200, response.text
+        job = next(
+            r["Guid"] for r in fleet.get("/jobs/summary").json() if r["JobKey"] == "consumer"
+        )
+        # when the consumer runs and has logged part of the messages, its worker is killed
+        assert fleet.post(f"/job/start?guid={job}").text == "OK"
+        guid, worker, _ = fleet.wait_for(
+            "the consumer logging messages",
+            lambda: (run := _consumer_run(fleet, job)) and run[2] > 0 and run,
+            timeout=120,
+        )
+        applied_before = _target_counts(target)[0]
+        os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+        # then another worker takes it over and every message lands exactly once
+        fleet.wait_for(
+            "the consumer taken over",
+            lambda: (run := _consumer_run(fleet, job)) and run[1] != worker,
+            timeout=60,
+        )
+        fleet.wait_for(
+            "every message applied",
+            lambda: _target_counts(target)[0] >= CONSUMED,
+            timeout=240,
+        )
+        time.sleep(2)  # anything applied twice would show now
+        assert _target_counts(target) == (CONSUMED, CONSUMED)
+        assert fleet.post(f"/job/stop?guid={job}").status_code == 200
+        fleet.wait_for(
+            "the consumer stopped",
+            lambda: fleet.query(
+                "SELECT status FROM jobs_execution WHERE guid = %s AND listener_type = 'reader' "
+                "AND finished_at IS NOT NULL",
+                guid,
+            ),
+            timeout=60,
+        )
+        assert _queue_depth(place.name) == 0
+        print(f"\nconsumer SIGKILL with {applied_before} rows applied: {CONSUMED} once each")
