@@ -108,6 +108,10 @@ class SeenStore:
 
     def add(self, execution_id: str, ids: list[str], *, state: str) -> None:
         self.db.execute("BEGIN IMMEDIATE")
+        # The batch before this one has its change log committed (the consumer goes on only
+        # then): it is done. Saves a synchronous write per batch; a crash is settled by
+        # reconcile().
+        self.db.execute("UPDATE batches SET state = 'done' WHERE state = 'pending'")
         self.db.executemany(
             "INSERT OR IGNORE INTO seen (id, execution_id) VALUES (?, ?)",
             [(i, execution_id) for i in ids if i],
@@ -121,8 +125,9 @@ class SeenStore:
         if self._writes % 1000 == 0:
             self._prune()
 
-    def done(self, execution_id: str) -> None:
-        self.db.execute("UPDATE batches SET state = 'done' WHERE execution_id = ?", (execution_id,))
+    def done(self) -> None:
+        """Every batch entered so far has its change log committed (a clean stop)."""
+        self.db.execute("UPDATE batches SET state = 'done' WHERE state = 'pending'")
 
     def _prune(self) -> None:
         self.db.execute(
@@ -175,10 +180,13 @@ class _DirectWriter:
         self.transform = compile_pipeline(self.spec.pipeline)
         self.upserts = 0
         self.deletes = 0
+        self.position: str | None = None
 
     def apply_pending(self) -> None:
-        done = applied_position(self.job, self.spec, self.writer)
-        for execution_id, path in pending_logs(self.folder, self.spec.source_key, done):
+        # Asked of the target once; then this writer is the only one moving it.
+        if self.position is None:
+            self.position = applied_position(self.job, self.spec, self.writer)
+        for execution_id, path in pending_logs(self.folder, self.spec.source_key, self.position):
             hooks = ApplyHooks(
                 check_cancel=lambda: None,  # a batch is applied whole; stop waits for it
                 log=self.ctx.debug,
@@ -189,11 +197,10 @@ class _DirectWriter:
                     change_log.header, change_log.frames(), execution_id, hooks
                 )
             Job.objects.filter(pk=self.job.pk).update(last_execution_id=execution_id)
-            self.job.last_execution_id = execution_id
+            self.job.last_execution_id = self.position = execution_id
             self.upserts += result.upserts
             self.deletes += result.deletes
             remove_if_done(self.job, path, execution_id)
-        self.ctx.progress(records_direct_written=self.upserts, records_direct_deleted=self.deletes)
 
 
 class Consumer:
@@ -216,6 +223,8 @@ class Consumer:
         self.dead_letters = dead_letter_path(rspec.job_key)
         self.last_execution_id = 0
         self.counts = {"messages": 0, "rows": 0, "duplicates": 0, "dead": 0, "logs": 0}
+        # Counters saved once per cycle, in one update (the reader's and its direct writer's).
+        self.progress: dict[str, object] = {}
 
     def _log_path(self, execution_id: str) -> Path:
         return self.folder / log_file_name(self.rspec.job_key, execution_id)
@@ -244,6 +253,7 @@ class Consumer:
         try:
             if direct is not None:
                 direct.apply_pending()  # change logs a killed run committed but did not apply
+                ctx.progress(records_direct_written=direct.upserts)
             reported = time.monotonic()
             failures = 0
             while not ctx.cancelled():
@@ -266,9 +276,17 @@ class Consumer:
                     continue
                 if direct is not None and deliveries:
                     direct.apply_pending()
+                    self.progress.update(
+                        records_direct_written=direct.upserts,
+                        records_direct_deleted=direct.deletes,
+                    )
+                if self.progress:
+                    ctx.progress(**self.progress)
+                    self.progress = {}
                 if time.monotonic() - reported >= SUMMARY_SECONDS:
                     reported = time.monotonic()
                     ctx.log(self._summary())
+            seen.done()  # stopped between batches: every change log entered is committed
         finally:
             self.source.close()
             seen.close()
@@ -297,6 +315,7 @@ class Consumer:
             batch_ids.add(delivery.message_id)
             fresh.append(delivery)
         self.counts["messages"] += len(deliveries)
+        self.progress["records_available"] = self.counts["messages"]
         dead = [d for d in fresh if d.error]
         good = [d for d in fresh if not d.error]
         execution_id = self._execution_id()
@@ -326,14 +345,12 @@ class Consumer:
         except BaseException:
             writer.abort()
             raise
-        seen.done(execution_id)
         self.counts["rows"] += len(batch.rows)
         self.counts["logs"] += 1
-        self.ctx.progress(
+        self.progress.update(
             execution_id=execution_id,
             package_file=str(path),
             record_count=self.counts["rows"],
-            records_available=self.counts["messages"],
         )
 
 

@@ -21,6 +21,14 @@ from jobs.systems.http.documents import DocumentError, document_rows
 from jobs.systems.messaging.brokers import Broker, Message
 from jobs.systems.messaging.settings import JSON, METADATA_FIELDS, RAW, ConsumerSettings
 
+# Value types a column takes as they are (anything else goes through _coerce).
+_ALLOWED = {
+    "string": frozenset({str, type(None)}),
+    "integer": frozenset({int, type(None)}),
+    "float": frozenset({float, type(None)}),
+    "boolean": frozenset({bool, type(None)}),
+}
+
 
 class MessageError(ValueError):
     """A message the consumer cannot turn into rows (it is dead-lettered with this reason)."""
@@ -82,6 +90,7 @@ class MessagingReader:
         self.spec = spec
         self.where = where
         self.columns: list[Column] = []
+        self._names: list[str] = []
         self.batch_count = settings.batch_count
         self.flush_seconds = settings.flush_seconds
         self._polled: list[Message] = []
@@ -111,6 +120,18 @@ class MessagingReader:
             raise MessageError(f"the message is not UTF-8 text ({exc.reason})") from None
         if s.processing == RAW:
             return [{s.content_column: text}]
+        if s.processing == JSON and s.root_path in ("", "$"):
+            # The usual message, one flat JSON object: the parsed object is the row.
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise MessageError(f"not JSON as MessageProcessing 1 expects: {exc}") from None
+            if isinstance(value, dict) and not any(
+                isinstance(v, dict | list) for v in value.values()
+            ):
+                if s.content_column:
+                    value[s.content_column] = text
+                return [value]
         try:
             rows = document_rows(
                 content,
@@ -145,6 +166,7 @@ class MessagingReader:
         self.columns = [Column(n, _kind([r.get(n) for r in rows])) for n in names] + [
             Column(n, "boolean" if n == "_redelivered" else "string") for n in self._extra
         ]
+        self._names = [c.name for c in self.columns]
 
     def _metadata(self, message: Message) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -165,6 +187,17 @@ class MessagingReader:
             self._fix_columns(rows)
         metadata = self._metadata(message) if self._extra else {}
         out = []
+        if not metadata and len(rows) == 1 and len(rows[0]) == len(self.columns):
+            # Fast path: the message has exactly the columns, with values of their types.
+            row = rows[0]
+            try:
+                values = tuple([row[name] for name in self._names])
+            except KeyError:
+                values = None
+            if values is not None and all(
+                type(v) in _ALLOWED[c.type] for v, c in zip(values, self.columns, strict=True)
+            ):
+                return [values]
         for row in rows:
             by_lower = {k.lower(): v for k, v in row.items()}
             by_lower.update({k.lower(): v for k, v in metadata.items()})

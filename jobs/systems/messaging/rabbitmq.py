@@ -175,8 +175,9 @@ class RabbitMqBroker:
             channel = self._open()
             if not self._consuming:
                 self._declare(channel, self.queue)
-                # Prefetch covers a whole batch: the broker keeps the rest until we ack.
-                channel.basic_qos(prefetch_count=max(max_count, 1))
+                # Two batches in flight: the next one arrives while this one is made durable
+                # (none is acknowledged before that); the broker keeps the rest.
+                channel.basic_qos(prefetch_count=max(2 * max_count, 1))
                 channel.basic_consume(self.queue, self._on_message, auto_ack=False)
                 self._consuming = True
             assert self._connection is not None
