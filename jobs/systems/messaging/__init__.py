@@ -8,6 +8,11 @@ run as daemons by jobs.sync.consume) and targets (producers with broker confirms
 
 from __future__ import annotations
 
+import urllib.parse
+
+from django.conf import settings as django_settings
+
+from jobs import guard
 from jobs.models import ConnectionType
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec
 from jobs.systems.base import Connection, UnsupportedSystem
@@ -22,15 +27,36 @@ from jobs.systems.messaging.redis_streams import RedisStreamBroker
 from jobs.systems.messaging.settings import consumer_settings
 
 
+def _redis_place(url: str) -> tuple[str, int, int]:
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.strip("/")
+    return parts.hostname or "localhost", parts.port or 6379, int(path) if path.isdigit() else 0
+
+
+def check_not_own_redis(settings: MessagingConnectionSettings) -> None:
+    """A Redis stream connection may not be the gateway's own Celery broker or result backend
+    (docs/security.md): a job could read its tasks or write into its queues."""
+    host, port, db = _redis_place(settings.url)
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        own = str(getattr(django_settings, name, "") or "")
+        if not own.startswith(("redis://", "rediss://")):
+            continue
+        own_host, own_port, own_db = _redis_place(own)
+        if port == own_port and db == own_db and guard.same_host(host, own_host):
+            raise guard.ConnectionRefused(
+                f"Redis {host}:{port}/{db} is the gateway's own {name}: a messaging connection "
+                "must use another Redis database."
+            )
+
+
 def settings_of(connection: Connection) -> MessagingConnectionSettings:
     try:
         settings = parse_connection(connection.value)
-    except SpecError as exc:
-        raise UnsupportedSystem(f"{connection.describe()}: {exc}") from None
-    try:
         settings.require_runnable()
     except SpecError as exc:
         raise UnsupportedSystem(f"{connection.describe()}: {exc}") from None
+    if settings.service == "redis":
+        check_not_own_redis(settings)
     return settings
 
 
