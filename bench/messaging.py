@@ -209,6 +209,14 @@ def child(queue: str, target: str, count: int, batch: int) -> None:
                 "status": claimed.status,
                 "error": claimed.error_message if claimed.status == "failed" else "",
                 "records_direct_written": claimed.records_direct_written,
+                "summary": next(
+                    (
+                        e.message
+                        for e in claimed.log_entries.order_by("-sequence")
+                        if "seconds receiving" in e.message
+                    ),
+                    "",
+                ),
             }
         )
     )

@@ -16,12 +16,16 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from django.db import connections
+
 from jobs.models import Job, new_execution_id
 from jobs.runner import Cancelled, ExecutionContext
+from jobs.runner import error_message as runner_error
 from jobs.sync import spec
 from jobs.sync.changelog import (
     ChangeLogReader,
@@ -169,18 +173,59 @@ def _fsync(path: Path) -> None:
 
 
 class _DirectWriter:
-    """A direct job's writer, open for the consumer's lifetime, applying pending change logs."""
+    """A direct job's writer, open for the consumer's lifetime, applying pending change logs
+    on a thread of its own: the next batch is received and logged while this one is applied
+    (the change logs are durable and acknowledged already; applying is idempotent)."""
 
-    def __init__(self, ctx: ExecutionContext, job: Job) -> None:
+    def __init__(self, job: Job) -> None:
         assert job.direct_writer_id is not None
-        self.ctx = ctx
         self.job = Job.objects.select_related("source").get(pk=job.direct_writer_id)
         self.spec, self.writer = open_writer(self.job)
         self.folder = job_folder(data_dir(), self.spec.path)
         self.transform = compile_pipeline(self.spec.pipeline)
         self.upserts = 0
         self.deletes = 0
+        self.seconds = 0.0
         self.position: str | None = None
+        self.messages: list[str] = []  # the writer's log lines, logged by the consumer's thread
+        self.error: BaseException | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="consumer-apply", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def check(self) -> None:
+        """Raise the writer's failure in the consumer's thread (the consumer then fails)."""
+        if self.error is not None:
+            raise RuntimeError(
+                f"Writer {self.job.job_key} failed: {runner_error(self.error)}"
+            ) from self.error
+
+    def finish(self) -> None:
+        """Apply what is pending and stop the thread."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                started = time.perf_counter()
+                self.apply_pending()
+                self.seconds += time.perf_counter() - started
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer's thread by check()
+            self.error = exc
+        finally:
+            connections.close_all()  # this thread's own database connections
 
     def apply_pending(self) -> None:
         # Asked of the target once; then this writer is the only one moving it.
@@ -189,7 +234,7 @@ class _DirectWriter:
         for execution_id, path in pending_logs(self.folder, self.spec.source_key, self.position):
             hooks = ApplyHooks(
                 check_cancel=lambda: None,  # a batch is applied whole; stop waits for it
-                log=self.ctx.debug,
+                log=self.messages.append,
                 transform=self.transform,
             )
             with ChangeLogReader(path) as change_log:
@@ -223,8 +268,11 @@ class Consumer:
         self.dead_letters = dead_letter_path(rspec.job_key)
         self.last_execution_id = 0
         self.counts = {"messages": 0, "rows": 0, "duplicates": 0, "dead": 0, "logs": 0}
+        # Where the time goes (in the summary line): waiting/receiving, logging+ack, applying.
+        self.seconds = {"receive": 0.0, "log": 0.0, "apply": 0.0}
         # Counters saved once per cycle, in one update (the reader's and its direct writer's).
         self.progress: dict[str, object] = {}
+        self.direct_counts = (0, 0)
 
     def _log_path(self, execution_id: str) -> Path:
         return self.folder / log_file_name(self.rspec.job_key, execution_id)
@@ -243,7 +291,7 @@ class Consumer:
                 f"{forgotten} message id(s) of a change log that was never committed forgotten: "
                 "the broker delivers those messages again."
             )
-        direct = _DirectWriter(ctx, self.job) if self.job.direct_writer_id else None
+        direct = _DirectWriter(self.job) if self.job.direct_writer_id else None
         ctx.log(
             f"Consumer {self.rspec.job_key} listening: batches of up to {self.batch_count} "
             f"message(s) or {self.flush_seconds:g} s"
@@ -252,16 +300,20 @@ class Consumer:
         )
         try:
             if direct is not None:
-                direct.apply_pending()  # change logs a killed run committed but did not apply
-                ctx.progress(records_direct_written=direct.upserts)
+                direct.start()
+                direct.wake()  # change logs a killed run committed but did not apply
             reported = time.monotonic()
             failures = 0
             while not ctx.cancelled():
                 try:
+                    started = time.perf_counter()
                     deliveries = self.source.poll(self.batch_count, self.flush_seconds)
+                    taken = time.perf_counter()
                     if deliveries:
                         self._take(deliveries, seen)
                         self.source.ack()  # the change log and dead letters are durable
+                    self.seconds["receive"] += taken - started
+                    self.seconds["log"] += time.perf_counter() - taken
                     failures = 0
                 except ConnectionError as exc:
                     failures += 1
@@ -274,12 +326,19 @@ class Consumer:
                     self.source.close()
                     time.sleep(min(RECONNECT_FIRST_WAIT * 2 ** (failures - 1), 30))
                     continue
-                if direct is not None and deliveries:
-                    direct.apply_pending()
-                    self.progress.update(
-                        records_direct_written=direct.upserts,
-                        records_direct_deleted=direct.deletes,
-                    )
+                if direct is not None:
+                    direct.check()
+                    if deliveries:
+                        direct.wake()
+                    for message in direct.messages[:]:
+                        ctx.debug(message)
+                        direct.messages.remove(message)
+                    if direct.upserts != self.direct_counts[0]:
+                        self.direct_counts = (direct.upserts, direct.deletes)
+                        self.progress.update(
+                            records_direct_written=direct.upserts,
+                            records_direct_deleted=direct.deletes,
+                        )
                 if self.progress:
                     ctx.progress(**self.progress)
                     self.progress = {}
@@ -290,6 +349,14 @@ class Consumer:
         finally:
             self.source.close()
             seen.close()
+            if direct is not None:
+                direct.finish()
+                self.seconds["apply"] = direct.seconds
+        if direct is not None:
+            direct.check()
+            ctx.progress(
+                records_direct_written=direct.upserts, records_direct_deleted=direct.deletes
+            )
         ctx.log(self._summary() + " Stopped on request.")
         raise Cancelled("Consumer stopped on request.")
 
@@ -299,7 +366,9 @@ class Consumer:
             f"{c['messages']} message(s) received, {c['rows']} row(s) in {c['logs']} change "
             f"log(s), {c['duplicates']} duplicate(s) skipped, {c['dead']} dead-lettered"
             + (f" to {self.dead_letters.relative_to(data_dir())}" if c["dead"] else "")
-            + "."
+            + "; seconds receiving {receive:.1f}, logging {log:.1f}, applying {apply:.1f}.".format(
+                **self.seconds
+            )
         )
 
     def _take(self, deliveries: list[Delivery], seen: SeenStore) -> None:
