@@ -164,3 +164,32 @@ def test_consumer_options_are_checked_when_the_job_is_saved() -> None:
         ReaderSpec.parse(
             {"JsonData": {"MessagingOptions": {"MessageProcessing": 1, "MessagingSampleMsg": "{"}}}
         )
+
+
+def test_xml_messages_become_rows_by_their_root_path(sqlite_url: str) -> None:
+    with broker_place("nats") as place:
+        # given XML messages, each with two rows under <films>
+        xml = "<films><film><id>{a}</id><title>T{a} &amp; co</title></film>" + (
+            "<film><id>{b}</id><title>T{b}</title></film></films>"
+        )
+        place.publish_raw(
+            [xml.format(a=1, b=2).encode(), xml.format(a=3, b=4).encode()], ["x1", "x2"]
+        )
+        options = {
+            "MessageProcessing": 2,
+            "RootPath": "//film",
+            "MessagingFlushTTL": 0.3,
+            "MessagingSampleMsg": xml.format(a=0, b=0),
+        }
+        job = consumer_job(place.store(), sqlite_url, options=options)
+        # when
+        consumer = RunningConsumer(job)
+        wait_for(lambda: count(sqlite_url) >= 4, 60, "the XML rows")
+        consumer.stop()
+        # then
+        assert rows(sqlite_url, "messages", order_by="id") == [
+            ("1", "T1 & co"),
+            ("2", "T2"),
+            ("3", "T3 & co"),
+            ("4", "T4"),
+        ]

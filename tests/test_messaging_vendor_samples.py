@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SAMPLES = json.loads(
     (
-        Path(__file__).resolve().parent / "fixtures" / "datazen" / "messaging_direct_jobs.json"
+        Path(__file__).resolve().parent / "fixtures" / "messaging" / "vendor_direct_jobs.json"
     ).read_text()
 )
 FILMS = [
