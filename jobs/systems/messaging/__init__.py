@@ -20,7 +20,6 @@ from jobs.systems.messaging.brokers import Broker
 from jobs.systems.messaging.connection import MessagingConnectionSettings, parse_connection
 from jobs.systems.messaging.consumer import MessagingReader
 from jobs.systems.messaging.mqtt import MqttBroker
-from jobs.systems.messaging.nats import NatsBroker
 from jobs.systems.messaging.producer import MessagingWriter
 from jobs.systems.messaging.rabbitmq import RabbitMqBroker
 from jobs.systems.messaging.redis_streams import RedisStreamBroker
@@ -77,6 +76,10 @@ def broker_for(
             settings, stream=destination, group=group or settings.group, consumer=member
         )
     if settings.service == "nats":
+        # nats-py takes about 0.6 s to import (asyncio stack): only NATS connections pay it,
+        # not every process that loads the connector registry (a CLI, a second instance).
+        from jobs.systems.messaging.nats import NatsBroker
+
         return NatsBroker(
             settings, subject=destination, durable=group or settings.durable or member
         )
