@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import decimal
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -280,3 +280,6 @@ class MessagingReader:
 
     def commit(self) -> None:
         """Nothing: a consumer's position is its acknowledgements."""
+
+    def report_to(self, log: Callable[[str], None]) -> None:
+        """Nothing to add: the consumer daemon logs its own summary lines."""
