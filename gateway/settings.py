@@ -304,5 +304,7 @@ LOGGING = {
         },
         # Its "Not Found: /path" warnings repeat what the access line says.
         "django.request": {"level": "ERROR"},
+        # pika logs every socket step of every connection at INFO; its warnings are enough.
+        "pika": {"level": "WARNING"},
     },
 }

@@ -78,3 +78,48 @@ def mariadb_database() -> Iterator[str]:
 def redis_url(db: int = 0) -> str:
     require("Redis", REDIS_HOST, REDIS_PORT)
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+RABBITMQ_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")
+RABBITMQ_PORT = int(os.environ.get("TEST_RABBITMQ_PORT", "5672"))
+MQTT_HOST = os.environ.get("TEST_MQTT_HOST", "127.0.0.1")
+MQTT_PORT = int(os.environ.get("TEST_MQTT_PORT", "1883"))
+NATS_HOST = os.environ.get("TEST_NATS_HOST", "127.0.0.1")
+NATS_PORT = int(os.environ.get("TEST_NATS_PORT", "4222"))
+
+
+def messaging_connection_value(service: str, name: str) -> dict[str, object]:
+    """A messaging connection for `service` on a queue/topic/subject/stream of its own
+    (skips, or fails under CI=true, when the broker is unreachable)."""
+    if service == "rabbitmq":
+        require("RabbitMQ", RABBITMQ_HOST, RABBITMQ_PORT)
+        return {
+            "service": "rabbitmq",
+            "host": RABBITMQ_HOST,
+            "port": RABBITMQ_PORT,
+            "username": "guest",
+            "password": "guest",
+            "queue": name,
+        }
+    if service == "mqtt":
+        require("Mosquitto", MQTT_HOST, MQTT_PORT)
+        return {"service": "mqtt", "host": MQTT_HOST, "port": MQTT_PORT, "topic": name, "qos": 1}
+    if service == "nats":
+        require("NATS", NATS_HOST, NATS_PORT)
+        return {
+            "service": "nats",
+            "servers": [f"nats://{NATS_HOST}:{NATS_PORT}"],
+            "subject": name,
+            "stream": name,
+            "durable": name,
+        }
+    if service == "redis":
+        require("Redis", REDIS_HOST, REDIS_PORT)
+        # DB 5 is this suite's own for messaging (shared Redis on the machine).
+        return {
+            "service": "redis",
+            "url": f"redis://{REDIS_HOST}:{REDIS_PORT}/5",
+            "stream": name,
+            "group": name,
+        }
+    raise ValueError(service)

@@ -39,12 +39,12 @@ def test_a_database_connection_is_served_by_the_db_connector(sqlite_url: str) ->
 
 
 def test_a_system_without_a_connector_is_refused_naming_it() -> None:
-    # given a stored messaging connection (no connector yet)
+    # given a stored big-data connection (no connector yet)
     ConnectionString.objects.create(
-        key="bus", system="RabbitMQ", connection_type=ConnectionType.MESSAGING, value="amqp://x"
+        key="bus", system="Hadoop", connection_type=ConnectionType.BIGDATA, value="hdfs://x"
     )
     # when / then
-    with pytest.raises(UnsupportedSystem, match="Messaging systems are not supported"):
+    with pytest.raises(UnsupportedSystem, match="systems are not supported"):
         registry.system_for(registry.resolve("bus"))
 
 

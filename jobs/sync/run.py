@@ -14,7 +14,7 @@ from typing import Any
 from jobs import leases
 from jobs.models import Execution, Job, new_execution_id
 from jobs.runner import Cancelled, ExecutionContext
-from jobs.sync import direct, spec
+from jobs.sync import consume, direct, spec
 from jobs.sync.changelog import (
     ChangeLogReader,
     ChangeLogWriter,
@@ -36,7 +36,7 @@ from jobs.sync.plan import (
 )
 from jobs.sync.stage import StageStore
 from jobs.systems import registry
-from jobs.systems.base import ApplyHooks, Reader, SeparateRuns
+from jobs.systems.base import ApplyHooks, MessageSource, Reader, SeparateRuns
 from jobs.systems.batch import Batch
 
 READ_BATCH_ROWS = 10_000
@@ -56,6 +56,10 @@ def run_reader(ctx: ExecutionContext) -> None:
     pipeline = compile_pipeline(rspec.pipeline)
     if options.testrun:
         _test_run(ctx, reader, pipeline)
+        return
+    if isinstance(reader, MessageSource):
+        # A consumer never finishes reading: it runs as a daemon until stopped.
+        consume.run_consumer(ctx, job, rspec, reader, pipeline)
         return
     parts = reader.separate_runs() if isinstance(reader, SeparateRuns) else None
     if parts is not None:

@@ -188,6 +188,11 @@ class ReaderSpec:
         per_row = {"DynamicParameter"} if source_kind == "HTTP" else set()
         if source_kind == "HTTP":
             _check_http_reader(source_settings, data.get("DynamicParameter"), where)
+        if source_kind == "Messaging":
+            # The messaging connector's own parser, so a bad option is refused at save time.
+            from jobs.systems.messaging.settings import consumer_settings
+
+            consumer_settings(settings, f"{where}.JsonData.MessagingOptions")
         return cls(
             job_key=text(definition.get("JobKey"), f"{where}.JobKey"),
             connection=text(definition.get("ConnectionString"), f"{where}.ConnectionString"),
@@ -237,6 +242,8 @@ def _check_http_reader(settings: dict[str, Any], parameter: Any, where: str) -> 
 _WRITER_KIND_OPTIONS = {
     "HttpUpsertSettings": "HTTP",
     "HttpDeleteSettings": "HTTP",
+    "MessagingUpsertSettings": "Messaging",
+    "MessagingDeleteSettings": "Messaging",
 }
 
 
@@ -258,8 +265,9 @@ class WriterSpec:
     initial_execution_id: str = ""
     # The kind of system named by the definition (TargetSystem, Options.Http…Settings).
     target_kind: str = ""
-    # An HTTP target's own settings (Options, UpsertScript, DeleteScript), for its connector.
-    http_definition: dict[str, Any] = field(default_factory=dict)
+    # An HTTP or messaging target's own settings (Options, UpsertScript, DeleteScript), for
+    # its connector.
+    target_definition: dict[str, Any] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
 
     @classmethod
@@ -284,6 +292,11 @@ class WriterSpec:
             from jobs.systems.http.settings import writer_settings
 
             writer_settings(definition, where)  # refused at save time, naming the field
+        if kinds == {"Messaging"}:
+            # Connectors import this module: their parsers are imported when used.
+            from jobs.systems.messaging.settings import producer_settings
+
+            producer_settings(definition, where)  # refused at save time, naming the field
         if len(kinds) > 1:
             unsupported.append(f"targets of several kinds ({', '.join(sorted(kinds))})")
         for name in ("UpsertScript", "DeleteScript"):
@@ -307,12 +320,12 @@ class WriterSpec:
             or text(definition.get("FinalScript"), f"{where}.FinalScript"),
             initial_execution_id=str(definition.get("InitialExecutionId") or "").strip(),
             target_kind=sorted(kinds)[0] if len(kinds) == 1 else "",
-            http_definition={
+            target_definition={
                 "Options": options,
                 "UpsertScript": definition.get("UpsertScript"),
                 "DeleteScript": definition.get("DeleteScript"),
             }
-            if kinds == {"HTTP"}
+            if kinds in ({"HTTP"}, {"Messaging"})
             else {},
             unsupported=unsupported
             + (

@@ -127,6 +127,43 @@ class LeaseLost(Exception):
 
 
 @dataclass
+class Delivery:
+    """One message a `MessageSource` received: its rows, or why it cannot give any."""
+
+    message_id: str  # '' when neither broker nor publisher gave one (not deduplicated)
+    rows: list[tuple]
+    error: str = ""  # set: the message goes to the dead letters with this reason
+    content: bytes = b""
+    subject: str = ""
+    headers: dict[str, str] | None = None
+
+
+@runtime_checkable
+class MessageSource(Protocol):
+    """A reader that never ends: a consumer (jobs.sync.consume runs it as a daemon).
+
+    Messages it hands over stay unacknowledged until `ack`, which the engine calls only once
+    their change log (or dead letter) is durable.
+    """
+
+    columns: list[Any]  # the Columns of every delivery's rows, fixed once known
+    batch_count: int  # messages per change log at most
+    flush_seconds: float  # how long a batch waits to fill
+
+    def poll(self, max_count: int, timeout: float) -> list[Delivery]:
+        """Up to `max_count` messages, waiting at most `timeout` seconds (the flush window)."""
+        ...
+
+    def ack(self) -> None:
+        """Acknowledge every message polled so far."""
+        ...
+
+    def close(self) -> None:
+        """Disconnect; messages not acknowledged are delivered again by the broker."""
+        ...
+
+
+@dataclass
 class ApplyHooks:
     """What a writer needs from its run: cancellation, progress, log, the pipeline."""
 

@@ -1,6 +1,7 @@
 """Which connector serves a job's connection: systems are registered here, by kind, in code.
 
-Adding a kind of system is adding its package under jobs/systems/ and one line in `SYSTEMS`.
+Adding a kind of system is adding its package under jobs/systems/ and its System to
+`CONNECTORS` (each says its own ConnectionType in `kind`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from jobs.systems.base import Connection, Reader, System, UnsupportedSystem, Wri
 from jobs.systems.db import DatabaseSystem
 from jobs.systems.drive import DriveSystem
 from jobs.systems.http import HttpSystem
+from jobs.systems.messaging import MessagingSystem
 
-SYSTEMS: dict[str, System] = {
-    ConnectionType.DB.value: DatabaseSystem(),
-    ConnectionType.HTTP.value: HttpSystem(),
-    ConnectionType.DRIVE.value: DriveSystem(),
-}
+CONNECTORS: tuple[System, ...] = (DatabaseSystem(), HttpSystem(), DriveSystem(), MessagingSystem())
+SYSTEMS: dict[str, System] = {system.kind: system for system in CONNECTORS}
 
 _KIND_NAMES = {kind.value: kind.label for kind in ConnectionType}
 

@@ -66,8 +66,8 @@ class HttpWriter:
         self.spec = spec
         self.guid = writer_guid
         self.where = where
-        self.settings = writer_settings(spec.http_definition, where)
-        unsupported = unsupported_writer_settings(spec.http_definition)
+        self.settings = writer_settings(spec.target_definition, where)
+        unsupported = unsupported_writer_settings(spec.target_definition)
         if unsupported:
             raise UnsupportedSystem(
                 f"{where}: {', '.join(unsupported)} not supported by this gateway."
