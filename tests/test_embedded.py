@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from waitress import wasyncore
 
+from gateway.management.commands.run import Stop
 from tests.processes import ROOT, free_port, gateway_env, manage, started, wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -108,3 +110,18 @@ def test_flow_runs_are_written_by_a_writer_process_and_survive_its_loss(tmp_path
     log = (tmp_path / "run.log").read_text()
     assert "recorder thread writes" in log
     assert not [p for p in writers if Path(f"/proc/{p}").exists()]
+
+
+def test_a_stop_signal_landing_while_waitress_reads_a_request_still_ends_its_loop():
+    # given the exception `manage.py run`'s signal handler raises, raised where waitress
+    # handles a request's read (a Ctrl-C arriving while a client's request is being read)
+    class Reading:
+        def handle_read_event(self):
+            raise Stop("SIGINT")
+
+        def handle_error(self):  # what waitress does with any other exception: log, go on
+            raise AssertionError("waitress swallowed the stop")
+
+    # then it leaves waitress's loop instead of being logged and dropped with the channel
+    with pytest.raises(Stop):
+        wasyncore.read(Reading())

@@ -4,6 +4,7 @@ second one stops it at once. One instance per data directory (gateway/instance.p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -25,8 +26,14 @@ from gateway.instance import (
 )
 
 
-class Stop(Exception):
-    """Raised from the signal handler to leave the server loop."""
+class Stop(KeyboardInterrupt):
+    """Raised from the signal handler to leave the server loop.
+
+    A KeyboardInterrupt, not an Exception: the signal may land while waitress is reading a
+    request, and waitress logs and swallows any Exception raised there ("uncaptured python
+    exception, closing channel") and serves on; a KeyboardInterrupt it lets through and ends
+    its loop with.
+    """
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -110,8 +117,10 @@ class Command(BaseCommand):
             f"scheduler: {'embedded' if scheduler_thread else 'separate'}. Ctrl-C stops."
         )
         try:
-            server.run()
-        except (Stop, KeyboardInterrupt):
+            # run() returns once a Stop has ended waitress's loop; one raised just outside the
+            # loop ends the run the same way.
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run()
             self.stdout.write("Stopping… (Ctrl-C again stops at once)")
         finally:
             # The worker may take a while to finish its tasks; a second signal leaves now.
