@@ -5,11 +5,14 @@ reached shows as a consumer daemon error."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from jobs.models import ExecutionStatus
 from jobs.sync import consume
@@ -106,6 +109,56 @@ def test_poison_message_is_dead_lettered_while_the_rest_flow_on(sqlite_url: str)
         assert "not JSON" in entry["reason"]
         assert any("dead-lettered" in m for m in messages(execution))
         assert place.read_all(0, timeout=1) == []
+
+
+def test_dead_letters_corrected_and_replayed_reach_the_consumer_again(
+    place: BrokerPlace, sqlite_url: str
+) -> None:
+    # given a consumer that dead-lettered a message it could not read
+    place.publish_raw([json.dumps(film(1)).encode(), b"{not json"], ["r1", "r2"])
+    job = consumer_job(place.store(), sqlite_url, options=json_options(place), keys="id")
+    dead = consume.dead_letter_path(job.job_key)
+    consumer = RunningConsumer(job)
+    try:
+        wait_for(lambda: count(sqlite_url) >= 1 and dead.exists(), 60, "a row and a dead letter")
+        (entry,) = [json.loads(line) for line in dead.read_text().splitlines()]
+        # when the operator corrects its content and replays the file
+        entry["content"] = json.dumps(film(2))
+        dead.write_text(json.dumps(entry) + "\n")
+        said = io.StringIO()
+        call_command("replaydeadletters", str(dead), stdout=said)
+        wait_for(lambda: count(sqlite_url) >= 2, 60, "the replayed row")
+    finally:
+        execution = consumer.stop()
+    # then the consumer took it like any message, and the file is empty
+    assert [r[0] for r in rows(sqlite_url, "messages")] == [1, 2]
+    assert "1 message(s) published, 0 still failing." in said.getvalue()
+    assert dead.read_text() == ""
+    assert execution.records_direct_written == 2
+    assert place.read_all(0, timeout=1) == []
+
+
+def test_dead_letters_of_an_unknown_job_stay_in_the_file_with_the_reason(
+    settings: Any,
+) -> None:
+    # given a dead-letter file whose job no longer exists
+    dead = Path(settings.DATA_DIR) / "deadletter" / f"gone{consume.DEAD_LETTER_SUFFIX}"
+    dead.parent.mkdir(parents=True, exist_ok=True)
+    dead.write_text(json.dumps({"job": "gone", "message_id": "m1", "content": "{}"}) + "\n")
+    # when
+    with pytest.raises(CommandError, match="1 still failing: kept in the file"):
+        call_command("replaydeadletters", f"deadletter/gone{consume.DEAD_LETTER_SUFFIX}")
+    # then
+    (entry,) = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert entry["replay_error"] == "No job reader has the key 'gone'."
+    assert entry["content"] == "{}"
+
+
+def test_replay_refuses_a_file_outside_the_data_directory(tmp_path: Path) -> None:
+    outside = tmp_path / f"x{consume.DEAD_LETTER_SUFFIX}"
+    outside.write_text("")
+    with pytest.raises(CommandError, match="is not under the data directory"):
+        call_command("replaydeadletters", str(outside))
 
 
 def test_raw_messages_keep_their_content_and_metadata(sqlite_url: str) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import os
 import sqlite3
 import threading
 import time
@@ -37,6 +35,7 @@ from jobs.sync.changelog import (
     safe_file_part,
 )
 from jobs.sync.plan import applied_position, compile_pipeline, data_dir, open_writer, remove_if_done
+from jobs.systems import deadletters
 from jobs.systems.base import ApplyHooks, Delivery, MessageSource
 from jobs.systems.batch import Batch
 
@@ -53,8 +52,12 @@ def seen_path(job: Job) -> Path:
     return data_dir() / "messaging" / f"{job.guid}.sqlite3"
 
 
+# A consumer's dead letters; the suffix tells `replaydeadletters` they are messages.
+DEAD_LETTER_SUFFIX = ".messages.jsonl"
+
+
 def dead_letter_path(job_key: str) -> Path:
-    return data_dir() / "deadletter" / f"{safe_file_part(job_key)}.messages.jsonl"
+    return data_dir() / "deadletter" / f"{safe_file_part(job_key)}{DEAD_LETTER_SUFFIX}"
 
 
 class SeenStore:
@@ -146,7 +149,7 @@ class SeenStore:
         self.db.close()
 
 
-def _dead_letter(path: Path, job_key: str, delivery: Delivery) -> None:
+def dead_letter_entry(job_key: str, delivery: Delivery) -> dict[str, object]:
     entry: dict[str, object] = {
         "job": job_key,
         "message_id": delivery.message_id,
@@ -160,16 +163,7 @@ def _dead_letter(path: Path, job_key: str, delivery: Delivery) -> None:
     except UnicodeDecodeError:
         entry["content"] = base64.b64encode(delivery.content).decode()
         entry["content_encoding"] = "base64"
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return entry
 
 
 class _DirectWriter:
@@ -389,13 +383,13 @@ class Consumer:
         good = [d for d in fresh if not d.error]
         execution_id = self._execution_id()
         if dead:
-            self.dead_letters.parent.mkdir(parents=True, exist_ok=True)
+            deadletters.append(
+                self.dead_letters, [dead_letter_entry(self.rspec.job_key, d) for d in dead]
+            )
             for delivery in dead:
-                _dead_letter(self.dead_letters, self.rspec.job_key, delivery)
                 self.ctx.warning(
                     f"Message {delivery.message_id or '(no id)'} dead-lettered: {delivery.error}."
                 )
-            _fsync(self.dead_letters)
             self.counts["dead"] += len(dead)
         rows = [row for d in good for row in d.rows]
         batch = self.pipeline(Batch(list(self.source.columns), rows)) if rows else None

@@ -21,6 +21,7 @@ from django.conf import settings as django_settings
 
 from jobs.sync.changelog import Frame, Header, job_folder
 from jobs.sync.spec import WriterSpec
+from jobs.systems import deadletters
 from jobs.systems.base import ApplyHooks, ApplyResult, Reader, UnsupportedSystem
 from jobs.systems.batch import Batch
 from jobs.systems.http import template
@@ -266,11 +267,7 @@ class HttpWriter:
             "error": str(failure),
             "at": dt.datetime.now(dt.UTC).isoformat(),
         }
-        self.dead_letter_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.dead_letter_file, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        deadletters.append(self.dead_letter_file, [entry])
 
     def run_script(self, script: str) -> None:
         raise UnsupportedSystem(
