@@ -24,7 +24,9 @@ from jobs.models import (
     LogEntry,
 )
 from jobs.schedule.scheduler import Scheduler
+from jobs.sync import run as run_module
 from jobs.sync.changelog import UPSERT, Frame, Header
+from jobs.sync.stage import StageStore
 from jobs.systems.base import ApplyHooks, LeaseLost
 from jobs.systems.batch import Column
 from jobs.systems.db.url import create_db_engine
@@ -287,3 +289,164 @@ def test_a_sql_target_refuses_the_commit_of_a_claim_superseded_mid_apply(postgre
     result = apply_frames(engine, header, iter(frames), "1001", settings_, ApplyHooks(fence=new))
     assert result.applied and len(rows(postgres_url, "items")) == 5
     engine.dispose()
+
+
+# -- a reader paused past its lease: publication and stage ----------------------------------
+
+
+def _append_only_job(source: str, target: str) -> Job:
+    """A direct job whose target has no key (every applied row is a new row, so a change log
+    applied twice doubles them) and whose writer runs after the read (an InitScript), keeping
+    its change logs so they can be counted."""
+    seed(source, 500)
+    execute(target, "CREATE TABLE items (id INTEGER, name TEXT)")
+    return direct_job(
+        source, target, sql="SELECT * FROM items", target="items",
+        json_data={"KeepChangedLogFiles": True}, writer={"InitScript": "SELECT 1"},
+    )  # fmt: skip
+
+
+def _take_over_and_finish(execution: Execution) -> Execution:
+    """What another worker does while this one is paused: the lease runs out, it claims the run
+    and runs it to the end."""
+    Execution.objects.filter(pk=execution.pk).update(lease_expires_at=timezone.now())
+    theirs = leases.claim(execution.pk, "otherhost:77")
+    assert theirs is not None
+    started = time.monotonic()
+    runner.run_claimed(theirs)
+    theirs.took = time.monotonic() - started  # type: ignore[attr-defined]
+    return theirs
+
+
+@pytest.mark.django_db
+def test_a_reader_paused_right_before_publishing_never_publishes_once_taken_over(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    job = _append_only_job(sqlite_url, target)
+    execution = services.new_execution(job)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    mine = runner.claim(execution.pk)
+    assert mine is not None
+    # given this worker's reader paused past its lease right after its last lease check, the
+    # change log sealed and about to be published, while another worker takes the run over
+    # and finishes it
+    runner_module_check = runner.ExecutionContext.check_lease
+    taken: list[Execution] = []
+
+    def paused_after_the_check(self: runner.ExecutionContext) -> None:
+        runner_module_check(self)
+        if self.execution.worker == mine.worker and finishing_reader and not taken:
+            taken.append(self.execution)  # once: not in theirs
+            taken[0] = _take_over_and_finish(self.execution)
+
+    finishing_reader: list[bool] = []
+    original_finish = run_module._finish_reader
+
+    def finish_reader(*args: Any, **kwargs: Any) -> str:
+        finishing_reader.append(True)
+        return original_finish(*args, **kwargs)
+
+    monkeypatch.setattr(runner.ExecutionContext, "check_lease", paused_after_the_check)
+    monkeypatch.setattr(run_module, "_finish_reader", finish_reader)
+    # when it resumes and goes on publishing
+    runner.run_claimed(mine)
+    # then the run is the new owner's, finished; one change log was published, the new
+    # owner's; the append-only target has each row once
+    done = Execution.objects.get(pk=execution.pk)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error_message
+    assert done.worker == "otherhost:77"
+    logs = sorted(p.name for p in Path(settings.DATA_DIR).rglob(f"{job.job_key}_*.eds*"))
+    assert logs == [f"{job.job_key}_{done.execution_id}.eds"]
+    assert sorted(rows(target, "items")) == sorted(rows(sqlite_url, "items"))
+    # and a next run finds nothing new: the stage is the new owner's
+    again = runner.claim(services.new_execution(job).pk)
+    assert again is not None
+    runner.run_claimed(again)
+    again.refresh_from_db()
+    assert again.status == ExecutionStatus.SUCCEEDED and again.record_count == 0
+    assert len(rows(target, "items")) == 500
+
+
+@pytest.mark.django_db
+def test_a_reader_frozen_mid_read_does_not_hold_up_the_new_owner(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    job = _append_only_job(sqlite_url, target)
+    execution = services.new_execution(job)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    mine = runner.claim(execution.pk)
+    assert mine is not None
+    # given this worker frozen mid-read, its stage's write transaction open, while another
+    # worker takes the run over and runs it
+    original_changed = StageStore.changed
+    taken: list[Execution] = []
+
+    def frozen_mid_read(self: StageStore, *args: Any, **kwargs: Any) -> list[int]:
+        changed = original_changed(self, *args, **kwargs)
+        if not taken:
+            taken.append(Execution.objects.get(pk=execution.pk))  # once: not in theirs
+            taken[0] = _take_over_and_finish(taken[0])
+        return changed
+
+    monkeypatch.setattr(StageStore, "changed", frozen_mid_read)
+    runner.run_claimed(mine)
+    # then the new owner did not wait for the frozen one's stage lock: it ran in a stage of its
+    # own and finished (before: it waited 30 s, then failed with "database is locked")
+    (theirs,) = taken
+    done = Execution.objects.get(pk=execution.pk)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error_message
+    assert theirs.took < 20, theirs.took  # type: ignore[attr-defined]
+    assert sorted(rows(target, "items")) == sorted(rows(sqlite_url, "items"))
+    # and the frozen worker's stage is gone once the new one has committed a run: the next
+    # run compares with the new owner's and finds nothing new
+    stages = list((Path(settings.DATA_DIR) / "stage").glob(f"{job.guid}*.sqlite3"))
+    assert [p.name for p in stages] == [f"{job.guid}.gen-{leases.fence_token(done)}.sqlite3"]
+    monkeypatch.setattr(StageStore, "changed", original_changed)
+    again = runner.claim(services.new_execution(job).pk)
+    assert again is not None
+    runner.run_claimed(again)
+    again.refresh_from_db()
+    assert again.status == ExecutionStatus.SUCCEEDED and again.record_count == 0
+
+
+@pytest.mark.django_db
+def test_a_run_published_before_its_worker_paused_is_rolled_forward_not_read_again(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    job = _append_only_job(sqlite_url, target)
+    execution = services.new_execution(job)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    mine = runner.claim(execution.pk)
+    assert mine is not None
+    # given this worker paused right after its publication committed (the change log still
+    # under its .part name, the stage not committed), and the run taken over meanwhile
+    original_commit = StageStore.commit
+    taken: list[Execution] = []
+
+    def paused_after_publishing(self: StageStore) -> None:
+        if not taken:
+            taken.append(Execution.objects.get(pk=execution.pk))  # once: not in theirs
+            taken[0] = _take_over_and_finish(taken[0])
+        original_commit(self)
+
+    monkeypatch.setattr(StageStore, "commit", paused_after_publishing)
+    runner.run_claimed(mine)
+    # then the new owner gave the published log its name and applied it without reading
+    # again: one change log, each row once in the append-only target
+    done = Execution.objects.get(pk=execution.pk)
+    assert done.status == ExecutionStatus.SUCCEEDED, done.error_message
+    assert done.worker == "otherhost:77"
+    assert "published before the takeover: not read again" in " ".join(notes(done))
+    logs = sorted(p.name for p in Path(settings.DATA_DIR).rglob(f"{job.job_key}_*.eds*"))
+    assert logs == [Path(done.package_file).name]
+    assert sorted(rows(target, "items")) == sorted(rows(sqlite_url, "items"))
+    # and the resumed worker's stage commit stands: the next run finds nothing new
+    again = runner.claim(services.new_execution(job).pk)
+    assert again is not None
+    runner.run_claimed(again)
+    again.refresh_from_db()
+    assert again.status == ExecutionStatus.SUCCEEDED and again.record_count == 0
+    assert len(rows(target, "items")) == 500

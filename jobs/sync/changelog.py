@@ -288,6 +288,12 @@ class ChangeLogWriter:
 
     def commit(self) -> None:
         """Close with the trailer, fsync, rename into place and fsync the folder."""
+        self.seal()
+        self.publish()
+
+    def seal(self) -> None:
+        """Close with the trailer and fsync, still under its `.part` name: complete and durable,
+        but no writer sees it until `publish()`."""
         self._stop()
         if self._error is not None:
             raise self._error
@@ -296,14 +302,29 @@ class ChangeLogWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        os.replace(self.partial, self.path)
-        _fsync_dir(self.path.parent)
+
+    def publish(self) -> None:
+        """Give the sealed log its name, the one writers look for (see `publish_sealed`)."""
+        publish_sealed(self.path)
 
     def abort(self) -> None:
         self._stop()
         if not self._file.closed:
             self._file.close()
         self.partial.unlink(missing_ok=True)
+
+
+def publish_sealed(path: Path) -> bool:
+    """Rename `<path>.part` to `path` and fsync the folder; False when there was no `.part`
+    (published already: a reader's run taken over after its publication record was written
+    is rolled forward by the next owner, and the resumed worker's own rename then finds
+    nothing to do)."""
+    try:
+        os.replace(path.with_name(path.name + ".part"), path)
+    except FileNotFoundError:
+        return False
+    _fsync_dir(path.parent)
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,6 +5,11 @@ Shared by the reader and writer runs (jobs.sync.run) and the direct writer (jobs
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +19,8 @@ from django.conf import settings
 from django.db.models import Q
 
 from jobs import pipeline as pipelines
-from jobs.models import Job
+from jobs.leases import fence_token
+from jobs.models import Execution, Job
 from jobs.sync import spec
 from jobs.systems import registry
 from jobs.systems.base import Writer
@@ -25,9 +31,73 @@ def data_dir() -> Path:
     return Path(settings.DATA_DIR)
 
 
+# A stage generation's name: the job's stage name, then the fence token of the claim that made it.
+_GENERATION = re.compile(r"\.gen-(\d{15}\.\d{20}\.\d{10})\.sqlite3")
+
+
 def stage_path(job: Job, part: str = "") -> Path:
-    """The job's stage; a part's own (one run per parameter row) when `part` names one."""
-    return data_dir() / "stage" / f"{job.guid}{'.' + part if part else ''}.sqlite3"
+    """The job's current stage (its latest generation); a part's own (one run per parameter
+    row) when `part` names one."""
+    folder = data_dir() / "stage"
+    base = f"{job.guid}{'.' + part if part else ''}"
+    latest: tuple[str, Path] | None = None
+    for entry in folder.glob(glob.escape(base) + ".gen-*.sqlite3"):
+        match = _GENERATION.fullmatch(entry.name[len(base) :])
+        if match and (latest is None or match.group(1) > latest[0]):
+            latest = (match.group(1), entry)
+    return latest[1] if latest else folder / f"{base}.sqlite3"
+
+
+def stage_for_run(job: Job, part: str, execution: Execution) -> Path:
+    """The stage a reader's run works in: the current one, unless the run was taken over.
+
+    A worker frozen mid-read (SIGSTOP, a paused VM) keeps its SQLite write transaction on the
+    stage open, and the new owner would wait for it (then fail, "database is locked"). So a
+    taken-over run works in a generation of its own, named by its claim's fence token: a copy
+    of what the current generation last committed (readable beside the frozen writer, the
+    store being in WAL mode). The latest generation is the current one, and a later claim's
+    token is larger: whatever the frozen worker commits later lands in a generation nobody
+    reads again (it commits only after publishing its run, which its lost claim forbids)."""
+    current = stage_path(job, part)
+    if not execution.takeovers:
+        return current
+    base = f"{job.guid}{'.' + part if part else ''}"
+    own = current.with_name(f"{base}.gen-{fence_token(execution)}.sqlite3")
+    if own == current or own.exists():
+        return own
+    own.parent.mkdir(parents=True, exist_ok=True)
+    building = own.with_name(own.name + ".tmp")
+    building.unlink(missing_ok=True)
+    target = sqlite3.connect(building)
+    try:
+        if current.exists():
+            source = sqlite3.connect(current, timeout=30)
+            try:
+                source.backup(target)
+            finally:
+                source.close()
+    finally:
+        target.close()
+    os.replace(building, own)
+    return own
+
+
+def drop_older_stages(job: Job, part: str, current: Path) -> None:
+    """Remove the generations before `current` (once `current` has committed a run); a frozen
+    worker still holding one keeps its open file, which no one reads again."""
+    folder = current.parent
+    base = f"{job.guid}{'.' + part if part else ''}"
+    if current.name == f"{base}.sqlite3":
+        return
+    older = [folder / f"{base}.sqlite3"]
+    for entry in folder.glob(glob.escape(base) + ".gen-*.sqlite3"):
+        if _GENERATION.fullmatch(entry.name[len(base) :]) and entry.name < current.name:
+            older.append(entry)
+    for path in older:
+        for suffix in ("", "-wal", "-shm"):
+            # One left behind is removed by a later run: the current generation is what counts.
+            with contextlib.suppress(OSError):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def reader_spec(job: Job) -> spec.ReaderSpec:

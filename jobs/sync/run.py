@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.db import transaction
+
 from jobs import leases
 from jobs.models import Execution, Job, new_execution_id
 from jobs.runner import Cancelled, ExecutionContext
@@ -22,17 +24,19 @@ from jobs.sync.changelog import (
     job_folder,
     log_file_name,
     pending_logs,
+    publish_sealed,
 )
 from jobs.sync.detect import DetectionResult, detect, source_hash, strategy_for, throttled
 from jobs.sync.plan import (
     applied_position,
     compile_pipeline,
     data_dir,
+    drop_older_stages,
     open_writer,
     reader_spec,
     refuse_unsupported,
     remove_if_done,
-    stage_path,
+    stage_for_run,
 )
 from jobs.sync.stage import StageStore
 from jobs.systems import registry
@@ -61,9 +65,19 @@ def run_reader(ctx: ExecutionContext) -> None:
         # A consumer never finishes reading: it runs as a daemon until stopped.
         consume.run_consumer(ctx, job, rspec, reader, pipeline)
         return
+    # A run taken over after its previous owner published (`_finish_reader`) but before that
+    # owner finished: the publication stands, its rename is finished here.
+    published = bool(execution.takeovers) and roll_forward(ctx)
     parts = reader.separate_runs() if isinstance(reader, SeparateRuns) else None
     if parts is not None:
         _read_parts(ctx, job, rspec, parts, pipeline, options)
+        return
+    if published:
+        # Its changes are in that change log (each part publishes its own, so a parts run
+        # reads again: a part published before finds nothing new in its stage).
+        ctx.log("The run's change log was published before the takeover: not read again.")
+        if job.direct_writer_id is not None:
+            direct.run_after(ctx, job)
         return
     streamed = _read_changes(ctx, job, rspec, reader, pipeline, options)
     if job.direct_writer_id is not None and not streamed:
@@ -122,6 +136,7 @@ def _read_changes(
 
     `stage_name` names a part's own stage (one run per parameter row), whose changes the
     direct writer applies afterwards; `totals` adds up the parts' counts."""
+    execution = ctx.execution
     execution_id = new_execution_id()
     full = options.resync or rspec.initialize
     path = job_folder(data_dir(), rspec.path) / log_file_name(rspec.job_key, execution_id)
@@ -136,7 +151,8 @@ def _read_changes(
         + "."
     )
     ctx.progress(execution_id=execution_id)
-    stage = StageStore(stage_path(job, stage_name))
+    stage_file = stage_for_run(job, stage_name, execution)
+    stage = StageStore(stage_file)
     log: list[ChangeLogWriter] = []
     streams = job.is_direct and not stage_name
     stream = direct.open_stream(ctx, job, rspec, reader, execution_id) if streams else None
@@ -178,6 +194,7 @@ def _read_changes(
         raise
     finally:
         stage.close()
+    drop_older_stages(job, stage_name, stage_file)
     if stream is None:
         return False
     stream.complete(ctx, package)
@@ -194,23 +211,24 @@ def _finish_reader(
     result: DetectionResult,
     totals: dict[str, int] | None = None,
 ) -> str:
-    # Order matters: the change log is durable before any pointer moves. A worker that was
-    # paused past its lease must not publish a change log beside its successor's.
-    ctx.check_lease()
+    """Publish the run: its change log, its stage, its pointers.
+
+    A worker paused past its lease must never make a change log visible beside its
+    successor's (an append-only target would get the rows twice). So the log is sealed
+    under its `.part` name first, and the publication is one transaction of the gateway's
+    database that is conditional on this claim still running the execution: it records the
+    log (`package_file`), the counts and the pointers. Only once it has committed does the
+    stage commit and the log get its name. A worker that lost its claim fails the
+    transaction (LeaseLost) and rolls everything back; a worker stopped after it cannot undo
+    it, and the next owner finishes the rename (`roll_forward`) and does not read again."""
+    ctx.check_lease()  # cheap: a worker that lost its claim long ago stops before sealing
     writer = log[0] if log else None
     package = ""
     if writer is not None and writer.changes:
-        writer.commit()
+        writer.seal()
         package = str(path)
-        ctx.log(
-            f"Change log {path.name} written: {writer.upserts} upserts, {writer.deletes} deletes."
-        )
-    else:
-        if writer is not None:
-            writer.abort()
-        ctx.log("No changes found: no change log written.")
-    result.commit_stage()
-    reader.commit()
+    elif writer is not None:
+        writer.abort()
     fields: dict[str, Any] = {
         "record_count": writer.upserts if writer else 0,
         "delete_count": writer.deletes if writer else 0,
@@ -219,23 +237,48 @@ def _finish_reader(
         "elapsed_sql_time": result.sql_seconds,
         "elapsed_map_reduce_time": result.detect_seconds,
     }
-    if rspec.initialize:
-        # Initialize asks for one full run; once it has succeeded the job syncs incrementally.
-        definition = dict(job.definition or {})
-        definition["Initialize"] = False
-        Job.objects.filter(pk=job.pk).update(definition=definition)
-        ctx.log("Initialize done: the next runs are incremental.")
     if result.pointer_text is not None:
-        Job.objects.filter(pk=job.pk).update(last_ts_pointer=result.pointer_text)
         fields["last_ts_pointer"] = result.pointer_text
     if result.del_pointer_text is not None:
-        Job.objects.filter(pk=job.pk).update(last_ts_del_pointer=result.del_pointer_text)
         fields["last_del_ts_pointer"] = result.del_pointer_text
     if totals is not None:
         for name in totals:
             totals[name] += fields.pop(name)
-    ctx.progress(**fields)
+    with transaction.atomic():
+        ctx.progress(**fields)  # LeaseLost unless this claim still runs it: nothing published
+        if rspec.initialize:
+            # Initialize asks for one full run; once it has succeeded the job syncs
+            # incrementally.
+            definition = dict(job.definition or {})
+            definition["Initialize"] = False
+            Job.objects.filter(pk=job.pk).update(definition=definition)
+        if result.pointer_text is not None:
+            Job.objects.filter(pk=job.pk).update(last_ts_pointer=result.pointer_text)
+        if result.del_pointer_text is not None:
+            Job.objects.filter(pk=job.pk).update(last_ts_del_pointer=result.del_pointer_text)
+    result.commit_stage()
+    if writer is not None and package:
+        writer.publish()
+        ctx.log(
+            f"Change log {path.name} written: {writer.upserts} upserts, {writer.deletes} deletes."
+        )
+    else:
+        ctx.log("No changes found: no change log written.")
+    reader.commit()
+    if rspec.initialize:
+        ctx.log("Initialize done: the next runs are incremental.")
     return package
+
+
+def roll_forward(ctx: ExecutionContext) -> bool:
+    """Whether an earlier claim of this run published its change log (`_finish_reader`); its
+    rename is finished here if that claim stopped before it."""
+    package = ctx.execution.package_file
+    if not package:
+        return False
+    if publish_sealed(Path(package)):
+        ctx.log(f"Change log {Path(package).name} published by the previous owner: renamed.")
+    return True
 
 
 def _test_run(ctx: ExecutionContext, reader: Reader, pipeline: Callable[[Batch], Batch]) -> None:
