@@ -12,7 +12,8 @@ the lease runs out; the execution is then taken over:
 - by `POST /job/start` on the job (`take_over_dead`), which queues it at once.
 
 Taken over, the execution runs its work again from the start: the reader reads again (its
-stage and change log were not committed, or were and find nothing new), and the writer
+stage and change log were not published; or they were, and the new owner finishes the
+publication instead of reading again), and the writer
 applies the change logs after its recorded position (the ExecutionId it stores in the
 target in the same transaction as the rows), so nothing is lost and nothing applied twice.
 A direct writer's row run inside the dead reader's task is closed: the reader's new run
@@ -22,9 +23,13 @@ A worker only paused past its lease (SIGSTOP, a VM frozen, a long swap) and then
 not write once its run was taken over. Each claim has a fence token (`fence_token`: the
 claim's time first), and a later claim always carries a larger one:
 
-- in the gateway's database, the paused worker's progress, finish and stop-flag polls are
-  conditional on still owning the execution (`owned`), and raise `LeaseLost` when it does not
-  (the run then stops, rolling back what it had not committed, and records nothing more);
+- in the gateway's database, the paused worker's progress, finish, stop-flag polls and log
+  lines are conditional on still owning the execution (`owned`, `same_claim`), and raise
+  `LeaseLost` when it does not (the run then stops, rolling back what it had not committed,
+  and records nothing more);
+- a reader's change log and stage are published by one such conditional transaction
+  (jobs/sync/run.py `_finish_reader`), and a taken-over reader works in a stage generation of
+  its own (jobs/sync/plan.py `stage_for_run`), never waiting for the paused one's lock;
 - in a SQL target, each writer holds its token in `_datazen_fence` (jobs/systems/db/writer.py):
   the new owner writes its token before it applies, and the old one's transaction checks its
   own is still there just before it commits, so the target refuses the stale commit.
@@ -85,6 +90,14 @@ def owned(execution: Execution) -> QuerySet[Execution]:
         worker=execution.worker,
         takeovers=execution.takeovers,
         status=ExecutionStatus.RUNNING,
+    )
+
+
+def same_claim(execution: Execution) -> QuerySet[Execution]:
+    """The execution's row unless a later claim took it over (whether it still runs or not:
+    its log takes lines after it ended, the triggers' notes)."""
+    return Execution.objects.filter(
+        pk=execution.pk, worker=execution.worker, takeovers=execution.takeovers
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from jobs import leases
@@ -78,15 +79,23 @@ class ExecutionContext:
         self._cancelled = False
 
     def log(self, message: str, level: int = LogLevel.INFO, *, has_rows: bool = False) -> None:
-        """Log to the execution; `has_rows` messages (row values) stay out of process logs."""
+        """Log to the execution; `has_rows` messages (row values) stay out of process logs.
+
+        Raises LeaseLost, writing nothing, once another claim has taken the run over: a
+        worker resumed after a pause adds no line to its successor's log."""
         self._sequence += 1
-        LogEntry.objects.create(
-            execution=self.execution,
-            job_guid=self.execution.job_guid,
-            sequence=self._sequence,
-            level=level,
-            message=message,
-        )
+        with transaction.atomic():
+            # The claim's row, locked until the line is in: a takeover waits for it, and a
+            # superseded claim finds no row.
+            if not leases.same_claim(self.execution).update(takeovers=F("takeovers")):
+                raise leases.lost(self.execution)
+            LogEntry.objects.create(
+                execution=self.execution,
+                job_guid=self.execution.job_guid,
+                sequence=self._sequence,
+                level=level,
+                message=message,
+            )
         if not has_rows:
             python_level = _PY_LEVELS.get(level, logging.INFO)
             logger.log(python_level, "%s: %s", self.execution.job_key, message)

@@ -450,3 +450,21 @@ def test_a_run_published_before_its_worker_paused_is_rolled_forward_not_read_aga
     again.refresh_from_db()
     assert again.status == ExecutionStatus.SUCCEEDED and again.record_count == 0
     assert len(rows(target, "items")) == 500
+
+
+@pytest.mark.django_db
+def test_a_superseded_claim_adds_no_line_to_the_log(sqlite_url: str):
+    job = direct_job(sqlite_url, sqlite_url, sql="SELECT 1", target="t")
+    stale = _taken_over_while_paused(job)
+    before = notes(stale)
+    # when the resumed worker logs
+    with pytest.raises(LeaseLost):
+        runner.ExecutionContext(stale).log("a line from the past")
+    # then the run's log is as the new owner left it
+    assert notes(stale) == before
+    # while the new owner, and a note on a finished run (a trigger's), still log
+    theirs = Execution.objects.get(pk=stale.pk)
+    runner.ExecutionContext(theirs).log("the owner's line")
+    runner.finish(theirs, ExecutionStatus.SUCCEEDED)
+    runner.ExecutionContext(theirs).log("a trigger's note")
+    assert notes(stale)[-2:] == ["the owner's line", "a trigger's note"]
