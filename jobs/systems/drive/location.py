@@ -22,6 +22,8 @@ from typing import IO, Any
 import fsspec
 from django.conf import settings
 
+from jobs.systems.base import LeaseLost
+
 
 class DriveError(ValueError):
     """A drive connection or path the gateway will not use; the message says why."""
@@ -233,6 +235,15 @@ class AtomicFile:
     def commit(self) -> None:
         raise NotImplementedError
 
+    def commit_unless(self, superseded: Callable[[], bool]) -> None:
+        """Commit unless `superseded()` (a later claim took the writer over): then abort and
+        raise LeaseLost. An upload cannot be made conditional here, so a claim superseded
+        between the check and the commit may still complete one (the same rows)."""
+        if superseded():
+            self.abort()
+            raise LeaseLost("A later claim has taken this writer over: file not written.")
+        self.commit()
+
     def abort(self) -> None:
         raise NotImplementedError
 
@@ -253,6 +264,31 @@ class _LocalAtomicFile(AtomicFile):
 
     def abort(self) -> None:
         self.handle.close()
+        self.partial.unlink(missing_ok=True)
+
+    def commit_unless(self, superseded: Callable[[], bool]) -> None:
+        """Give the file its name without ever replacing a later claim's: linked only where
+        no file has the name; one that has it is replaced only while no later claim exists
+        (it is then an earlier attempt's, of the same change log)."""
+        if superseded():
+            self.abort()
+            raise LeaseLost("A later claim has taken this writer over: file not written.")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        try:
+            os.link(self.partial, self.final)
+        except FileExistsError:
+            if superseded():
+                self.partial.unlink(missing_ok=True)
+                raise LeaseLost(
+                    f"A later claim has written {self.final.name}: not replaced."
+                ) from None
+            os.replace(self.partial, self.final)
+            return
+        except OSError:  # a filesystem without hard links: the checked rename
+            os.replace(self.partial, self.final)
+            return
         self.partial.unlink(missing_ok=True)
 
 

@@ -3,8 +3,9 @@
 Upserts go to `<stem>_<ExecutionId>.<ext>`, deletes (with `PropagateDelete`) to
 `<stem>_<ExecutionId>.deletes.<ext>`, each written under a hidden name and renamed (or its
 upload completed) once whole. Files have no transactions: the writer's position is a small
-file `.datazen/<writer guid>.json` beside them, written after the data files, and a change log
-applied again (a crash between the two) writes the same names again: nothing is doubled.
+file `.datazen/<writer guid>.<claim's fence token>.json` beside them (jobs/systems/positions.py),
+written after the data files, and a change log applied again (a crash between the two) writes
+the same names again: nothing is doubled.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import base64
 import datetime as dt
 import decimal
 import json
-from collections.abc import Iterable
+import posixpath
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import pyarrow as pa
@@ -21,11 +23,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from jobs.sync.changelog import Frame, Header
-from jobs.systems.base import ApplyHooks, ApplyResult
+from jobs.systems.base import ApplyHooks, ApplyResult, LeaseLost
 from jobs.systems.batch import Batch, Column
 from jobs.systems.drive.formats import arrow_type
 from jobs.systems.drive.location import AtomicFile, DriveError, Location
 from jobs.systems.drive.settings import TargetFiles
+from jobs.systems.positions import Positions
 
 STATE_FOLDER = ".datazen"
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
@@ -72,6 +75,7 @@ class _FileOut:
         self.target: AtomicFile | None = None
         self._writer: Any = None
         self.rows = 0
+        self.committed = False
 
     def _open(self) -> IO[bytes]:
         if self.target is None:
@@ -97,16 +101,50 @@ class _FileOut:
             self._writer.write_table(_arrow_table(batch, self.schema))
         self.rows += len(batch.rows)
 
-    def commit(self) -> None:
-        if self.target is None:
+    def commit(self, superseded: Callable[[], bool]) -> None:
+        if self.target is None or self.committed:
             return
         if self._writer is not None:
             self._writer.close()
-        self.target.commit()
+            self._writer = None
+        self.target.commit_unless(superseded)
+        self.committed = True
 
     def abort(self) -> None:
-        if self.target is not None:
+        if self.target is not None and not self.committed:
             self.target.abort()
+
+
+class _StateFolder:
+    """The `.datazen` folder beside the files, holding the writer's position files
+    (jobs/systems/positions.py)."""
+
+    def __init__(self, location: Location) -> None:
+        self.location = location
+
+    def names(self) -> list[str]:
+        try:
+            # refresh: a bucket's listing is cached by its filesystem, and another worker may
+            # have written a position since.
+            found = self.location.fs.ls(
+                self.location.full(STATE_FOLDER), detail=False, refresh=True
+            )
+        except FileNotFoundError:
+            return []
+        return [posixpath.basename(str(name).rstrip("/")) for name in found]
+
+    def read(self, name: str) -> str | None:
+        try:
+            return self.location.read_text(f"{STATE_FOLDER}/{name}")
+        except (FileNotFoundError, DriveError):
+            return None
+
+    def write(self, name: str, text: str) -> None:
+        data = text.encode()
+        self.location.write_atomic(f"{STATE_FOLDER}/{name}", lambda handle: _write(handle, data))
+
+    def remove(self, name: str) -> None:
+        self.location.remove(f"{STATE_FOLDER}/{name}")
 
 
 class DriveWriter:
@@ -116,16 +154,10 @@ class DriveWriter:
         self.location = location.child(target.folder) if target.folder else location
         self.target = target
         self.writer_guid = writer_guid
-        self.state_name = f"{STATE_FOLDER}/{writer_guid}.json"
+        self.positions = Positions(_StateFolder(self.location), writer_guid)
 
     def applied_position(self) -> str:
-        if not self.location.exists(self.state_name):
-            return ""
-        try:
-            state = json.loads(self.location.read_text(self.state_name))
-        except (ValueError, OSError):
-            return ""
-        return str(state.get("last_execution_id") or "")
+        return str(self.positions.read().get("last_execution_id") or "")
 
     def file_names(self, execution_id: str) -> tuple[str, str]:
         extension = EXTENSIONS[self.target.file_format]
@@ -143,7 +175,7 @@ class DriveWriter:
         propagate_delete: bool = False,
         keys: list[str] | None = None,
     ) -> ApplyResult:
-        done = self.applied_position()
+        done = str(self.positions.claim(hooks.fence).get("last_execution_id") or "")
         if done.isdigit() and int(done) >= int(execution_id):
             return ApplyResult(applied=False)
         if recreate:
@@ -169,17 +201,32 @@ class DriveWriter:
             upserts.abort()
             deletes.abort()
             raise
-        upserts.commit()
-        deletes.commit()
+
+        # A file is given its name only while no later claim has taken the writer over, and
+        # never over a file a later claim wrote (`AtomicFile.commit_unless`).
+        def superseded() -> bool:
+            try:
+                self.positions.check(hooks.fence)
+            except LeaseLost:
+                return True
+            return False
+
+        try:
+            upserts.commit(superseded)
+            deletes.commit(superseded)
+        except BaseException:
+            upserts.abort()
+            deletes.abort()
+            raise
         written = [f.name for f in (upserts, deletes) if f.rows]
         if written:
             hooks.log(f"Wrote {', '.join(written)} to {self.location.description}.")
-        state = json.dumps(
+        self.positions.save(
+            hooks.fence,
             {
                 "last_execution_id": execution_id,
                 "files": written,
                 "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            }
-        ).encode()
-        self.location.write_atomic(self.state_name, lambda handle: _write(handle, state))
+            },
+        )
         return ApplyResult(applied=True, upserts=upserts.rows, deletes=deletes.rows)

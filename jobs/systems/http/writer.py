@@ -34,6 +34,7 @@ from jobs.systems.http.settings import (
     unsupported_writer_settings,
     writer_settings,
 )
+from jobs.systems.positions import LocalStateFiles, Positions
 
 
 def _data_dir() -> Path:
@@ -42,13 +43,6 @@ def _data_dir() -> Path:
 
 def state_path(writer_guid: str) -> Path:
     return _data_dir() / "http_writers" / f"{writer_guid}.json"
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(data))
-    os.replace(partial, path)  # a crash leaves the old position or the new one, never half
 
 
 def _pause(seconds: float, hooks: ApplyHooks) -> None:
@@ -66,6 +60,9 @@ class HttpWriter:
         self.client = client
         self.spec = spec
         self.guid = writer_guid
+        path = state_path(writer_guid)
+        self.positions = Positions(LocalStateFiles(path.parent), path.stem)
+        self._fence = ""
         self.where = where
         self.settings = writer_settings(spec.target_definition, where)
         unsupported = unsupported_writer_settings(spec.target_definition)
@@ -90,19 +87,15 @@ class HttpWriter:
 
     # -- position --------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(state_path(self.guid).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return self.positions.read()
 
     def applied_position(self) -> str:
         return str(self._state().get("applied", ""))
 
     def _save(self, applied: str, current: str = "", frame: int = 0, row: int = 0) -> None:
-        _write_json(
-            state_path(self.guid),
-            {"applied": applied, "current": current, "frame": frame, "row": row},
+        # Only while no later claim has taken the writer over (jobs/systems/positions.py).
+        self.positions.save(
+            self._fence, {"applied": applied, "current": current, "frame": frame, "row": row}
         )
 
     # -- apply -----------------------------------------------------------------------------------
@@ -115,7 +108,8 @@ class HttpWriter:
         *,
         recreate: bool = False,
     ) -> ApplyResult:
-        state = self._state()
+        self._fence = hooks.fence
+        state = self.positions.claim(hooks.fence)
         applied = str(state.get("applied", ""))
         if applied.isdigit() and execution_id.isdigit() and int(applied) >= int(execution_id):
             return ApplyResult(applied=False)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import decimal
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from jobs.systems.http import template
 from jobs.systems.messaging.brokers import Broker, BrokerError, Outgoing
 from jobs.systems.messaging.connection import MessagingConnectionSettings
 from jobs.systems.messaging.settings import Destination, producer_settings
+from jobs.systems.positions import LocalStateFiles, Positions
 
 # A dropped connection is retried this many times (backoff doubling from RETRY_FIRST_WAIT).
 PUBLISH_RETRIES = 5
@@ -43,13 +43,6 @@ _PLACEHOLDER = re.compile(
 
 def state_path(writer_guid: str) -> Path:
     return Path(django_settings.DATA_DIR) / "messaging_writers" / f"{writer_guid}.json"
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(data))
-    os.replace(partial, path)  # a crash leaves the old position or the new one, never half
 
 
 def _lookup(row: dict[str, Any], name: str, where: str, token: str) -> Any:
@@ -107,6 +100,9 @@ class MessagingWriter:
         connection.require_runnable()
         self.spec = spec
         self.guid = writer_guid
+        path = state_path(writer_guid)
+        self.positions = Positions(LocalStateFiles(path.parent), path.stem)
+        self._fence = ""
         self.settings = producer_settings(spec.target_definition, self.where)
         for name, destination in (
             ("Upsert", self.settings.upsert),
@@ -129,19 +125,15 @@ class MessagingWriter:
 
     # -- position --------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(state_path(self.guid).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return self.positions.read()
 
     def applied_position(self) -> str:
         return str(self._state().get("applied", ""))
 
     def _save(self, applied: str, current: str = "", frame: int = 0, row: int = 0) -> None:
-        _write_json(
-            state_path(self.guid),
-            {"applied": applied, "current": current, "frame": frame, "row": row},
+        # Only while no later claim has taken the writer over (jobs/systems/positions.py).
+        self.positions.save(
+            self._fence, {"applied": applied, "current": current, "frame": frame, "row": row}
         )
 
     # -- apply -----------------------------------------------------------------------------------
@@ -154,7 +146,8 @@ class MessagingWriter:
         *,
         recreate: bool = False,
     ) -> ApplyResult:
-        state = self._state()
+        self._fence = hooks.fence
+        state = self.positions.claim(hooks.fence)
         applied = str(state.get("applied", ""))
         if applied.isdigit() and execution_id.isdigit() and int(applied) >= int(execution_id):
             return ApplyResult(applied=False)
