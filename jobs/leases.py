@@ -129,11 +129,16 @@ def claim(execution_id: int, owner: str) -> Execution | None:
     )
     taken_over = False
     if not claimed:
-        dead = Execution.objects.filter(
-            pk=execution_id, status=ExecutionStatus.RUNNING, lease_expires_at__lt=now
-        )
-        previous = dead.values_list("worker", flat=True).first()
-        claimed = dead.update(takeovers=F("takeovers") + 1, **fields)
+        with transaction.atomic():
+            dead = Execution.objects.filter(
+                pk=execution_id, status=ExecutionStatus.RUNNING, lease_expires_at__lt=now
+            )
+            # A row locked by its worker (a log line, a publication: jobs/runner.py,
+            # jobs/sync/run.py) is left for a later try: a worker frozen inside that instant
+            # must not hold up the taker, the reaper or the renewals sharing its thread.
+            found = dead.select_for_update(skip_locked=True).values_list("worker").first()
+            previous = found[0] if found else ""
+            claimed = dead.update(takeovers=F("takeovers") + 1, **fields) if found else 0
         taken_over = bool(claimed)
     if not claimed:
         return None
@@ -169,9 +174,13 @@ def reap(now: datetime | None = None, job: Job | None = None) -> list[Execution]
             _close_if_expired(execution, now)
             continue
         with transaction.atomic():
-            requeued = Execution.objects.filter(
+            expired_row = Execution.objects.filter(
                 pk=execution.pk, status=ExecutionStatus.RUNNING, lease_expires_at__lt=now
-            ).update(
+            )
+            # Skipped while its worker holds the row's lock (see `claim`): the next pass sees it.
+            if not expired_row.select_for_update(skip_locked=True).exists():
+                continue
+            requeued = expired_row.update(
                 status=ExecutionStatus.PENDING,
                 lease_expires_at=None,
                 takeovers=F("takeovers") + 1,
