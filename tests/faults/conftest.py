@@ -134,6 +134,66 @@ class Fleet:
             time.sleep(every)
         raise AssertionError(f"{what}: not within {timeout} s\n" + self._logs())
 
+    # -- a run and the worker running it ------------------------------------------------------
+
+    def run_of(self, job_guid: str) -> str:
+        """The guid of the job's (first) run, once it exists."""
+        rows = self.wait_for(
+            "the run started",
+            lambda: self.query("SELECT guid FROM jobs_execution WHERE job_guid = %s", job_guid),
+        )
+        return str(rows[0][0])
+
+    def applying(self, run: str) -> tuple[str, int] | None:
+        """(worker, rows written so far) of the run's writer once it has written rows."""
+        rows = self.query(
+            "SELECT worker, record_count FROM jobs_execution WHERE guid = %s "
+            "AND listener_type = 'writer' AND status = 'running' AND record_count > 0",
+            run,
+        )
+        return rows[0] if rows else None
+
+    def start_applying(self, source: str, target: str) -> tuple[str, str, str, int]:
+        """Start the fleet, post the `items` direct job, start it and wait for its writer to
+        have written rows: (job guid, run guid, the worker applying, rows written)."""
+        start_fleet(self, connections={"src": source, "dst": target})
+        job = self.create_direct_job("items", "src", "dst", "items")
+        assert self.post(f"/job/start?guid={job}").text == "OK"
+        run = self.run_of(job)
+        worker, written = self.wait_for("the writer applying", lambda: self.applying(run))
+        return job, run, worker, written
+
+    def worker_process(self, worker: str) -> str:
+        """The name of the worker process (main process or pool child) a run's `worker` is."""
+        pid = int(worker.rsplit(":", 1)[1])
+        return next(
+            name for name, p in self.processes.items() if name.startswith("worker") and (
+                p.pid == pid or str(pid) in children(p.pid).split()
+            )
+        )  # fmt: skip
+
+    def taken_over(self, run: str, worker: str, timeout: float = 60) -> None:
+        """Wait for the run's reader to be running in another worker than `worker`."""
+        self.wait_for(
+            "the run taken over",
+            lambda: self.query(
+                "SELECT 1 FROM jobs_execution WHERE guid = %s AND listener_type = 'reader' "
+                "AND status = 'running' AND worker <> %s",
+                run,
+                worker,
+            ),
+            timeout=timeout,
+        )
+
+    def finished(self, run: str) -> tuple[str, int, str] | None:
+        """(status, takeovers, error) of the run's reader once it has finished."""
+        rows = self.query(
+            "SELECT status, takeovers, error_message FROM jobs_execution "
+            "WHERE guid = %s AND listener_type = 'reader' AND finished_at IS NOT NULL",
+            run,
+        )
+        return rows[0] if rows else None
+
     def _logs(self) -> str:
         return "\n".join(
             f"--- {name}.log (tail)\n" + self.log(name)[-3000:] for name in self.processes
@@ -260,6 +320,15 @@ def source_and_target() -> Iterator[tuple[str, str]]:
 ROWS = 100_000
 
 
+def children(pid: int) -> str:
+    """The pids of a process's children, space-separated ("" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
 def table_digest(url: str, table: str = "items") -> tuple[int, int, str]:
     """Row count, distinct keys and an order-independent digest of the rows."""
     with psycopg.connect(conninfo(url), autocommit=True) as db:
@@ -281,6 +350,7 @@ __all__ = [
     "VISIBILITY_SECONDS",
     "Fleet",
     "TcpProxy",
+    "children",
     "start_fleet",
     "table_digest",
 ]

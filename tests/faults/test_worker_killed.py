@@ -17,6 +17,7 @@ from tests.faults.conftest import (
     RESTORE_SECONDS,
     VISIBILITY_SECONDS,
     Fleet,
+    children,
     start_fleet,
     table_digest,
 )
@@ -27,68 +28,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 RESUME_BOUND = LEASE_SECONDS + LEASE_SECONDS / 3 + 5
 
 
-def _applying(fleet: Fleet, guid: str) -> tuple[str, int] | None:
-    """(worker, rows written so far) of the run's writer once it has written rows."""
-    rows = fleet.query(
-        "SELECT worker, record_count FROM jobs_execution WHERE guid = %s "
-        "AND listener_type = 'writer' AND status = 'running' AND record_count > 0",
-        guid,
-    )
-    return rows[0] if rows else None
-
-
-def _run_of(fleet: Fleet, job_guid: str) -> str:
-    rows = fleet.wait_for(
-        "the run started",
-        lambda: fleet.query("SELECT guid FROM jobs_execution WHERE job_guid = %s", job_guid),
-    )
-    return str(rows[0][0])
-
-
-def _finished(fleet: Fleet, guid: str) -> tuple[str, int, str] | None:
-    rows = fleet.query(
-        "SELECT status, takeovers, error_message FROM jobs_execution "
-        "WHERE guid = %s AND listener_type = 'reader' AND finished_at IS NOT NULL",
-        guid,
-    )
-    return rows[0] if rows else None
-
-
 def _kill_mid_apply(fleet: Fleet, source: str, target: str, whole_worker: bool) -> None:
-    start_fleet(fleet, connections={"src": source, "dst": target})
-    job = fleet.create_direct_job("items", "src", "dst", "items")
     # when the job runs and its writer has applied part of the rows…
-    assert fleet.post(f"/job/start?guid={job}").text == "OK"
-    run = _run_of(fleet, job)
-    worker, written = fleet.wait_for("the writer applying", lambda: _applying(fleet, run))
-    pid = int(worker.rsplit(":", 1)[1])
+    job, run, worker, written = fleet.start_applying(source, target)
     # …its worker dies
     if whole_worker:
-        owner = next(
-            name for name, p in fleet.processes.items() if name.startswith("worker") and (
-                p.pid == pid or str(pid) in _children(p.pid)
-            )
-        )  # fmt: skip
-        os.killpg(fleet.processes[owner].pid, signal.SIGKILL)
+        os.killpg(fleet.processes[fleet.worker_process(worker)].pid, signal.SIGKILL)
     else:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
     killed_at = time.monotonic()
     # then the run is taken over by another worker process…
-    fleet.wait_for(
-        "the run taken over",
-        lambda: fleet.query(
-            "SELECT 1 FROM jobs_execution WHERE guid = %s AND listener_type = 'reader' "
-            "AND status = 'running' AND worker <> %s",
-            run,
-            worker,
-        ),
-        timeout=60,
-    )
+    fleet.taken_over(run, worker)
     resumed = time.monotonic() - killed_at
     assert resumed < RESUME_BOUND, resumed
     # …and finishes on its own
     status, takeovers, error = fleet.wait_for(
-        "the run finishing after the kill", lambda: _finished(fleet, run), timeout=180
+        "the run finishing after the kill", lambda: fleet.finished(run), timeout=180
     )
     took = time.monotonic() - killed_at
     assert status == "succeeded", error
@@ -101,14 +56,6 @@ def _kill_mid_apply(fleet: Fleet, source: str, target: str, whole_worker: bool) 
     )
     # and the job is ready again
     assert fleet.query("SELECT status FROM jobs_job WHERE guid = %s", job) == [("ready",)]
-
-
-def _children(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return handle.read()
-    except OSError:
-        return ""
 
 
 def test_worker_child_killed_mid_apply(fleet: Fleet, source_and_target: tuple[str, str]) -> None:
@@ -128,9 +75,9 @@ def test_a_run_received_by_a_worker_killed_before_it_claimed_it_starts_elsewhere
     worker = fleet.processes["worker1"]
     fleet.wait_for("worker1 ready", lambda: " ready." in fleet.log("worker1"), timeout=120)
     # given a worker whose pool process is frozen: it receives a run but cannot claim it
-    children = [int(pid) for pid in _children(worker.pid).split()]
-    assert children
-    for child in children:
+    pids = [int(pid) for pid in children(worker.pid).split()]
+    assert pids
+    for child in pids:
         os.kill(child, signal.SIGSTOP)
     assert fleet.post(f"/job/start?guid={job}").text == "OK"
     broker = redis.Redis.from_url(fleet.env["CELERY_BROKER_URL"])
@@ -153,7 +100,7 @@ def test_a_run_received_by_a_worker_killed_before_it_claimed_it_starts_elsewhere
     )
     resumed = time.monotonic() - killed_at
     status, _, error = fleet.wait_for(
-        "the run finishing", lambda: _finished(fleet, started[0][0]), timeout=180
+        "the run finishing", lambda: fleet.finished(started[0][0]), timeout=180
     )
     assert status == "succeeded", error
     assert table_digest(target) == table_digest(source)

@@ -12,7 +12,7 @@ import time
 import psycopg
 import pytest
 
-from tests.faults.conftest import LEASE_SECONDS, Fleet, conninfo, start_fleet, table_digest
+from tests.faults.conftest import LEASE_SECONDS, Fleet, conninfo, table_digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -45,28 +45,9 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_resuming(
 ) -> None:
     source, target = source_and_target
     _count_commits(target)
-    start_fleet(fleet, connections={"src": source, "dst": target})
-    job = fleet.create_direct_job("items", "src", "dst", "items")
     # given the job's writer applying in one worker
-    assert fleet.post(f"/job/start?guid={job}").text == "OK"
-    run = fleet.wait_for(
-        "the run started",
-        lambda: fleet.query("SELECT guid FROM jobs_execution WHERE job_guid = %s", job),
-    )[0][0]
-    worker = fleet.wait_for(
-        "the writer applying",
-        lambda: fleet.query(
-            "SELECT worker FROM jobs_execution WHERE guid = %s AND listener_type = 'writer' "
-            "AND status = 'running' AND record_count > 0",
-            run,
-        ),
-    )[0][0]
-    pid = int(worker.rsplit(":", 1)[1])
-    owner = next(
-        name for name, p in fleet.processes.items() if name.startswith("worker") and (
-            p.pid == pid or str(pid) in _children(p.pid)
-        )
-    )  # fmt: skip
+    _, run, worker, _ = fleet.start_applying(source, target)
+    owner = fleet.worker_process(worker)
     # when the whole worker is frozen past its lease…
     os.killpg(fleet.processes[owner].pid, signal.SIGSTOP)
     paused_at = time.monotonic()
@@ -75,34 +56,18 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_resuming(
         # of its own would be a second transaction, beside its successor's)
         with psycopg.connect(conninfo(source), autocommit=True) as db:
             db.execute("UPDATE items SET qty = qty + 1000 WHERE id % 100 = 0")
-        fleet.wait_for(
-            "the run taken over",
-            lambda: fleet.query(
-                "SELECT 1 FROM jobs_execution WHERE guid = %s AND listener_type = 'reader' "
-                "AND status = 'running' AND worker <> %s",
-                run,
-                worker,
-            ),
-            timeout=60,
-        )
+        fleet.taken_over(run, worker)
         taken_over = time.monotonic() - paused_at
-        # (the new owner goes as far as it can: it claims the target's fence before it applies,
-        # or waits for the frozen worker's locks on the stage and the writer's state row)
+        # (the new owner goes as far as it can: it reads into a stage of its own, claims the
+        # target's fence, then waits for the frozen worker's locks in the target: the rows of
+        # its open transaction and the writer's state row)
         time.sleep(LEASE_SECONDS)
     finally:
         # …and then resumes
         os.killpg(fleet.processes[owner].pid, signal.SIGCONT)
     resumed_at = time.monotonic()
     # then the new owner finishes the run, the target equals the source…
-    status, error = fleet.wait_for(
-        "the run finishing",
-        lambda: fleet.query(
-            "SELECT status, error_message FROM jobs_execution WHERE guid = %s "
-            "AND listener_type = 'reader' AND finished_at IS NOT NULL",
-            run,
-        ),
-        timeout=180,
-    )[0]
+    status, _, error = fleet.wait_for("the run finishing", lambda: fleet.finished(run), timeout=180)
     finished = time.monotonic() - resumed_at
     assert status == "succeeded", error
     assert table_digest(target) == table_digest(source)
@@ -115,11 +80,3 @@ def test_a_worker_paused_past_its_lease_writes_nothing_after_resuming(
         f"(lease {LEASE_SECONDS:g} s); after SIGCONT the run finished in {finished:.1f} s, "
         "the resumed worker wrote nothing"
     )
-
-
-def _children(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return handle.read()
-    except OSError:
-        return ""
