@@ -36,10 +36,6 @@ class Stop(KeyboardInterrupt):
     """
 
 
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise Stop(signal.Signals(signum).name)
-
-
 class Command(BaseCommand):
     help = "Run the gateway: web server, embedded worker and scheduler in one process."
 
@@ -60,8 +56,8 @@ class Command(BaseCommand):
             except (DataDirectoryBusy, CannotListen) as exc:
                 self.stderr.write(str(exc))
                 sys.exit(1)
-        signal.signal(signal.SIGTERM, _raise_stop)
-        signal.signal(signal.SIGINT, _raise_stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
         try:
             self._serve(claimed, options)
         except Stop:
@@ -123,9 +119,6 @@ class Command(BaseCommand):
                 server.run()
             self.stdout.write("Stopping… (Ctrl-C again stops at once)")
         finally:
-            # The worker may take a while to finish its tasks; a second signal leaves now.
-            signal.signal(signal.SIGTERM, self._stop_at_once)
-            signal.signal(signal.SIGINT, self._stop_at_once)
             stop.set()
             server.close()
             if worker is not None:
@@ -133,6 +126,18 @@ class Command(BaseCommand):
             if scheduler_thread is not None:
                 scheduler_thread.join(10)
             self.stdout.write("Stopped.")
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        """The first stop signal: leave the server loop, stopping the worker's tasks in turn.
+
+        The worker may take a while to finish its tasks; a second signal leaves now. Its
+        handler is set here, in the first signal's own handler: set where the Stop lands (the
+        `finally` after the server loop) it came too late when the main thread was slow to
+        get there (a loaded machine), and a second Ctrl-C 0.5 s after the first raised Stop
+        again instead of stopping at once."""
+        signal.signal(signal.SIGTERM, self._stop_at_once)
+        signal.signal(signal.SIGINT, self._stop_at_once)
+        raise Stop(signal.Signals(signum).name)
 
     def _stop_at_once(self, signum: int, frame: FrameType | None) -> None:
         # The data directory's lock goes with the process; the next start closes what was
