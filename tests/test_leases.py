@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ from jobs.models import (
 from jobs.schedule.scheduler import Scheduler
 from jobs.sync import run as run_module
 from jobs.sync.changelog import UPSERT, Frame, Header
+from jobs.sync.consume import Consumer, SeenStore, seen_path
+from jobs.sync.plan import reader_spec
 from jobs.sync.stage import StageStore
-from jobs.systems.base import ApplyHooks, LeaseLost
+from jobs.systems.base import ApplyHooks, Delivery, LeaseLost
 from jobs.systems.batch import Column
 from jobs.systems.db.url import create_db_engine
 from jobs.systems.db.writer import (
@@ -469,3 +472,20 @@ def test_a_superseded_claim_adds_no_line_to_the_log(sqlite_url: str):
     runner.finish(theirs, ExecutionStatus.SUCCEEDED)
     runner.ExecutionContext(theirs).log("a trigger's note")
     assert notes(stale)[-2:] == ["the owner's line", "a trigger's note"]
+
+
+@pytest.mark.django_db
+def test_a_superseded_consumer_publishes_no_change_log(sqlite_url: str):
+    job = direct_job(sqlite_url, sqlite_url, sql="SELECT 1", target="t")
+    stale = _taken_over_while_paused(job)
+    source = SimpleNamespace(columns=[Column("id", "integer")], batch_count=10, flush_seconds=1)
+    consumer = Consumer(
+        runner.ExecutionContext(stale), job, reader_spec(job), source, lambda batch: batch
+    )
+    seen = SeenStore(seen_path(job))
+    # when the resumed consumer logs the batch it had received
+    with pytest.raises(LeaseLost):
+        consumer._take([Delivery("m1", [(1,)]), Delivery("m2", [(2,)])], seen)
+    seen.close()
+    # then no change log of it is there, not even its sealed .part
+    assert not list(Path(settings.DATA_DIR).rglob(f"{job.job_key}_*.eds*"))

@@ -404,7 +404,12 @@ class Consumer:
         try:
             writer.write_upserts(batch.rows)
             seen.add(execution_id, [d.message_id for d in fresh], state="pending")
-            writer.commit()
+            writer.seal()
+            # Published only while this claim still runs the consumer (a conditional update:
+            # LeaseLost otherwise), as a reader's log is (jobs/sync/run.py `_finish_reader`):
+            # a consumer resumed after a pause past its lease logs nothing its successor has.
+            self.ctx.progress(package_file=str(path))
+            writer.publish()
         except BaseException:
             writer.abort()
             raise
