@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
