@@ -168,8 +168,6 @@ class DatabaseWriter:
         # Both sides SQLite are local Python work under one GIL: overlapping them buys nothing
         # measurable (and one file cannot be read and written at once).
         source = getattr(reader, "engine", None)
-        import os
-        if os.environ.get("NOSTREAM"): return False
         return not (
             self.engine.dialect.name == "sqlite"
             and source is not None
