@@ -6,7 +6,8 @@ allocations) that was about 2,100 young and 190 middle collections per 1,000,000
 walking the young rows and the half-built list holding them: 0.65-0.7 s of CPU, 13 % of a
 drive → SQLite first load (bench/drive.py, docs/decisions.md "Drive benchmark target"). Rows
 are plain values, not cycles, so collecting rarely while rows move loses nothing; the
-threshold goes back once no run in the process needs it.
+threshold goes back once no run in the process needs it (a message consumer's run lasts until
+it is stopped, so a process running one keeps the raised threshold meanwhile).
 """
 
 from __future__ import annotations

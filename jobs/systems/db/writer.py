@@ -143,8 +143,9 @@ def _each(fn: Callable[[Any], Any]) -> ColumnConverter:
 # SQLite binds dates, times, timestamps and decimals as ISO 8601 / decimal text through these
 # adapters, called from C as each value is bound. Converting them before executemany cost a
 # transpose and rebuild of every batch (500,000 rows of 10 columns, one a date: 1.65 s of CPU
-# for executemany and the conversion, 1.47 s with the adapters). The text is the one sqlite3's own defaults for date and datetime give
-# (deprecated since Python 3.12) and the one Django's SQLite backend registers for date,
+# for executemany and the conversion, 1.47 s with the adapters). The text is the one sqlite3's
+# own defaults for date and datetime give (deprecated since Python 3.12) and the one Django's
+# SQLite backend registers for date,
 # datetime and Decimal in the same process; time had none. Registering is process-wide and
 # changes nothing for code that already sent text.
 sqlite3.register_adapter(dt.date, dt.date.isoformat)
