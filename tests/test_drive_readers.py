@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
+import gzip
 import json
+import lzma
 import os
 from pathlib import Path
 
 import pytest
+import zstandard
 from django.conf import LazySettings
 from rest_framework.test import APIClient
 
@@ -448,3 +452,78 @@ def test_legacy_excel_files_are_refused_when_the_job_is_saved(datazen: APIClient
         # then
         assert response.status_code == 400
         assert "save the files as .xlsx" in response.content.decode()
+
+
+def _compress(path: Path, codec: str) -> Path:
+    """`path` compressed next to it as `<name>.<codec>`; the plain file removed."""
+    data = path.read_bytes()
+    packed = path.with_name(f"{path.name}.{codec}")
+    if codec == "gz":
+        packed.write_bytes(gzip.compress(data))
+    elif codec == "bz2":
+        packed.write_bytes(bz2.compress(data))
+    elif codec == "xz":
+        packed.write_bytes(lzma.compress(data))
+    else:  # zst, zstd: two frames back to back, as a concatenation of compressed parts is
+        half = len(data) // 2
+        compressor = zstandard.ZstdCompressor()
+        packed.write_bytes(compressor.compress(data[:half]) + compressor.compress(data[half:]))
+    path.unlink()
+    return packed
+
+
+@pytest.mark.parametrize(
+    ("fmt", "codec", "extra"),
+    [
+        ("csv", "gz", {}),
+        ("csv", "zst", {}),
+        ("jsonl", "bz2", {}),
+        ("json", "xz", {}),
+        ("xml", "zstd", {"TxDocumentRootPath": "//films/film"}),
+    ],
+)
+def test_compressed_files_are_read_by_their_extension(
+    root: Path, target_url: str, fmt: str, codec: str, extra: dict[str, str]
+) -> None:
+    # given the films as a compressed file (`films.csv.gz`, …), the format named by the pattern
+    folder = root / "packed"
+    packed = _compress(write_format(folder, fmt, FILMS), codec)
+    job = drive_job(folder, target_url, DriveFilePattern=f"*.{fmt}.{codec}", **extra)
+    # when
+    execution = run(job)
+    # then it is decompressed while read, value for value
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    assert films_in(target_url) == FILMS
+    assert f"Read {packed.name} ({packed.stat().st_size} bytes, 5 rows)." in messages(execution)
+
+
+def test_a_damaged_compressed_file_fails_by_name_and_a_bad_csv_line_is_located_inside(
+    root: Path, target_url: str
+) -> None:
+    # given a truncated gzip file
+    folder = root / "damaged"
+    packed = _compress(write_format(folder, "csv", FILMS), "gz")
+    packed.write_bytes(packed.read_bytes()[:-12])
+    # when / then the run fails naming the file and its codec, and applies nothing
+    execution = run(drive_job(folder, target_url, DriveFilePattern="*.csv.gz"))
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error_message.startswith("films.csv.gz: not a readable gzip file")
+    # and a value that does not fit its column, inside a sound compressed file, is located
+    packed.unlink()
+    write_csv(folder / "a.csv", FILMS[:2])
+    (folder / "b.csv").write_text("id,title,year,rate\n3,c,2007,1\n4,d,20x7,1\n")
+    _compress(folder / "a.csv", "xz")
+    _compress(folder / "b.csv", "xz")
+    execution = run(drive_job(folder, target_url, DriveFilePattern="*.csv.xz"))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "b.csv.xz: line 3, column 3 (year): '20x7' is not a valid int64." in (
+        execution.error_message
+    )
+
+
+def test_compressed_parquet_is_refused_by_name(root: Path, target_url: str) -> None:
+    folder = root / "pq"
+    _compress(write_format(folder, "parquet", FILMS), "gz")
+    execution = run(drive_job(folder, target_url, DriveFilePattern="*.parquet.gz"))
+    assert execution.status == ExecutionStatus.FAILED
+    assert "films.parquet.gz: Parquet files are compressed inside" in execution.error_message

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
 import json
+import lzma
 from pathlib import Path
+from typing import IO
 
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 from django.conf import LazySettings
 
 from jobs.models import ExecutionStatus, Job
@@ -157,3 +163,62 @@ def test_drive_to_database_and_back_compares_row_by_row(
     # then the copy equals the source, row by row
     assert back.status == ExecutionStatus.SUCCEEDED, back.error_message
     assert rows(copy_url, "films") == rows(sqlite_url, "films")
+
+
+def _open_text(path: Path) -> IO[str]:
+    """A written compressed file as text, decompressed by its extension."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(raw)
+    elif path.suffix == ".bz2":
+        data = bz2.decompress(raw)
+    elif path.suffix == ".xz":
+        data = lzma.decompress(raw)
+    else:
+        data = zstandard.ZstdDecompressor().stream_reader(raw).read()
+    return io.StringIO(data.decode(), newline="")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["out/films.csv.gz", "out/films.jsonl.bz2", "out/films.csv.xz", "out/films.jsonl.zst"],
+)
+def test_a_compressed_target_writes_files_compressed_by_their_extension(
+    root: Path, sqlite_url: str, target: str
+) -> None:
+    # given a drive target named with a compression extension after the format's
+    seed(sqlite_url)
+    key = drive_connection({"service": "local", "path": "exports"})
+    job = direct_job(sqlite_url, key, sql="SELECT id, title FROM films", target=target)
+    # when
+    execution = run(job)
+    # then the file carries both extensions and decompresses to every row
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
+    folder = root / "exports" / "out"
+    extensions = target.split(".", 1)[1]
+    assert files(folder) == [f"films_{execution.execution_id}.{extensions}"]
+    with _open_text(folder / files(folder)[0]) as handle:
+        text = handle.read()
+    if ".csv" in target:
+        written = [(int(r["id"]), r["title"]) for r in csv.DictReader(io.StringIO(text))]
+    else:
+        written = [(r["id"], r["title"]) for r in map(json.loads, text.splitlines())]
+    assert written == [(film[0], film[1]) for film in FILMS]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("out/films.parquet.gz", "Parquet files compress their columns themselves"),
+        ("out/films.gz", "name the format before the compression"),
+    ],
+)
+def test_a_compressed_target_the_writer_cannot_honour_is_refused_by_name(
+    root: Path, sqlite_url: str, target: str, message: str
+) -> None:
+    seed(sqlite_url)
+    key = drive_connection({"service": "local", "path": "exports"})
+    job = direct_job(sqlite_url, key, sql="SELECT * FROM films", target=target)
+    execution = run(job)
+    assert execution.status == ExecutionStatus.FAILED
+    assert message in writer_execution(execution).error_message

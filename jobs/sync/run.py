@@ -26,6 +26,7 @@ from jobs.sync.changelog import (
     pending_logs,
     publish_sealed,
 )
+from jobs.sync.collect import fewer_collections
 from jobs.sync.detect import DetectionResult, detect, source_hash, strategy_for, throttled
 from jobs.sync.plan import (
     applied_position,
@@ -49,6 +50,11 @@ READ_BATCH_ROWS = 10_000
 # -- reader ------------------------------------------------------------------------------------
 def run_reader(ctx: ExecutionContext) -> None:
     """One reader run: detect changes, write the change log, then (direct job) apply it."""
+    with fewer_collections():
+        _run_reader(ctx)
+
+
+def _run_reader(ctx: ExecutionContext) -> None:
     execution = ctx.execution
     job = _job_of(execution)
     rspec = reader_spec(job)
@@ -305,6 +311,11 @@ def _job_of(execution: Execution) -> Job:
 # -- writer ------------------------------------------------------------------------------------
 def run_writer(ctx: ExecutionContext) -> None:
     """Apply every pending change log of the writer's reader, in ExecutionId order."""
+    with fewer_collections():
+        _run_writer(ctx)
+
+
+def _run_writer(ctx: ExecutionContext) -> None:
     execution = ctx.execution
     job = _job_of(execution)
     wspec, writer = open_writer(job)

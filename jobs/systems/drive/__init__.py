@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings as django_settings
 
@@ -26,7 +27,7 @@ from jobs.systems.base import (
     UnsupportedSystem,
 )
 from jobs.systems.batch import Batch, Column
-from jobs.systems.drive import formats
+from jobs.systems.drive import compression, formats
 from jobs.systems.drive.location import DriveError, FileEntry, Location, open_location
 from jobs.systems.drive.memory import FileMemory
 from jobs.systems.drive.settings import SourceSettings, TargetFiles, parse_schema
@@ -177,13 +178,22 @@ class DriveReader:
         settings = self.settings
         name = entry.path
         fmt = settings.file_format
+        codec = compression.codec_of(name)
+        if codec and fmt in ("parquet", "excel"):
+            raise DriveError(
+                f"{name}: {'Parquet files' if fmt == 'parquet' else 'Excel workbooks'} are "
+                "compressed inside and read by seeking, so they are not read compressed "
+                f"(.{compression.extension_of(name)}); store them as they are."
+            )
+
+        def reopen() -> IO[bytes]:
+            return compression.reading(self.location.open(entry.path), codec)
+
         try:
-            with self.location.open(entry.path) as handle:
+            with reopen() as handle:
                 if fmt == "csv":
                     schema = self.schema or self._file_columns()
-                    yield from formats.read_csv(
-                        handle, name, settings, schema, lambda: self.location.open(entry.path)
-                    )
+                    yield from formats.read_csv(handle, name, settings, schema, reopen)
                 elif fmt == "parquet":
                     yield from formats.read_parquet(handle, name, settings, batch_size)
                 elif fmt == "xml":
@@ -198,6 +208,12 @@ class DriveReader:
                     )
         except FileNotFoundError:
             raise DriveError(f"{name} disappeared while the run read the folder.") from None
+        except compression.ERRORS as exc:
+            if not codec:
+                raise
+            raise formats.DriveFileError(
+                f"{name}: not a readable {codec} file ({exc or type(exc).__name__})."
+            ) from None
 
     def _file_columns(self) -> list[Column] | None:
         """Columns the next file is read with: the ones the first file settled, if any."""

@@ -229,6 +229,48 @@ class S3Bucket(Location):
         return _S3AtomicFile(self.fs.open(self.full(relative), "wb"))
 
 
+class FtpFolder(Location):
+    """A folder on an FTP server; every path is relative to it (`..` refused, as for local
+    folders). The server's own links cannot be seen from here: what it serves under the
+    folder is what a job reads."""
+
+    def __init__(self, fs: Any, folder: str, description: str) -> None:
+        self.fs = fs
+        self.folder = "/" + "/".join(relative_parts(folder, "FTP folder"))
+        self.description = description
+
+    def full(self, relative: str) -> str:
+        parts = relative_parts(relative, "File path")
+        return posixpath.join(self.folder, *parts)
+
+    def child(self, relative: str) -> FtpFolder:
+        parts = relative_parts(relative, "Folder")
+        return FtpFolder(self.fs, posixpath.join(self.folder, *parts), self.description)
+
+    def list_files(self, *, subfolders: bool, patterns: list[str]) -> list[FileEntry]:
+        if not self.fs.isdir(self.folder):
+            raise DriveError(f"Folder {self.folder} does not exist on the FTP server.")
+        listing = self.fs.find(self.folder, maxdepth=None if subfolders else 1, detail=True)
+        found = []
+        for path, info in listing.items():
+            if info.get("type") == "directory":
+                continue
+            relative = str(PurePosixPath(path).relative_to(self.folder))
+            if any(part.startswith(".") for part in relative.split("/")):
+                continue  # hidden files and folders (a writer's files in progress, its state)
+            if not _matches(relative, patterns):
+                continue
+            # MLSD's modification time with the size: what tells a changed file (no ETag).
+            version = f"{info.get('modify', '')}:{info.get('size', '')}"
+            found.append(FileEntry(relative, int(info.get("size") or 0), version))
+        return sorted(found, key=lambda entry: entry.path)
+
+    def open_atomic(self, relative: str) -> AtomicFile:
+        final = self.full(relative)
+        self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+        return _FtpAtomicFile(self.fs, final)
+
+
 class AtomicFile:
     handle: IO[bytes]
 
@@ -307,6 +349,31 @@ class _S3AtomicFile(AtomicFile):
         self._upload.closed = True  # so that garbage collection does not upload it
 
 
+class _FtpAtomicFile(AtomicFile):
+    """Uploaded under a hidden temporary name in the same folder, then renamed into place
+    (RNFR/RNTO): a reader listing the folder never sees half a file."""
+
+    def __init__(self, fs: Any, final: str) -> None:
+        self.fs = fs
+        self.final = final
+        folder, name = posixpath.split(final)
+        self.partial = posixpath.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
+        self.handle = fs.open(self.partial, "wb")
+
+    def commit(self) -> None:
+        self.handle.close()
+        if self.fs.exists(self.final):
+            self.fs.rm(self.final)  # not every server renames over an existing file
+        self.fs.mv(self.partial, self.final)
+
+    def abort(self) -> None:
+        try:
+            self.handle.close()
+        finally:
+            if self.fs.exists(self.partial):
+                self.fs.rm(self.partial)
+
+
 # -- connections ---------------------------------------------------------------------------------
 def parse_connection(value: str) -> dict[str, Any]:
     """A Drive connection string: the vendor's JSON object, or a bare local folder."""
@@ -347,9 +414,42 @@ def open_location(value: str) -> Location:
         bucket, _, prefix = bucket.partition("/")
         prefix = "/".join(p for p in (prefix, str(config.get("path") or "")) if p)
         return S3Bucket(_s3_filesystem(config), bucket, prefix, f"bucket {bucket}")
+    if service == "ftp":
+        host = str(config.get("host") or "").strip()
+        if not host:
+            raise DriveError('An FTP drive connection needs "host".')
+        try:
+            port = int(config.get("port") or 21)
+        except (TypeError, ValueError):
+            raise DriveError(f"FTP port '{config.get('port')}' is not a number.") from None
+        remote = str(config.get("path") or "/")
+        return FtpFolder(
+            _ftp_filesystem(host, port, config), remote, f"FTP folder {remote} on {host}:{port}"
+        )
     raise DriveError(
-        f"Drive service '{config.get('service')}' is not supported (use 'local' or 'awss3')."
+        f"Drive service '{config.get('service')}' is not supported (use 'local', 'awss3' or 'ftp')."
     )
+
+
+def _ftp_filesystem(host: str, port: int, config: dict[str, Any]) -> Any:
+    from fsspec.implementations.ftp import FTPFileSystem  # only FTP connections need ftplib
+
+    try:
+        return FTPFileSystem(
+            host=host,
+            port=port,
+            username=str(config.get("username") or "") or None,
+            password=str(config.get("password") or "") or None,
+            timeout=30,
+            skip_instance_cache=True,  # a run sees the folder as it is now, not a cache of it
+        )
+    except OSError as exc:  # ftplib's error_perm (a refused login) is not an OSError
+        raise DriveError(f"FTP server {host}:{port} cannot be reached ({exc}).") from None
+    except Exception as exc:
+        if type(exc).__module__ == "ftplib":
+            # The server's reply (`530 Login incorrect.`), never the password.
+            raise DriveError(f"FTP server {host}:{port} refused the login ({exc}).") from None
+        raise
 
 
 def _s3_filesystem(config: dict[str, Any]) -> Any:

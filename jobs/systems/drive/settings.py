@@ -14,6 +14,7 @@ from typing import Any
 
 from jobs.sync.spec import SpecError, columns, flag, text
 from jobs.systems.batch import LOGICAL_TYPES, Column
+from jobs.systems.drive import compression
 
 FORMATS = {
     "csv": "csv",
@@ -108,7 +109,7 @@ def _char(value: Any, where: str, default: str) -> str:
 
 def _format_from(patterns: list[str]) -> str:
     for pattern in patterns:
-        extension = posixpath.splitext(pattern)[1].lstrip(".").lower()
+        extension = posixpath.splitext(compression.without(pattern))[1].lstrip(".").lower()
         if extension in LEGACY_EXCEL:
             raise SpecError(
                 f"DriveFilePattern '{pattern}': only Excel workbooks in the .xlsx/.xlsm format "
@@ -162,12 +163,14 @@ class TargetFiles:
     folder: str
     stem: str
     file_format: str  # csv, jsonl, parquet
+    compression: str = ""  # the extension of the codec the files are written with: gz, …
 
     @classmethod
     def parse(cls, target_object: str, job_key: str) -> TargetFiles:
         raw = (target_object or "").replace("\\", "/").strip()
         folder, name = posixpath.split(raw) if not raw.endswith("/") else (raw, "")
-        stem, extension = posixpath.splitext(name)
+        packed = compression.extension_of(name)
+        stem, extension = posixpath.splitext(compression.without(name))
         extension = extension.lstrip(".").lower()
         fmt = {"csv": "csv", "jsonl": "jsonl", "json": "jsonl", "parquet": "parquet"}.get(extension)
         if extension and fmt is None:
@@ -175,9 +178,19 @@ class TargetFiles:
                 f"TargetObject '{target_object}': a drive target writes .csv, .jsonl or "
                 ".parquet files."
             )
+        if packed and fmt == "parquet":
+            raise SpecError(
+                f"TargetObject '{target_object}': Parquet files compress their columns "
+                "themselves; name the files .parquet."
+            )
+        if packed and not extension:
+            raise SpecError(
+                f"TargetObject '{target_object}': name the format before the compression "
+                f"(films.csv.{packed}, films.jsonl.{packed})."
+            )
         if not extension and stem:  # a folder named without its trailing slash
             folder, stem = posixpath.join(folder, stem), ""
-        return cls(folder.strip("/"), stem or _safe(job_key), fmt or "csv")
+        return cls(folder.strip("/"), stem or _safe(job_key), fmt or "csv", packed)
 
 
 def _safe(name: str) -> str:

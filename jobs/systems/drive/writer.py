@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from jobs.sync.changelog import Frame, Header
 from jobs.systems.base import ApplyHooks, ApplyResult, LeaseLost
 from jobs.systems.batch import Batch, Column
+from jobs.systems.drive import compression
 from jobs.systems.drive.formats import arrow_type
 from jobs.systems.drive.location import AtomicFile, DriveError, Location
 from jobs.systems.drive.settings import TargetFiles
@@ -73,18 +74,20 @@ class _FileOut:
         self.columns = columns
         self.schema = arrow_schema(columns)
         self.target: AtomicFile | None = None
+        self._out: IO[bytes] | None = None  # the target's handle, or a compressor over it
         self._writer: Any = None
         self.rows = 0
         self.committed = False
 
     def _open(self) -> IO[bytes]:
-        if self.target is None:
+        if self._out is None:
             self.target = self.location.open_atomic(self.name)
+            self._out = compression.writing(self.target.handle, compression.codec_of(self.name))
             if self.fmt == "csv":
-                self._writer = pacsv.CSVWriter(self.target.handle, self.schema)
+                self._writer = pacsv.CSVWriter(self._out, self.schema)
             elif self.fmt == "parquet":
-                self._writer = pq.ParquetWriter(self.target.handle, self.schema)
-        return self.target.handle
+                self._writer = pq.ParquetWriter(self._out, self.schema)
+        return self._out
 
     def write(self, batch: Batch) -> None:
         if not batch.rows:
@@ -107,6 +110,8 @@ class _FileOut:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._out is not None and self._out is not self.target.handle:
+            self._out.close()  # ends the compressed stream; the file itself stays open
         self.target.commit_unless(superseded)
         self.committed = True
 
@@ -161,6 +166,8 @@ class DriveWriter:
 
     def file_names(self, execution_id: str) -> tuple[str, str]:
         extension = EXTENSIONS[self.target.file_format]
+        if self.target.compression:
+            extension += f".{self.target.compression}"
         base = f"{self.target.stem}_{execution_id}"
         return f"{base}.{extension}", f"{base}.deletes.{extension}"
 
