@@ -25,6 +25,7 @@ from typing import Any
 import xxhash
 
 from jobs.sync.changelog import dumps, loads
+from jobs.systems.pgcopy import CopyRows
 
 _dumps = pickle.dumps
 _crc32 = zlib.crc32
@@ -105,7 +106,9 @@ def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
     """Store identities of the rows' keys; plain ints and texts as they are (the common case)."""
     if len(positions) == 1:
         p = positions[0]
-        keys = [row[p] for row in rows]
+        # Rows still as COPY text (a PostgreSQL first load): an int key column parsed in C.
+        ints = rows.ints(p) if isinstance(rows, CopyRows) else None
+        keys = ints if ints is not None else [row[p] for row in rows]
         kinds = set(map(type, keys))
         if kinds == {int} and (not keys or (min(keys) in _INT64 and max(keys) in _INT64)):
             return keys
