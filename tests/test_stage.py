@@ -55,9 +55,17 @@ def test_changes_and_deletes_match_a_model_in_and_out_of_key_order(
         for step in range(14):
             # given: a run in key order, out of order, or in order that breaks halfway
             order = sorted(rows)
-            kind = rng.choice(["ordered", "ordered", "shuffled", "breaks", "descending"])
+            kind = rng.choice(
+                ["ordered", "ordered", "shuffled", "breaks", "descending", "misplaced"]
+            )
             if kind == "shuffled":
                 rng.shuffle(order)
+            elif kind == "misplaced":  # a heap read: in order up to a few misplaced pages
+                window = rng.choice([5, 60, 400])
+                for start in range(0, len(order), window):
+                    part = order[start : start + window]
+                    rng.shuffle(part)
+                    order[start : start + window] = part
             elif kind == "descending":
                 order.reverse()
             elif kind == "breaks":
@@ -123,6 +131,21 @@ def test_an_ordered_run_keeps_a_few_segment_rows_instead_of_a_row_per_key(
     try:
         _run(store, rows, sorted(rows), 1_000)
         store.commit()
+        counts = [
+            store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("segment", "state")
+        ]
+        assert counts == [10, 0]
+        # keys out of order inside each batch only (a heap read) keep the segments
+        shuffled = sorted(rows)
+        for start in range(0, len(shuffled), 1_000):
+            part = shuffled[start : start + 1_000]
+            random.Random(start).shuffle(part)
+            shuffled[start : start + 1_000] = part
+        rows[5] = 0
+        changed, deleted = _run(store, rows, shuffled, 1_000)
+        store.commit()
+        assert (changed, deleted) == ({5}, set())
         counts = [
             store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             for table in ("segment", "state")

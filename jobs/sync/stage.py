@@ -413,8 +413,16 @@ class StageStore:
         if not keys:
             return []
         in_order = self._in_order
-        if in_order and self._note_order(keys):
+        order = self._note_order(keys) if in_order else None
+        if order is not None:
+            if order:  # sorted within the batch: the segment keeps its keys in order
+                if callable(hashes):
+                    hashes = hashes()
+                keys = [keys[i] for i in order]
+                hashes = [hashes[i] for i in order]
             changed = self._changed_in_order(keys, hashes, None if self.resend else digest)
+            if order:
+                changed = sorted(order[i] for i in changed)
         else:
             if in_order:  # until this batch
                 self._to_rows()
@@ -424,20 +432,34 @@ class StageStore:
         # Another scheme's hashes never equal this one's except by chance: all rows go.
         return list(range(len(keys))) if self.resend else changed
 
-    def _note_order(self, keys: Sequence[Any]) -> bool:
-        """Whether the run so far, this batch included, came in strictly increasing int keys
-        (within SQLite's 64-bit range). Only then was no key of this batch in an earlier one.
+    def _note_order(self, keys: Sequence[Any]) -> list[int] | None:
+        """Whether the run so far, this batch included, came in int keys (within SQLite's
+        64-bit range) in batches of increasing, disjoint key ranges: only then was no key of
+        this batch in an earlier one. None when not; else the positions that sort the batch
+        (empty when it is sorted already). A heap read in PostgreSQL comes in key order up to
+        a few misplaced pages (seen at 1,000,000 rows): sorting inside the batch keeps such a
+        run in segments.
         """
+        order: list[int] = []
+        ordered = keys
+        if not _ascending(keys):
+            if not keys or set(map(type, keys)) != {int}:
+                self._in_order = False
+                return None
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            ordered = [keys[i] for i in order]
+            if not _ascending(ordered):  # a key repeated in the batch
+                self._in_order = False
+                return None
         if (
-            not _ascending(keys)
-            or (self._last_key is not None and keys[0] <= self._last_key)
-            or keys[0] not in _INT64
-            or keys[-1] not in _INT64
+            (self._last_key is not None and ordered[0] <= self._last_key)
+            or ordered[0] not in _INT64
+            or ordered[-1] not in _INT64
         ):
             self._in_order = False
-            return False
-        self._last_key = keys[-1]
-        return True
+            return None
+        self._last_key = ordered[-1]
+        return order
 
     def _changed_in_order(
         self,
@@ -491,12 +513,18 @@ class StageStore:
         if isinstance(self._last, _Segments):
             for keys, hashes in self._last.pairs():
                 self._db.executemany(upsert, zip(keys, hashes, strict=True))
+        seen_before = len(self._seen_ints)
         for keys_blob, hashes_blob in self._db.execute("SELECT keys, hashes FROM segment_next"):
             self._db.executemany(upsert, zip(_ints(keys_blob), _ints(hashes_blob), strict=True))
             self._seen_ints.frombytes(keys_blob)  # the keys this run has seen so far
         self._db.execute("DELETE FROM segment_next")
         gone = self._gone.tolist()
         self._candidates = set(gone) if len(gone) <= MAX_CANDIDATES else None
+        if len(self._seen_ints) > seen_before:
+            # A range scan of a later batch may span keys this run saw while in order (a batch
+            # overlapping the one before it) and would take them for deletes: only the exact
+            # anti-join of `deleted` tells.
+            self._candidates = None
         self._gone = array("q")
         self._last = None
 

@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 import pyarrow as pa
@@ -316,21 +317,24 @@ def read_copy_batches(
         raw = connection.connection.dbapi_connection
         assert raw is not None
         try:
-            with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
-                chunks: list[Any] = []
-                carry = b""
-                sent = False
-                for chunk in copy:  # libpq hands over one row per chunk
-                    chunks.append(chunk)
-                    if len(chunks) >= batch_size:
+            with raw.cursor() as cursor:
+                # A COPY of a query may run in parallel, and a Gather interleaves its workers'
+                # rows; a cursor never does. Key order is what the stage store keeps compact
+                # (segments), so the COPY reads in the order a cursor would.
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+                    # libpq hands over one row per read; islice gathers a batch of them in C.
+                    rows = iter(copy.read, b"")
+                    carry = b""
+                    sent = False
+                    while chunks := list(islice(rows, batch_size)):
                         data = carry + b"".join(chunks)
                         end = data.rfind(b"\n") + 1
-                        carry, chunks = data[end:], []
+                        carry = data[end:]
                         sent = True
                         yield _copy_batch(columns, data[:end])
-                data = carry + b"".join(chunks)
-                if data or not sent:
-                    yield _copy_batch(columns, data)
+                    if carry or not sent:
+                        yield _copy_batch(columns, carry)
         finally:
             connection.rollback()
 
