@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
@@ -88,11 +89,14 @@ def decode(data: bytes | memoryview | pa.Buffer, types: Sequence[str]) -> list[t
     return list(zip(*decoded, strict=True))
 
 
-def lines_of(data: bytes | memoryview | pa.Buffer) -> pa.Array:
+def lines_of(data: bytes | pa.Buffer) -> pa.Array:
     """Text COPY data (complete lines) as one binary value per line, split in C."""
     if not len(data):
         return pa.array([], pa.binary())
-    whole = pa.array([memoryview(data)[:-1]], pa.large_binary())
+    # One large_binary value over the data's own buffer, without a copy (pa.array over a
+    # memoryview kept each batch's bytes alive: 150 MB more resident per million rows).
+    ends = pa.py_buffer(struct.pack("<qq", 0, len(data) - 1))
+    whole = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, ends, pa.py_buffer(data)])
     return pc.list_flatten(pc.split_pattern(whole, b"\n")).cast(pa.binary())
 
 
