@@ -108,7 +108,7 @@ def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
         p = positions[0]
         # Rows still as COPY text (a PostgreSQL first load): an int key column parsed in C.
         ints = rows.ints(p) if isinstance(rows, CopyRows) else None
-        keys = ints if ints is not None else [row[p] for row in rows]
+        keys: list[Any] = ints if ints is not None else [row[p] for row in rows]
         kinds = set(map(type, keys))
         if kinds == {int} and (not keys or (min(keys) in _INT64 and max(keys) in _INT64)):
             return keys

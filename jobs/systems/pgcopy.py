@@ -132,7 +132,7 @@ class CopyRows(Sequence[tuple]):
         self, data: bytes | pa.Buffer, count: int, columns: Sequence[Column], lines: Any = None
     ) -> None:
         self.data = data
-        self.count = count
+        self.length = count
         self.types = [column.type for column in columns]
         self._lines = lines
         self._rows: list[tuple] | None = None
@@ -141,8 +141,8 @@ class CopyRows(Sequence[tuple]):
     def rows(self) -> list[tuple]:
         if self._rows is None:
             self._rows = decode(self.data, self.types)
-            if len(self._rows) != self.count:
-                raise ValueError(f"COPY data holds {len(self._rows)} rows, not {self.count}.")
+            if len(self._rows) != self.length:
+                raise ValueError(f"COPY data holds {len(self._rows)} rows, not {self.length}.")
         return self._rows
 
     def ints(self, position: int) -> list[int] | None:
@@ -154,7 +154,7 @@ class CopyRows(Sequence[tuple]):
         return int_field(self._lines, position)
 
     def __len__(self) -> int:
-        return self.count
+        return self.length
 
     @overload
     def __getitem__(self, index: int) -> tuple: ...
@@ -165,10 +165,3 @@ class CopyRows(Sequence[tuple]):
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.rows)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, CopyRows):
-            return self.rows == other.rows
-        return isinstance(other, list) and self.rows == other
-
-    __hash__ = None  # type: ignore[assignment]

@@ -281,7 +281,7 @@ def copy_columns(engine: Engine, sql: str) -> list[Column] | None:
     if engine.dialect.name != "postgresql":
         return None
     with engine.connect() as connection:
-        raw = connection.connection.dbapi_connection
+        raw: Any = connection.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
@@ -315,7 +315,7 @@ def read_copy_batches(
     `copy_rows_sql`) read by `COPY … TO STDOUT`, as batches of `pgcopy.CopyRows` with the
     digests as `Batch.hashes`: no Python object per value is made on the way."""
     with engine.connect() as connection:
-        raw = connection.connection.dbapi_connection
+        raw: Any = connection.connection.dbapi_connection
         assert raw is not None
         try:
             with raw.cursor() as cursor:
