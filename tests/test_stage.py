@@ -163,6 +163,35 @@ def test_an_ordered_run_keeps_a_few_segment_rows_instead_of_a_row_per_key(
         store.close()
 
 
+def test_a_first_load_reaching_back_into_the_batch_before_keeps_segments(
+    tmp_path: Path,
+) -> None:
+    # given: a heap read where a page of keys lands one batch late (batches of 1,000)
+    store = StageStore(tmp_path / "stage.sqlite3")
+    rows = {k: k * 7 for k in range(10_000)}
+    order = sorted(rows)
+    order.remove(1_990)
+    order.insert(2_500, 1_990)
+    try:
+        # when
+        changed, deleted = _run(store, rows, order, 1_000, full=True)
+        store.commit()
+        # then: every row sent, the two batches kept as one segment, none as a row per key
+        assert changed == set(rows) and deleted == set()
+        counts = [
+            store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("segment", "state")
+        ]
+        assert counts == [9, 0]
+        # and the next run, in key order, compares with it
+        rows[1_990] = 1
+        del rows[1_991]
+        changed, deleted = _run(store, rows, sorted(rows), 1_000)
+        assert (changed, deleted) == ({1_990}, {1_991})
+    finally:
+        store.close()
+
+
 def test_a_store_of_the_earlier_segment_layout_is_read_from_its_rows(tmp_path: Path) -> None:
     import sqlite3
 

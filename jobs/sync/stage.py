@@ -34,6 +34,9 @@ _xxh64 = xxhash.xxh3_64_intdigest
 _SIGN = 1 << 63  # shifted into SQLite's signed 64-bit INTEGER range
 
 MAX_CANDIDATES = 200_000
+# A full run's batch that reaches back into the one before it is merged with it, up to this
+# many batches in one segment; beyond, the run is out of order and moves to rows.
+MERGED_BATCHES = 4
 
 _INT64 = range(-(1 << 63), 1 << 63)  # what an SQLite INTEGER holds
 
@@ -413,6 +416,8 @@ class StageStore:
         if not keys:
             return []
         in_order = self._in_order
+        if in_order and self.full and self._merged_into_last(keys, hashes):
+            return list(range(len(keys)))
         order = self._note_order(keys) if in_order else None
         if order is not None:
             if order:  # sorted within the batch: the segment keeps its keys in order
@@ -460,6 +465,48 @@ class StageStore:
             return None
         self._last_key = ordered[-1]
         return order
+
+    def _merged_into_last(
+        self, keys: Sequence[Any], hashes: Sequence[int] | Callable[[], Sequence[int]]
+    ) -> bool:
+        """A full run (nothing to compare with) whose batch reaches back into the one before
+        it: the two become one segment, kept while it is at most `MERGED_BATCHES` batches.
+        A heap read of 5,000,000 rows in PostgreSQL had two such pages at batch boundaries,
+        and each sent the rest of the run (and the next run's comparison) to one row per key.
+        """
+        if self._last_key is None or set(map(type, keys)) != {int} or min(keys) > self._last_key:
+            return False
+        found = self._db.execute(
+            "SELECT lo, hi, n, keys, hashes FROM segment_next ORDER BY lo DESC LIMIT 2"
+        ).fetchall()
+        if not found or found[0][2] + len(keys) > MERGED_BATCHES * len(keys):
+            return False
+        lo, _, _, keys_blob, hashes_blob = found[0]
+        if callable(hashes):
+            hashes = hashes()
+        pairs = sorted(zip([*_ints(keys_blob), *keys], [*_ints(hashes_blob), *hashes], strict=True))
+        merged_keys = [k for k, _ in pairs]
+        if (
+            not _ascending(merged_keys)  # a key twice
+            or (len(found) > 1 and merged_keys[0] <= found[1][1])
+            or merged_keys[0] not in _INT64
+            or merged_keys[-1] not in _INT64
+        ):
+            return False
+        self._db.execute("DELETE FROM segment_next WHERE lo = ?", (lo,))
+        self._db.execute(
+            "INSERT INTO segment_next (lo, hi, n, digest, keys, hashes) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                merged_keys[0],
+                merged_keys[-1],
+                len(merged_keys),
+                None,  # no batch of a later run has this digest: compared pair by pair
+                array("q", merged_keys).tobytes(),
+                array("q", [h for _, h in pairs]).tobytes(),
+            ),
+        )
+        self._last_key = merged_keys[-1]
+        return True
 
     def _changed_in_order(
         self,
