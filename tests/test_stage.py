@@ -55,9 +55,17 @@ def test_changes_and_deletes_match_a_model_in_and_out_of_key_order(
         for step in range(14):
             # given: a run in key order, out of order, or in order that breaks halfway
             order = sorted(rows)
-            kind = rng.choice(["ordered", "ordered", "shuffled", "breaks", "descending"])
+            kind = rng.choice(
+                ["ordered", "ordered", "shuffled", "breaks", "descending", "misplaced"]
+            )
             if kind == "shuffled":
                 rng.shuffle(order)
+            elif kind == "misplaced":  # a heap read: in order up to a few misplaced pages
+                window = rng.choice([5, 60, 400])
+                for start in range(0, len(order), window):
+                    part = order[start : start + window]
+                    rng.shuffle(part)
+                    order[start : start + window] = part
             elif kind == "descending":
                 order.reverse()
             elif kind == "breaks":
@@ -128,6 +136,21 @@ def test_an_ordered_run_keeps_a_few_segment_rows_instead_of_a_row_per_key(
             for table in ("segment", "state")
         ]
         assert counts == [10, 0]
+        # keys out of order inside each batch only (a heap read) keep the segments
+        shuffled = sorted(rows)
+        for start in range(0, len(shuffled), 1_000):
+            part = shuffled[start : start + 1_000]
+            random.Random(start).shuffle(part)
+            shuffled[start : start + 1_000] = part
+        rows[5] = 0
+        changed, deleted = _run(store, rows, shuffled, 1_000)
+        store.commit()
+        assert (changed, deleted) == ({5}, set())
+        counts = [
+            store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("segment", "state")
+        ]
+        assert counts == [10, 0]
         # a run out of order moves the store to one row per key
         _run(store, rows, sorted(rows, reverse=True), 1_000)
         store.commit()
@@ -136,6 +159,35 @@ def test_an_ordered_run_keeps_a_few_segment_rows_instead_of_a_row_per_key(
             for table in ("segment", "state")
         ]
         assert counts == [0, 10_000]
+    finally:
+        store.close()
+
+
+def test_a_first_load_reaching_back_into_the_batch_before_keeps_segments(
+    tmp_path: Path,
+) -> None:
+    # given: a heap read where a page of keys lands one batch late (batches of 1,000)
+    store = StageStore(tmp_path / "stage.sqlite3")
+    rows = {k: k * 7 for k in range(10_000)}
+    order = sorted(rows)
+    order.remove(1_990)
+    order.insert(2_500, 1_990)
+    try:
+        # when
+        changed, deleted = _run(store, rows, order, 1_000, full=True)
+        store.commit()
+        # then: every row sent, the two batches kept as one segment, none as a row per key
+        assert changed == set(rows) and deleted == set()
+        counts = [
+            store._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("segment", "state")
+        ]
+        assert counts == [9, 0]
+        # and the next run, in key order, compares with it
+        rows[1_990] = 1
+        del rows[1_991]
+        changed, deleted = _run(store, rows, sorted(rows), 1_000)
+        assert (changed, deleted) == ({1_990}, {1_991})
     finally:
         store.close()
 

@@ -28,13 +28,18 @@ from typing import Any, BinaryIO
 import zstandard
 
 from jobs.systems.batch import Column
+from jobs.systems.pgcopy import CopyRows
 
 MAGIC = b"DZEDS\x01\n"
-FORMAT_VERSION = 2
-# Format 1 (zlib frames) is still read: logs written before an upgrade stay applicable.
-_READABLE = {1: "zlib", 2: "zstd"}
+FORMAT_VERSION = 3
+# Format 1 (zlib frames) and 2 (no COPY frames) are still read: logs written before an upgrade
+# stay applicable. A format-2 reader refuses a format-3 file rather than misread its frames.
+_READABLE = {1: "zlib", 2: "zstd", 3: "zstd"}
 UPSERT = b"U"
 DELETE = b"D"
+# Upserts as PostgreSQL text COPY lines (jobs.systems.pgcopy), kept as a PostgreSQL source gave
+# them: a PostgreSQL target COPYs them as they are, other targets get them decoded.
+COPY_TEXT = b"P"
 END = b"E"
 _FRAME = struct.Struct(">cII")  # op, row count, payload length
 _TRAILER = struct.Struct(">QQ")  # total upserts, total deletes
@@ -221,7 +226,7 @@ class ChangeLogWriter:
         self._key_types = [by_name.get(key.lower(), "") for key in header.keys]
         # Zstandard releases the GIL: compressing and writing on a thread overlaps with reading the
         # next batch. The queue is short, so at most a few frames wait in memory.
-        self._queue: queue.Queue[tuple[bytes, int, bytes] | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[tuple[bytes, int, Any] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="changelog-writer", daemon=True)
         self._thread.start()
@@ -253,6 +258,11 @@ class ChangeLogWriter:
     ) -> None:
         if self._error is not None:
             raise self._error
+        if isinstance(rows, CopyRows) and op == UPSERT:
+            self._queue.put((COPY_TEXT, len(rows), rows.data))
+            if self._on_frame is not None:
+                self._on_frame(op, rows)
+            return
         text_columns, encoded_rows = encoded or encode_frame(rows, types)
         if pickled is None:
             pickled = pickle_rows(encoded_rows)[0]
@@ -380,12 +390,17 @@ class ChangeLogReader:
             if op == END:
                 self.upserts, self.deletes = _TRAILER.unpack(payload)
                 return
-            if op not in (UPSERT, DELETE):
+            if op not in (UPSERT, DELETE, COPY_TEXT):
                 raise ChangeLogError(f"{self.path.name}: unknown frame {op!r}.")
             try:
                 raw = decompress(payload)
             except (zlib.error, zstandard.ZstdError) as exc:
                 raise ChangeLogError(f"{self.path.name}: damaged frame ({exc}).") from None
+            if op == COPY_TEXT:
+                if raw.count(b"\n") != count:
+                    raise ChangeLogError(f"{self.path.name}: damaged frame (row count).")
+                yield Frame(UPSERT, CopyRows(raw, count, self.header.columns))  # type: ignore[arg-type]
+                continue
             unpickler = _RestrictedUnpickler(io.BytesIO(raw))
             try:
                 (text_columns,) = unpickler.load()

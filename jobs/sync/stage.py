@@ -25,6 +25,7 @@ from typing import Any
 import xxhash
 
 from jobs.sync.changelog import dumps, loads
+from jobs.systems.pgcopy import CopyRows
 
 _dumps = pickle.dumps
 _crc32 = zlib.crc32
@@ -33,6 +34,9 @@ _xxh64 = xxhash.xxh3_64_intdigest
 _SIGN = 1 << 63  # shifted into SQLite's signed 64-bit INTEGER range
 
 MAX_CANDIDATES = 200_000
+# A full run's batch that reaches back into the one before it is merged with it, up to this
+# many batches in one segment; beyond, the run is out of order and moves to rows.
+MERGED_BATCHES = 4
 
 _INT64 = range(-(1 << 63), 1 << 63)  # what an SQLite INTEGER holds
 
@@ -105,7 +109,9 @@ def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
     """Store identities of the rows' keys; plain ints and texts as they are (the common case)."""
     if len(positions) == 1:
         p = positions[0]
-        keys = [row[p] for row in rows]
+        # Rows still as COPY text (a PostgreSQL first load): an int key column parsed in C.
+        ints = rows.ints(p) if isinstance(rows, CopyRows) else None
+        keys: list[Any] = ints if ints is not None else [row[p] for row in rows]
         kinds = set(map(type, keys))
         if kinds == {int} and (not keys or (min(keys) in _INT64 and max(keys) in _INT64)):
             return keys
@@ -410,8 +416,18 @@ class StageStore:
         if not keys:
             return []
         in_order = self._in_order
-        if in_order and self._note_order(keys):
+        if in_order and self.full and self._merged_into_last(keys, hashes):
+            return list(range(len(keys)))
+        order = self._note_order(keys) if in_order else None
+        if order is not None:
+            if order:  # sorted within the batch: the segment keeps its keys in order
+                if callable(hashes):
+                    hashes = hashes()
+                keys = [keys[i] for i in order]
+                hashes = [hashes[i] for i in order]
             changed = self._changed_in_order(keys, hashes, None if self.resend else digest)
+            if order:
+                changed = sorted(order[i] for i in changed)
         else:
             if in_order:  # until this batch
                 self._to_rows()
@@ -421,19 +437,75 @@ class StageStore:
         # Another scheme's hashes never equal this one's except by chance: all rows go.
         return list(range(len(keys))) if self.resend else changed
 
-    def _note_order(self, keys: Sequence[Any]) -> bool:
-        """Whether the run so far, this batch included, came in strictly increasing int keys
-        (within SQLite's 64-bit range). Only then was no key of this batch in an earlier one.
+    def _note_order(self, keys: Sequence[Any]) -> list[int] | None:
+        """Whether the run so far, this batch included, came in int keys (within SQLite's
+        64-bit range) in batches of increasing, disjoint key ranges: only then was no key of
+        this batch in an earlier one. None when not; else the positions that sort the batch
+        (empty when it is sorted already). A heap read in PostgreSQL comes in key order up to
+        a few misplaced pages (seen at 1,000,000 rows): sorting inside the batch keeps such a
+        run in segments.
         """
+        order: list[int] = []
+        ordered = keys
+        if not _ascending(keys):
+            if not keys or set(map(type, keys)) != {int}:
+                self._in_order = False
+                return None
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            ordered = [keys[i] for i in order]
+            if not _ascending(ordered):  # a key repeated in the batch
+                self._in_order = False
+                return None
         if (
-            not _ascending(keys)
-            or (self._last_key is not None and keys[0] <= self._last_key)
-            or keys[0] not in _INT64
-            or keys[-1] not in _INT64
+            (self._last_key is not None and ordered[0] <= self._last_key)
+            or ordered[0] not in _INT64
+            or ordered[-1] not in _INT64
         ):
             self._in_order = False
+            return None
+        self._last_key = ordered[-1]
+        return order
+
+    def _merged_into_last(
+        self, keys: Sequence[Any], hashes: Sequence[int] | Callable[[], Sequence[int]]
+    ) -> bool:
+        """A full run (nothing to compare with) whose batch reaches back into the one before
+        it: the two become one segment, kept while it is at most `MERGED_BATCHES` batches.
+        A heap read of 5,000,000 rows in PostgreSQL had two such pages at batch boundaries,
+        and each sent the rest of the run (and the next run's comparison) to one row per key.
+        """
+        if self._last_key is None or set(map(type, keys)) != {int} or min(keys) > self._last_key:
             return False
-        self._last_key = keys[-1]
+        found = self._db.execute(
+            "SELECT lo, hi, n, keys, hashes FROM segment_next ORDER BY lo DESC LIMIT 2"
+        ).fetchall()
+        if not found or found[0][2] + len(keys) > MERGED_BATCHES * len(keys):
+            return False
+        lo, _, _, keys_blob, hashes_blob = found[0]
+        if callable(hashes):
+            hashes = hashes()
+        pairs = sorted(zip([*_ints(keys_blob), *keys], [*_ints(hashes_blob), *hashes], strict=True))
+        merged_keys = [k for k, _ in pairs]
+        if (
+            not _ascending(merged_keys)  # a key twice
+            or (len(found) > 1 and merged_keys[0] <= found[1][1])
+            or merged_keys[0] not in _INT64
+            or merged_keys[-1] not in _INT64
+        ):
+            return False
+        self._db.execute("DELETE FROM segment_next WHERE lo = ?", (lo,))
+        self._db.execute(
+            "INSERT INTO segment_next (lo, hi, n, digest, keys, hashes) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                merged_keys[0],
+                merged_keys[-1],
+                len(merged_keys),
+                None,  # no batch of a later run has this digest: compared pair by pair
+                array("q", merged_keys).tobytes(),
+                array("q", [h for _, h in pairs]).tobytes(),
+            ),
+        )
+        self._last_key = merged_keys[-1]
         return True
 
     def _changed_in_order(
@@ -488,12 +560,18 @@ class StageStore:
         if isinstance(self._last, _Segments):
             for keys, hashes in self._last.pairs():
                 self._db.executemany(upsert, zip(keys, hashes, strict=True))
+        seen_before = len(self._seen_ints)
         for keys_blob, hashes_blob in self._db.execute("SELECT keys, hashes FROM segment_next"):
             self._db.executemany(upsert, zip(_ints(keys_blob), _ints(hashes_blob), strict=True))
             self._seen_ints.frombytes(keys_blob)  # the keys this run has seen so far
         self._db.execute("DELETE FROM segment_next")
         gone = self._gone.tolist()
         self._candidates = set(gone) if len(gone) <= MAX_CANDIDATES else None
+        if len(self._seen_ints) > seen_before:
+            # A range scan of a later batch may span keys this run saw while in order (a batch
+            # overlapping the one before it) and would take them for deletes: only the exact
+            # anti-join of `deleted` tells.
+            self._candidates = None
         self._gone = array("q")
         self._last = None
 

@@ -24,7 +24,13 @@ from jobs.systems.base import (
 )
 from jobs.systems.batch import Batch
 from jobs.systems.db import hashing
-from jobs.systems.db.reader import estimate_rows, read_batches, wrap_since
+from jobs.systems.db.reader import (
+    copy_columns,
+    estimate_rows,
+    read_batches,
+    read_copy_batches,
+    wrap_since,
+)
 from jobs.systems.db.url import create_db_engine
 from jobs.systems.db.writer import (
     WriterSettings,
@@ -75,6 +81,12 @@ class DatabaseReader:
         return hashing.scheme(self.engine)
 
     def hashed_batches(self, *, batch_size: int) -> Iterator[Batch]:
+        # PostgreSQL: text COPY lines, kept as they are up to a PostgreSQL target (a first load
+        # then makes no Python object per value); decoded for anything else.
+        columns = copy_columns(self.engine, self.spec.sql)
+        if columns is not None:
+            sql = hashing.copy_rows_sql(self.engine, self.spec.sql, [c.name for c in columns])
+            return read_copy_batches(self.engine, sql, columns, batch_size=batch_size)
         sql = hashing.hashed_rows_sql(self.engine, self.spec.sql, self._names())
         return read_batches(self.engine, sql, batch_size=batch_size, hashed=True)
 

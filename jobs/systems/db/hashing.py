@@ -75,6 +75,12 @@ def hashed_rows_sql(engine: Engine, sql: str, columns: list[str]) -> str:
     return f"SELECT dz_src.*, {_digest(engine, columns)} AS dz_hash FROM ({_body(sql)}) dz_src"
 
 
+def copy_rows_sql(engine: Engine, sql: str, columns: list[str]) -> str:
+    """`dz_hash` first, then every row of `sql`: a text COPY line starts with the digest, which
+    the reader splits off in C (jobs.systems.db.reader `read_copy_batches`)."""
+    return f"SELECT {_digest(engine, columns)} AS dz_hash, dz_src.* FROM ({_body(sql)}) dz_src"
+
+
 def rows_by_key_sql(engine: Engine, sql: str, keys: list[str], count: int) -> str:
     """`sql`'s rows whose key is one of `count` keys (parameters: the keys' values in order)."""
     q = [f"dz_src.{_quote(engine, k)}" for k in keys]

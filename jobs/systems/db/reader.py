@@ -11,11 +11,16 @@ import decimal
 import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine
 
+from jobs.systems import pgcopy
 from jobs.systems.batch import Batch, Column
 
 logger = logging.getLogger(__name__)
@@ -262,6 +267,98 @@ def read_batches(
                 cursor.close()
             finally:
                 connection.rollback()
+
+
+# PostgreSQL types whose text COPY output jobs.systems.pgcopy decodes into the values the cursor
+# reader gives (json is not among them: the cursor reader re-serialises it).
+_COPY_OIDS = {16, 17, 20, 21, 23, 700, 701, 1700, 25, 1043, 1042, 1082, 1083, 1114, 1184}
+
+
+def copy_columns(engine: Engine, sql: str) -> list[Column] | None:
+    """The columns of `sql` when its rows can be read as text COPY lines (jobs.systems.pgcopy):
+    a PostgreSQL source, every column of a type pgcopy decodes, and a session whose text output
+    is the one pgcopy reads (ISO dates, hex bytea, UTC, UTF-8). None otherwise."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        raw: Any = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            cursor.execute(
+                "SELECT current_setting('DateStyle'), current_setting('bytea_output'), "
+                "current_setting('client_encoding')"
+            )
+            datestyle, bytea, encoding = cursor.fetchone()
+            if (
+                not datestyle.startswith("ISO")
+                or bytea != "hex"
+                or encoding != "UTF8"
+                or getattr(raw.info, "timezone", None) is not dt.UTC
+            ):
+                return None
+            cursor.execute(f"SELECT * FROM ({sql.strip().rstrip(';')}) dz_src WHERE 1 = 0")
+            description = cursor.description
+            if description is None or any(d.type_code not in _COPY_OIDS for d in description):
+                return None
+            columns, _ = _describe("postgresql", description)
+        finally:
+            cursor.close()
+            connection.rollback()
+    return columns if all(c.type in pgcopy.DECODABLE for c in columns) else None
+
+
+def read_copy_batches(
+    engine: Engine, sql: str, columns: list[Column], *, batch_size: int = 10_000
+) -> Iterator[Batch]:
+    """The rows of `sql` (its first column a row digest, jobs.systems.db.hashing
+    `copy_rows_sql`) read by `COPY … TO STDOUT`, as batches of `pgcopy.CopyRows` with the
+    digests as `Batch.hashes`: no Python object per value is made on the way."""
+    with engine.connect() as connection:
+        raw: Any = connection.connection.dbapi_connection
+        assert raw is not None
+        try:
+            with raw.cursor() as cursor:
+                # A COPY of a query may run in parallel, and a Gather interleaves its workers'
+                # rows; a cursor never does. Key order is what the stage store keeps compact
+                # (segments), so the COPY reads in the order a cursor would.
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                with cursor.copy(f"COPY ({sql}) TO STDOUT") as copy:
+                    # libpq hands over one row per read. Each is appended to one buffer by a
+                    # C loop (deque over map): keeping psycopg's memoryviews to join them
+                    # later cost four times the CPU of the read itself.
+                    rows = iter(copy)
+                    buffer = bytearray()
+                    sent = False
+                    while True:
+                        size = len(buffer)
+                        deque(map(buffer.extend, islice(rows, batch_size)), maxlen=0)
+                        if len(buffer) == size:  # no more rows
+                            if buffer:
+                                raise ValueError("COPY output ended in the middle of a row.")
+                            break
+                        end = buffer.rfind(b"\n") + 1
+                        data = bytes(buffer[:end])
+                        del buffer[:end]
+                        sent = True
+                        yield _copy_batch(columns, data)
+                    if not sent:
+                        yield _copy_batch(columns, b"")
+        finally:
+            connection.rollback()
+
+
+def _copy_batch(columns: list[Column], data: bytes) -> Batch:
+    if not data:
+        return Batch(columns, [])
+    if not data.endswith(b"\n"):
+        raise ValueError("COPY output ended in the middle of a row.")
+    lines = pgcopy.lines_of(data)
+    digest_and_row = pc.split_pattern(lines, b"\t", max_splits=1)
+    hashes = pc.cast(pc.list_element(digest_and_row, 0).cast(pa.string()), pa.int64())
+    rows = pc.list_element(digest_and_row, 1)
+    copied = pgcopy.CopyRows(pgcopy.joined(rows), len(rows), columns, rows)
+    return Batch(columns, copied, hashes.to_pylist())  # type: ignore[arg-type]
 
 
 def estimate_rows(engine: Engine, sql: str) -> int | None:

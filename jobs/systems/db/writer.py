@@ -50,6 +50,7 @@ from sqlalchemy.types import JSON, NVARCHAR, TypeEngine
 from jobs.sync.changelog import ChangeLogReader, Frame, Header
 from jobs.systems.base import ApplyHooks, ApplyResult, LeaseLost
 from jobs.systems.batch import Batch, Column
+from jobs.systems.pgcopy import CopyRows
 
 STATE_TABLE = "_datazen_state"
 # Each writer's current claim (jobs/leases.py fence_token); a row apart from the state row,
@@ -641,21 +642,26 @@ def _write_postgres(
 ) -> int:
     raw: Any = connection.connection.dbapi_connection
     quote = statements.quote
+    # Rows still as a PostgreSQL source's COPY text go in as they are (same column order: the
+    # header's), on a connection that sends them as the UTF-8 they are.
+    text = rows.data if isinstance(rows, CopyRows) and raw.info.encoding == "utf-8" else None
     if not (keys and target.upsertable):
         with (
             raw.cursor() as cursor,
             cursor.copy(f"COPY {statements.table_sql} ({statements.cols}) FROM STDIN") as copy,
         ):
-            for row in rows:
-                copy.write_row(row)
+            _copy_rows(copy, rows, text)
         hooks.after_chunk(len(rows))
         return len(rows)
-    rows = _dedupe(rows, statements.key_positions)
-    if target.appending and _copy_new_rows(raw, statements, rows):
+    if text is None:
+        rows = _dedupe(rows, statements.key_positions)
+    if target.appending and _copy_new_rows(raw, statements, rows, text):
         hooks.after_chunk(len(rows))
         hooks.check_cancel()
         return len(rows)
     target.appending = False
+    if text is not None:  # decoded (a repeated key made the COPY fail): upserted as tuples
+        rows = _dedupe(list(rows), statements.key_positions)
     stage = quote("dz_stage")
     with raw.cursor() as cursor:
         cursor.execute(
@@ -679,10 +685,19 @@ def _write_postgres(
     return written
 
 
-def _copy_new_rows(raw: Any, statements: _Statements, rows: list[Any]) -> bool:
+def _copy_rows(copy: Any, rows: list[Any], text: Any) -> None:
+    if text is not None:
+        copy.write(text)
+        return
+    for row in rows:
+        copy.write_row(row)
+
+
+def _copy_new_rows(raw: Any, statements: _Statements, rows: list[Any], text: Any = None) -> bool:
     """COPY rows straight into a target that was empty when this apply began (a first load):
     the server skips the staging table and the upsert, half its work. A key already there (the
-    source repeats a key across batches) undoes this COPY alone; the caller then upserts.
+    source repeats a key across batches, or within a batch of COPY text) undoes this COPY alone;
+    the caller then upserts.
     """
     try:
         with (
@@ -690,8 +705,7 @@ def _copy_new_rows(raw: Any, statements: _Statements, rows: list[Any]) -> bool:
             raw.cursor() as cursor,
             cursor.copy(f"COPY {statements.table_sql} ({statements.cols}) FROM STDIN") as copy,
         ):
-            for row in rows:
-                copy.write_row(row)
+            _copy_rows(copy, rows, text)
     except psycopg.errors.UniqueViolation:
         return False
     return True
