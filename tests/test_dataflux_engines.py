@@ -23,6 +23,9 @@ from tests.test_dataflux_support import (
     upload,
 )
 
+# Seconds: the recorder's writer process starts Django first, which a loaded machine took
+# more than flush()'s default 10 s to do; a real hang still fails.
+RECORDER_WAIT = 120.0
 GENDER = flow_id("Determine_Gender.ddf")
 NAMES = {"dataTable": {"metadata": [{"name": "Name", "type": "string"}], "data": [["anna"]]}}
 
@@ -315,7 +318,7 @@ def test_runs_are_recorded_off_the_request_path_even_if_the_flow_goes() -> None:
     assert execute(client, GENDER, NAMES).status_code == 200
     client.delete(f"{BASE}/jobFlowDefns/{GENDER}")
     # then the run is recorded, detached from the deleted flow
-    assert recorder.flush()
+    assert recorder.flush(RECORDER_WAIT)
     execution = Execution.objects.get()
     assert (execution.job_id, execution.job_key, execution.status) == (
         None,
@@ -351,7 +354,7 @@ def test_a_batch_of_runs_keeps_each_runs_log_lines_with_it() -> None:
     for n, run in enumerate(runs):
         recorder.record(recorder.Record(run, [(20, f"run {n} line {i}") for i in range(n + 1)]))
     # when the recorder writes them
-    assert recorder.flush()
+    assert recorder.flush(RECORDER_WAIT)
     # then every log line belongs to its own run, numbered from 1, stamped with its end
     for n, run in enumerate(runs):
         stored = Execution.objects.get(guid=run["guid"])

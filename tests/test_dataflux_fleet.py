@@ -28,6 +28,9 @@ from tests.processes import (
     wait_for_http,
 )
 
+# Seconds: the recorder's writer process starts Django first, which a loaded machine took
+# more than flush()'s default 10 s to do; a real hang still fails.
+RECORDER_WAIT = 120.0
 BASE = "/SASDataMgmtRTDataJob/rest"
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 METADATA = "application/vnd.sas.datamgmt.jobflow.metadata+json"
@@ -198,7 +201,7 @@ def test_a_fleet_run_is_answered_through_redis_and_recorded_after(
     # and the client's data stays out of what logs and monitors show of the message
     assert "anna" not in request["shown as"] and request["guid"] in request["shown as"]
     # and the run is recorded under the request's guid once the recorder writes
-    assert recorder.flush()
+    assert recorder.flush(RECORDER_WAIT)
     run = Execution.objects.get(guid=request["guid"])
     assert (run.status, run.requested_by, run.record_count) == ("succeeded", "ops", 2)
     assert run.created_on <= run.started_at <= run.finished_at
@@ -220,7 +223,7 @@ def test_a_worker_error_is_raised_in_the_web_as_the_api_names_it(
     bad = {"dataTable": {"metadata": [{"name": "Name"}], "data": [["anna", "extra"]]}}
     with pytest.raises(InputError, match="row 1"):
         run_on_fleet(job, bad, "ops", 30.0)
-    assert recorder.flush()
+    assert recorder.flush(RECORDER_WAIT)
     run = Execution.objects.get()
     assert run.status == "failed"
     assert run.result["error"]["kind"] == "input"
@@ -242,7 +245,7 @@ def test_a_request_no_worker_took_in_time_is_refused_not_run(fleet_settings, mon
     with pytest.raises(EngineBusy, match="No worker took the run"):
         run_on_fleet(job, None, "ops", 30.0)
     # and records it as failed, never started, on no worker
-    assert recorder.flush()
+    assert recorder.flush(RECORDER_WAIT)
     run = Execution.objects.get()
     assert (run.status, run.started_at, run.worker) == ("failed", None, "")
     assert run.result["error"]["kind"] == "busy"
@@ -285,7 +288,7 @@ def test_a_run_no_worker_answers_is_given_up_and_recorded(settings, monkeypatch)
     with pytest.raises(RunTimeout, match="No worker answered"):
         fleet.run_on_fleet(job, None, "ops", 0.1)
     # then the run is recorded as failed, never started
-    assert recorder.flush()
+    assert recorder.flush(RECORDER_WAIT)
     run = Execution.objects.get()
     assert (run.status, run.started_at, run.requested_by) == ("failed", None, "ops")
     assert run.result["error"]["kind"] == "timeout"
