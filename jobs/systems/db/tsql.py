@@ -125,10 +125,9 @@ def translate_query(
             if target != "tsql":
                 _Kinds(statement, catalogue or Catalogue()).convert_comparisons(target)
                 _openjson(statement, target)
-        if target == "tsql":
+        if target == "tsql" and not markup:
             # SQL Server runs it as written, unless markup was found: its data is escaped.
-            if not markup:
-                return Translation(sql)
+            return Translation(sql)
         parts = [
             statement.sql(
                 dialect=target,
@@ -152,7 +151,7 @@ def translate_query(
     return Translation(";\n".join(parts), markup)
 
 
-def _refuse(statement: exp.Expression) -> None:
+def _refuse(statement: exp.Expr) -> None:
     for node in statement.walk():
         name = (
             str(node.name).upper()
@@ -188,7 +187,7 @@ def _kind_of_type(kind: exp.DataType | None) -> str:
     return ""
 
 
-def _sources(select: exp.Select) -> list[exp.Expression]:
+def _sources(select: exp.Select) -> list[exp.Expr]:
     found = []
     from_ = select.args.get("from_") or select.args.get("from")
     if from_ is not None:
@@ -202,7 +201,7 @@ class _Names:
     """Identifiers matched case-insensitively, as SQL Server matches them, then written as
     the catalogue (or the SQL's own definition) spells them."""
 
-    def __init__(self, statement: exp.Expression, catalogue: Catalogue, target: str) -> None:
+    def __init__(self, statement: exp.Expr, catalogue: Catalogue, target: str) -> None:
         self.statement = statement
         self.catalogue = catalogue
         self.target = target
@@ -217,9 +216,7 @@ class _Names:
         for table in list(self.statement.find_all(exp.Table)):
             if not isinstance(table.this, exp.Identifier) or table.name.lower() in ctes:
                 continue
-            found = self.catalogue.table(
-                table.args.get("db") and table.text("db") or None, table.name
-            )
+            found = self.catalogue.table(table.text("db") or None, table.name)
             if self.target == "sqlite" and table.text("db").lower() not in ("", "main", "temp"):
                 # The gateway's writers put `schema.table` in `table` on SQLite (no schemas).
                 table.set("db", None)
@@ -245,20 +242,20 @@ class _Names:
                 if isinstance(parent, exp.Lateral | exp.Table) and parent.alias:
                     cols = _openjson_columns(node)
                     self.by_alias[parent.alias.lower()] = {c.lower(): c for c in cols}
-        for column in list(self.statement.find_all(exp.Column)):
-            qualifier = column.table
+        for ref in list(self.statement.find_all(exp.Column)):
+            qualifier = ref.table
             if qualifier:
-                real = self._pick(qualifier, column, {})
+                real = self._pick(qualifier, ref, {})
                 if real != qualifier:
-                    column.set("table", exp.to_identifier(real))
+                    ref.set("table", exp.to_identifier(real))
             columns = self.by_alias.get(qualifier.lower(), {}) if qualifier else {}
-            ident = column.this
+            ident = ref.this
             if isinstance(ident, exp.Identifier):
-                real = self._pick(ident.name, column, columns)
+                real = self._pick(ident.name, ref, columns)
                 if real != ident.name:
-                    column.set("this", exp.to_identifier(real, quoted=ident.quoted))
+                    ref.set("this", exp.to_identifier(real, quoted=ident.quoted))
 
-    def _pick(self, name: str, where: exp.Expression, preferred: dict[str, str]) -> str:
+    def _pick(self, name: str, where: exp.Expr, preferred: dict[str, str]) -> str:
         if name.lower() in preferred:
             return preferred[name.lower()]
         spellings = self.names.get(name.lower(), set())
@@ -276,7 +273,7 @@ class _Names:
 class _Kinds:
     """What each column of each FROM source holds, as far as the catalogue and the SQL say."""
 
-    def __init__(self, statement: exp.Expression, catalogue: Catalogue) -> None:
+    def __init__(self, statement: exp.Expr, catalogue: Catalogue) -> None:
         self.statement = statement
         self.catalogue = catalogue
         self._cache: dict[int, dict[str, dict[str, str]]] = {}
@@ -304,7 +301,7 @@ class _Kinds:
     def outputs(self, select: exp.Select) -> dict[str, str]:
         return {p.alias_or_name.lower(): self.kind(p.unalias(), select) for p in select.expressions}
 
-    def kind(self, node: exp.Expression, select: exp.Select | None = None) -> str:
+    def kind(self, node: exp.Expr, select: exp.Select | None = None) -> str:
         if isinstance(node, exp.Paren):
             return self.kind(node.this, select)
         if isinstance(node, exp.Literal):
@@ -344,7 +341,7 @@ class _Kinds:
 
 
 # -- `+` on text -----------------------------------------------------------------------------------
-def _concatenation(statement: exp.Expression, catalogue: Catalogue) -> None:
+def _concatenation(statement: exp.Expr, catalogue: Catalogue) -> None:
     kinds = _Kinds(statement, catalogue)
     # Innermost first, so that `'a' + x + 'b'` sees its left side already a concatenation.
     for node in list(statement.find_all(exp.Add, bfs=False))[::-1]:
@@ -355,13 +352,13 @@ def _concatenation(statement: exp.Expression, catalogue: Catalogue) -> None:
 
 
 # -- markup --------------------------------------------------------------------------------------
-def _is_markup_text(node: exp.Expression) -> bool:
+def _is_markup_text(node: exp.Expr) -> bool:
     return isinstance(node, exp.Literal) and node.is_string and "<" in node.this
 
 
-def _xml_escaped(node: exp.Expression, target: str) -> exp.Expression:
+def _xml_escaped(node: exp.Expr, target: str) -> exp.Expr:
     text_type = {"mysql": "CHAR", "tsql": "NVARCHAR(MAX)"}.get(target, "TEXT")
-    escaped: exp.Expression = exp.cast(node.copy(), exp.DataType.build(text_type, dialect="tsql"))
+    escaped: exp.Expr = exp.cast(node.copy(), exp.DataType.build(text_type, dialect="tsql"))
     for char, entity in _XML_ESCAPES:
         escaped = exp.Anonymous(
             this="REPLACE",
@@ -377,7 +374,7 @@ class _Markup:
         self.target = target
         self.names: set[str] = set()
 
-    def run(self, statement: exp.Expression) -> frozenset[str]:
+    def run(self, statement: exp.Expr) -> frozenset[str]:
         selects = [s for s in statement.find_all(exp.Select, bfs=False)][::-1]
         top: set[str] = set()
         for select in selects:
@@ -388,7 +385,7 @@ class _Markup:
                         top.add(projection.alias_or_name.lower())
         return frozenset(top)
 
-    def markup(self, node: exp.Expression) -> bool:
+    def markup(self, node: exp.Expr) -> bool:
         if isinstance(node, exp.Paren):
             return self.markup(node.this)
         if _is_markup_text(node):
@@ -418,7 +415,7 @@ class _Markup:
         return False
 
 
-def _flatten(node: exp.Expression) -> list[exp.Expression]:
+def _flatten(node: exp.Expr) -> list[exp.Expr]:
     if isinstance(node, exp.DPipe):
         return [*_flatten(node.this), *_flatten(node.expression)]
     return [node]
@@ -454,7 +451,7 @@ def _pg_path(path: str) -> str:
     )
 
 
-def _literal_path(node: exp.Expression | None, what: str) -> str | None:
+def _literal_path(node: exp.Expr | None, what: str) -> str | None:
     if node is None or node is False or (isinstance(node, exp.Boolean)):
         return None
     if isinstance(node, exp.Literal) and node.is_string:
@@ -466,12 +463,12 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _openjson(statement: exp.Expression, target: str) -> None:
-    for node in list(statement.find_all(exp.OpenJSON)):
+def _openjson(statement: exp.Expr, target: str) -> None:
+    for number, node in enumerate(list(statement.find_all(exp.OpenJSON)), 1):
         holder = node.parent
+        assert holder is not None  # _refuse() let only FROM/APPLY positions through
         alias = holder.alias if isinstance(holder, exp.Lateral | exp.Table) else ""
-        if not alias:
-            raise UnsupportedError("OPENJSON() without an alias (… CROSS APPLY OPENJSON(x) AS B)")
+        alias = alias or f"openjson_{number}"  # T-SQL lets it go unnamed
         join = holder.parent if isinstance(holder.parent, exp.Join) else None
         outer = isinstance(holder, exp.Lateral) and not holder.args.get("cross_apply")
         document = node.this
@@ -511,13 +508,13 @@ def _openjson(statement: exp.Expression, target: str) -> None:
                     text = substitutes.get(column.name.lower())
                     if text is None:
                         raise UnsupportedError(f"OPENJSON has no column {column.name}")
-                    value: exp.Expression = exp.Var(this=f"({text})")
+                    value: exp.Expr = exp.Var(this=f"({text})")
                     if isinstance(column.parent, exp.Select):
                         value = exp.alias_(value, column.name, quoted=True)
                     column.replace(value)
 
 
-def _with_columns(schema: list[exp.Expression]) -> list[tuple[str, exp.DataType, str, bool]]:
+def _with_columns(schema: list[exp.Expr]) -> list[tuple[str, exp.DataType, str, bool]]:
     out = []
     for definition in schema:
         path = _literal_path(definition.args.get("path"), f"OPENJSON column {definition.name}")
@@ -528,7 +525,7 @@ def _with_columns(schema: list[exp.Expression]) -> list[tuple[str, exp.DataType,
     return out
 
 
-def _pg_openjson(doc: str, path: str | None, schema: list[exp.Expression], alias: str) -> str:
+def _pg_openjson(doc: str, path: str | None, schema: list[exp.Expr], alias: str) -> str:
     j = f"CAST({doc} AS json)" + (f" #> {_pg_path(path)}" if path else "")
     if not schema:
         kind = (
@@ -544,22 +541,24 @@ def _pg_openjson(doc: str, path: str | None, schema: list[exp.Expression], alias
             f"= 'array' THEN {j} END) WITH ORDINALITY AS a(value, n)) AS s) AS \"{alias}\""
         )
     columns = []
-    for name, kind, column_path, as_json in _with_columns(schema):
+    for name, declared, column_path, as_json in _with_columns(schema):
+        value: str
         if as_json:
             value = f"CAST(e.value #> {_pg_path(column_path)} AS text)"
         else:
-            value = exp.cast(exp.Var(this=f"(e.value #>> {_pg_path(column_path)})"), kind).sql(
+            value = exp.cast(exp.Var(this=f"(e.value #>> {_pg_path(column_path)})"), declared).sql(
                 "postgres"
             )
         columns.append(f'{value} AS "{name}"')
     return (
         f"LATERAL (SELECT {', '.join(columns)} FROM json_array_elements(CASE WHEN "
-        f"json_typeof({j}) = 'array' THEN {j} ELSE json_build_array({j}) END) AS e) AS \"{alias}\""
+        f"json_typeof({j}) = 'array' THEN {j} WHEN json_typeof({j}) = 'object' "
+        f'THEN json_build_array({j}) END) AS e) AS "{alias}"'
     )
 
 
 def _sqlite_openjson(
-    doc: str, path: str | None, schema: list[exp.Expression], alias: str
+    doc: str, path: str | None, schema: list[exp.Expr], alias: str
 ) -> tuple[str, dict[str, str]]:
     if path:
         _path_steps(path)  # refuses what it cannot read
@@ -581,7 +580,7 @@ def _sqlite_openjson(
     j = f"json_extract({doc}, {_sql_string(path)})" if path else doc
     source = (
         f"json_each(CASE json_type({j}) WHEN 'array' THEN {j} "
-        f"ELSE json_array(json({j})) END) AS {a}"
+        f"WHEN 'object' THEN json_array(json({j})) END) AS {a}"
     )
     substitutes = {}
     for name, kind, column_path, as_json in _with_columns(schema):
@@ -593,7 +592,7 @@ def _sqlite_openjson(
 
 
 def _mysql_openjson(
-    doc: str, path: str | None, schema: list[exp.Expression], alias: str
+    doc: str, path: str | None, schema: list[exp.Expr], alias: str
 ) -> tuple[str, dict[str, str]]:
     if path:
         _path_steps(path)
@@ -607,7 +606,8 @@ def _mysql_openjson(
                 kind_sql = "LONGTEXT"
             columns.append(f"`{name}` {kind_sql} PATH {_sql_string(column_path)}")
         source = (
-            f"JSON_TABLE(CASE JSON_TYPE({j}) WHEN 'ARRAY' THEN {j} ELSE CONCAT('[', {j}, ']') END, "
+            f"JSON_TABLE(CASE JSON_TYPE({j}) WHEN 'ARRAY' THEN {j} "
+            f"WHEN 'OBJECT' THEN CONCAT('[', {j}, ']') END, "
             f"'$[*]' COLUMNS ({', '.join(columns)})) AS {a}"
         )
         return source, {}
