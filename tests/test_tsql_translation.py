@@ -65,8 +65,11 @@ def test_openjson_default_schema_gives_key_value_type_as_sql_server(url: str) ->
 
 
 def test_openjson_with_schema_paths_and_as_json(url: str) -> None:
-    got = run(url, "SELECT d.id, j.a, j.b, j.c FROM docs d CROSS APPLY OPENJSON(d.doc) "
-                   "WITH (a int '$.a', b nvarchar(50) '$.b', c nvarchar(max) '$.c' AS JSON) j")  # fmt: skip
+    got = run(
+        url,
+        "SELECT d.id, j.a, j.b, j.c FROM docs d CROSS APPLY OPENJSON(d.doc) "
+        "WITH (a int '$.a', b nvarchar(50) '$.b', c nvarchar(max) '$.c' AS JSON) j",
+    )
     assert [(i, a, b, as_json(c)) for i, a, b, c in got] == [
         (1, 1, "x<y", {"d": [1, 2]}),
         (2, 2, "two", None),
