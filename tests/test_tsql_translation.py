@@ -113,6 +113,7 @@ def test_a_template_inserts_sql_markup_as_is_and_escapes_every_other_value() -> 
         ("SELECT * FROM OPENJSON(@json) WITH (a int)", "@json"),
         ("SELECT x FROM t CROSS APPLY OPENJSON(t.j, 'strict $.a') o", "strict"),
         ("SELECT OPENJSON(t.j) FROM t", "OPENJSON() outside FROM"),
+        ("SELECT STUFF((SELECT ',' + x FROM t FOR XML PATH('')), 1, 1, '')", "FOR XML"),
     ],
 )
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])

@@ -160,6 +160,8 @@ def _refuse(statement: exp.Expr) -> None:
         )
         if isinstance(node, exp.Func) and name in _SQL_SERVER_ONLY:
             raise UnsupportedError(f"{name}() is SQL Server only")
+        if isinstance(node, exp.ForClause):
+            raise UnsupportedError(f"FOR {node.text('kind').upper()} is SQL Server only")
         if isinstance(node, exp.Parameter):
             raise UnsupportedError(f"T-SQL variables (@{node.name}) are SQL Server only")
         if isinstance(node, exp.OpenJSON) and not isinstance(node.parent, exp.Lateral | exp.Table):
