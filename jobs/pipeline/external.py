@@ -119,7 +119,7 @@ class DataRunSQL(Component):
             catalogue_for,
             translate_query,
         )
-        from jobs.systems.db.tsql import Table as Known
+        from jobs.systems.db.tsql import Table as Known  # (the same module, same reason)
 
         # The table name is fixed while translating (cached per dialect and batch columns: names
         # resolve against the catalogue and the batch), then made unique per batch.
