@@ -120,3 +120,9 @@ def test_a_template_inserts_sql_markup_as_is_and_escapes_every_other_value() -> 
 def test_what_has_no_translation_is_named(tsql: str, named: str, dialect: str) -> None:
     with pytest.raises(TranslationError, match=named.replace("(", r"\(").replace(")", r"\)")):
         translate(tsql, dialect)
+
+
+def test_text_with_a_less_than_sign_is_not_markup() -> None:
+    got = translate_query("SELECT 'x < ' + name AS label, 'a<b' + name AS other FROM t", "sqlite")
+    assert got.markup == frozenset()
+    assert got.sql == "SELECT 'x < ' || name AS label, 'a<b' || name AS other FROM t"

@@ -354,8 +354,13 @@ def _concatenation(statement: exp.Expr, catalogue: Catalogue) -> None:
 
 
 # -- markup --------------------------------------------------------------------------------------
+# A tag in a literal: `<id>`, `</key>`, `<br/>`, or one whose attributes follow (`<a href=`);
+# `'x < 5'` or `'a<b'` are not markup.
+_TAG = re.compile(r"</?[A-Za-z_][\w.:-]*(?:>|/>|\s+[\w.:-]+\s*=)")
+
+
 def _is_markup_text(node: exp.Expr) -> bool:
-    return isinstance(node, exp.Literal) and node.is_string and "<" in node.this
+    return isinstance(node, exp.Literal) and node.is_string and bool(_TAG.search(node.this))
 
 
 def _xml_escaped(node: exp.Expr, target: str) -> exp.Expr:
