@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from jobs.models import ExecutionStatus
 from jobs.systems.db.tsql import TranslationError, catalogue_for, translate, translate_query
 from jobs.systems.http.template import render_row, xml_escape
+from tests.syncdb import direct_job, rows
+from tests.syncdb import run as run_job
 
 DOCS = [
     (1, json.dumps({"a": 1, "b": "x<y", "c": {"d": [1, 2]}, "e": None, "f": True,
@@ -126,3 +129,29 @@ def test_text_with_a_less_than_sign_is_not_markup() -> None:
     got = translate_query("SELECT 'x < ' + name AS label, 'a<b' + name AS other FROM t", "sqlite")
     assert got.markup == frozenset()
     assert got.sql == "SELECT 'x < ' || name AS label, 'a<b' || name AS other FROM t"
+
+
+@pytest.mark.django_db
+def test_a_sql_server_readers_sqlread_is_translated_or_refused_naming_why(tmp_path: Any) -> None:
+    # given a SQLite source, and readers whose SystemName says their SqlRead is T-SQL
+    source, target = f"sqlite:///{tmp_path / 's.db'}", f"sqlite:///{tmp_path / 't.db'}"
+    engine = create_engine(source)
+    with engine.begin() as db:
+        db.execute(text("CREATE TABLE People (Id INTEGER PRIMARY KEY, Name TEXT)"))
+        db.execute(text("INSERT INTO People VALUES (1, 'Ada'), (2, 'Grace')"))
+    engine.dispose()
+    tsql = "SELECT TOP 10 [id], [NAME] + ' (' + 'x' + ')' AS label FROM [dbo].[people]"
+    good = direct_job(source, target, sql=tsql, target="out", reader={"SystemName": "SQLServer"})
+    bad = direct_job(
+        source, target, sql="SELECT name FROM people FOR XML PATH('')", target="out2",
+        reader={"SystemName": "SQLServer"},
+    )  # fmt: skip
+    # when they run
+    ran, refused = run_job(good), run_job(bad)
+    # then the first read its rows, the second failed naming what has no translation
+    assert ran.status == ExecutionStatus.SUCCEEDED, ran.error_message
+    assert rows(target, "out") == [(1, "Ada (x)"), (2, "Grace (x)")]
+    assert refused.status == ExecutionStatus.FAILED
+    assert "SqlRead" in refused.error_message and "FOR XML is SQL Server only" in (
+        refused.error_message
+    )
