@@ -505,6 +505,18 @@ def _openjson(statement: exp.Expr, target: str) -> None:
         else:
             holder.replace(replacement)
         if substitutes:
+            if owner is not None and any(
+                isinstance(p, exp.Star)
+                or (
+                    isinstance(p, exp.Column)
+                    and isinstance(p.this, exp.Star)
+                    and (not p.table or p.table.lower() == alias.lower())
+                )
+                for p in owner.expressions
+            ):
+                raise UnsupportedError(
+                    "SELECT * over OPENJSON (its columns are rewritten here): name them"
+                )
             for column in list(statement.find_all(exp.Column)):
                 # Its own columns: `B.value` anywhere, `value` in the SELECT that applies it.
                 if column.table.lower() == alias.lower() or (
