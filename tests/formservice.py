@@ -100,6 +100,41 @@ class FormService:
     def op_getMyAccount(self, arguments: dict[str, str], element: Any) -> str:
         return f"<return>{leaves(self.account)}</return>"
 
+    def op_addModelObject(self, arguments: dict[str, str], element: Any) -> str:
+        model_id, model = arguments["modelId"], _model(element)
+        objects = self.objects.setdefault(model_id, [])
+        new_id = str(1 + max((int(o["id"]) for o in self.objects_all()), default=9000))
+        objects.append(
+            {"id": new_id, "keyFieldName": model["keyFieldName"], "properties": model["properties"]}
+        )
+        return f"<return>{new_id}</return>"
+
+    def op_editModelObject(self, arguments: dict[str, str], element: Any) -> str:
+        model_id, model = arguments["modelId"], _model(element)
+        for item in self.objects.get(model_id, []):
+            if item["id"] == model["id"]:
+                item["properties"] = {**item["properties"], **model["properties"]}
+                return f"<return>{item['id']}</return>"
+        raise LookupError(f"no object {model['id']} in model {model_id}")
+
+    def objects_all(self) -> list[dict[str, Any]]:
+        return [o for objects in self.objects.values() for o in objects]
+
+
+def _model(operation: Any) -> dict[str, Any]:
+    """`<model>`'s `id`, `keyFieldName` and `properties/entry` key/value pairs."""
+    (model,) = [c for c in operation if etree.QName(c).localname == "model"]
+    out: dict[str, Any] = {"properties": {}}
+    for child in model:
+        name = etree.QName(child).localname
+        if name == "properties":
+            for entry in child:
+                fields = {etree.QName(f).localname: f.text or "" for f in entry}
+                out["properties"][fields["key"]] = fields.get("value", "")
+        else:
+            out[name] = child.text or ""
+    return out
+
 
 class _Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:

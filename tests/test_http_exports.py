@@ -18,8 +18,6 @@ from sqlalchemy import create_engine, text
 
 from jobs.models import ConnectionString, ConnectionType, ExecutionStatus, Job
 from jobs.sync.changelog import ChangeLogReader
-from jobs.sync.spec import components
-from jobs.systems.db.tsql import PIPELINE_DATA, TranslationError, translate
 from tests.formservice import FormService, serving
 from tests.syncdb import messages, run
 
@@ -231,41 +229,4 @@ def test_the_worked_soap_example_of_the_docs_runs_on_sqlite(datazen: Any, tmp_pa
     ]
 
 
-# The two UPSERT exports read SQL Server (SystemName SQLServer: T-SQL SqlRead, run as written)
-# and build form.com's SOAP bodies in T-SQL with OPENJSON, which has no translation to other
-# databases (docs/http.md, "Not supported"). Unmodified, with `sql` on PostgreSQL, they fail
-# on the first of these, named.
-UPSERTS = {
-    "UPSERT_DataModelObjects": "[Form].[datamodelobjects]",
-    "UPSERT_DataModelObject_Territory": "[form].[datamodelobjects]",
-}
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("name", UPSERTS)
-def test_the_upsert_exports_fail_naming_what_needs_sql_server(
-    datazen: Any, jobs: dict[str, Job], service: FormService, sql: str, name: str
-) -> None:
-    # given the form.com tables the five exports fill, and an upsert export as it is
-    run_all(jobs)
-    body = json.loads((SAMPLES / f"{name}.json").read_text())
-    assert datazen.post("/job", body, format="json").status_code == 200
-    # when
-    execution = run(Job.objects.get(job_key=name, kind="reader"))
-    # then: its T-SQL reader fails on PostgreSQL naming the construct; nothing was sent
-    assert execution.status == ExecutionStatus.FAILED
-    assert 'syntax error at or near "["' in execution.error_message
-    assert UPSERTS[name] in execution.error_message
-    assert not {op for _, op in service.calls} & {"addModelObject", "editModelObject"}
-
-
-@pytest.mark.parametrize("name", UPSERTS)
-@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
-def test_the_upsert_exports_pipeline_sql_is_refused_naming_openjson(
-    name: str, dialect: str
-) -> None:
-    writer = json.loads((SAMPLES / f"{name}.json").read_text())["JobWriter"]
-    steps = components(writer["PipelineDef"], "JobWriter")
-    (run_sql,) = [s for s in steps if s["Name"] == "DataRunSQL"]
-    with pytest.raises(TranslationError, match=r"OPENJSON\(\) is SQL Server only"):
-        translate(PIPELINE_DATA.sub("batch", run_sql["SQLCommand"]), dialect)
+# The two UPSERT exports run end to end in tests/test_http_upserts.py.

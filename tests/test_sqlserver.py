@@ -10,7 +10,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.schema import CreateTable
 
 from jobs.systems.batch import Column
-from jobs.systems.db.tsql import TranslationError, translate
+from jobs.systems.db.tsql import TranslationError, translate, translate_query
 from jobs.systems.db.url import to_url
 from jobs.systems.db.writer import Target, _new_table, _Statements
 from tests.syncdb import direct_job, execute, run
@@ -67,9 +67,20 @@ def test_t_sql_goes_to_sql_server_unchanged_and_is_translated_elsewhere() -> Non
     assert translate(sql, "mysql") == "SELECT `key`, COALESCE(`value`, '') FROM `form`.`x` LIMIT 1"
 
 
+def test_markup_built_in_t_sql_goes_to_sql_server_with_its_data_escaped() -> None:
+    # (generated text only: no SQL Server here, docs/connections.md)
+    got = translate_query("SELECT '<id>' + CAST(x AS NVARCHAR(9)) + '</id>' AS n FROM t", "mssql")
+    assert got.markup == {"n"}
+    assert got.sql == (
+        "SELECT '<id>' + REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(CAST(x AS NVARCHAR(9)), '&', "
+        "'&amp;'), '<', '&lt;'), '>', '&gt;'), '\"', '&quot;'), '''', '&apos;') + '</id>' AS n "
+        "FROM t"
+    )
+
+
 def test_what_cannot_be_translated_is_named() -> None:
-    with pytest.raises(TranslationError, match=r"OPENJSON\(\) is SQL Server only"):
-        translate("SELECT * FROM t CROSS APPLY OPENJSON(t.j) B", "postgresql")
+    with pytest.raises(TranslationError, match=r"OPENXML\(\) is SQL Server only"):
+        translate("SELECT * FROM t CROSS APPLY OPENXML(t.j, '/r') B", "postgresql")
     with pytest.raises(TranslationError, match="cannot read the T-SQL"):
         translate("SELECT FROM WHERE", "sqlite")
 

@@ -12,16 +12,20 @@ import datetime as dt
 import decimal
 import logging
 import uuid
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column as SqlColumn
-from sqlalchemy import Engine, MetaData, Table, Text
+from sqlalchemy import Connection, Engine, MetaData, Table, Text
 
 from jobs.connections import database_engine
 from jobs.pipeline.base import Component, first_of, flag, register
 from jobs.pipeline.types import ConversionError, convert
 from jobs.systems.batch import Batch, Column
 from jobs.systems.db.url import ConnectionStringError
+
+if TYPE_CHECKING:
+    from jobs.systems.db.tsql import Translation
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ class DataRunSQL(Component):
         except (TypeError, ValueError):
             raise self.fail("ExecTimeout must be a number of seconds") from None
         self._engine: Engine | None = None
-        self._translated: dict[str, str] = {}
+        self._translated: dict[tuple[str, tuple[str, ...]], Translation] = {}
 
     def engine(self) -> Engine:
         if self._engine is None:
@@ -106,23 +110,35 @@ class DataRunSQL(Component):
                 raise self.fail(str(exc)) from None
         return self._engine
 
-    def statement(self, dialect: str, table: str) -> str:
+    def statement(self, connection: Connection, table: str, columns: list[str]) -> Translation:
         # sqlglot takes about a second to import: only processes running such a step pay it.
-        from jobs.systems.db.tsql import PIPELINE_DATA, TranslationError, translate
+        from jobs.systems.db.tsql import (
+            PIPELINE_DATA,
+            TEXT,
+            TranslationError,
+            catalogue_for,
+            translate_query,
+        )
+        from jobs.systems.db.tsql import Table as Known  # (the same module, same reason)
 
-        # The table name is fixed while translating (cached), then made unique per batch.
-        key = dialect
+        # The table name is fixed while translating (cached per dialect and batch columns: names
+        # resolve against the catalogue and the batch), then made unique per batch.
+        dialect = connection.dialect.name
+        key = (dialect, tuple(columns))
         if key not in self._translated:
             placeholder = "pipelinedata__batch"
+            batch_table = Known(None, placeholder, dict.fromkeys(columns, TEXT))
             try:
-                self._translated[key] = translate(
+                self._translated[key] = translate_query(
                     PIPELINE_DATA.sub(placeholder, self.sql),
                     dialect,
                     where=f"Pipeline step {self.step} (DataRunSQL)",
+                    catalogue=catalogue_for(connection, [batch_table]),
                 )
             except TranslationError as exc:
                 raise self.fail(str(exc).split(": ", 1)[-1]) from None
-        return self._translated[key].replace("pipelinedata__batch", table)
+        translated = self._translated[key]
+        return replace(translated, sql=translated.sql.replace("pipelinedata__batch", table))
 
     def apply(self, batch: Batch) -> Batch:
         try:
@@ -140,7 +156,6 @@ class DataRunSQL(Component):
         dialect = engine.dialect.name
         name = f"pipelinedata_{uuid.uuid4().hex[:12]}"
         table_name = f"#{name}" if dialect == "mssql" else name
-        sql = self.statement(dialect, table_name)
         table = Table(
             table_name,
             MetaData(),
@@ -151,6 +166,8 @@ class DataRunSQL(Component):
             if self.timeout and dialect == "postgresql":
                 connection.exec_driver_sql(f"SET LOCAL statement_timeout = {self.timeout * 1000}")
             table.create(connection)
+            translated = self.statement(connection, table_name, batch.names)
+            sql = translated.sql
             try:
                 if batch.rows:
                     names = batch.names
@@ -173,16 +190,24 @@ class DataRunSQL(Component):
             return batch
         if not out_names:
             raise self.fail("ReplaceDataSet is set but the SQL returned no result set")
-        return self._typed(batch, out_names, out_rows)
+        return self._typed(batch, out_names, out_rows, translated.markup)
 
-    def _typed(self, batch: Batch, names: list[str], rows: list[tuple]) -> Batch:
+    def _typed(
+        self, batch: Batch, names: list[str], rows: list[tuple], markup: frozenset[str]
+    ) -> Batch:
         """Columns named like an input column get its type back; others are typed by value."""
         columns: list[Column] = []
         for position, name in enumerate(names):
             try:
                 source = batch.columns[batch.index(name)]
             except KeyError:
-                columns.append(Column(name, _logical([row[position] for row in rows])))
+                columns.append(
+                    Column(
+                        name,
+                        _logical([row[position] for row in rows]),
+                        markup=name.lower() in markup,
+                    )
+                )
                 continue
             columns.append(
                 Column(
@@ -192,6 +217,7 @@ class DataRunSQL(Component):
                     source.length,
                     source.precision,
                     source.scale,
+                    markup=name.lower() in markup,
                 )
             )
         converted = []

@@ -74,7 +74,11 @@ class Header:
             "job_key": self.job_key,
             "execution_id": self.execution_id,
             "created": self.created,
-            "columns": [asdict(column) for column in self.columns],
+            # `markup` only where set: other readers of the format need not know it.
+            "columns": [
+                {k: v for k, v in asdict(column).items() if k != "markup" or v}
+                for column in self.columns
+            ],
             "keys": self.keys,
             "compression": self.compression,
             "encoding": "pickle5-restricted",

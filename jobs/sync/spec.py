@@ -128,6 +128,10 @@ SOURCE_SETTINGS = {
 }
 
 
+# SystemName values that say a reader's SQL is T-SQL.
+SQL_SERVER_NAMES = {"sqlserver", "mssql", "azuresql"}
+
+
 @dataclass(frozen=True)
 class ReaderSpec:
     job_key: str
@@ -149,6 +153,9 @@ class ReaderSpec:
     # JsonData.DynamicParameter as sent (its connector reads it: HTTP readers run per row).
     dynamic_parameter: dict[str, Any] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
+    # "tsql" when SystemName says the SQL was written for SQL Server: a database reader on
+    # another kind of database translates it (jobs.systems.db.tsql).
+    sql_dialect: str = ""
 
     @property
     def strategy(self) -> str:
@@ -224,6 +231,9 @@ class ReaderSpec:
                 for name, label in _UNSUPPORTED_READER_SETTINGS.items()
                 if _present(data.get(name)) and name not in per_row
             ],
+            sql_dialect="tsql"
+            if text(definition.get("SystemName"), f"{where}.SystemName").lower() in SQL_SERVER_NAMES
+            else "",
         )
 
 

@@ -33,6 +33,9 @@ class Column:
     length: int | None = None
     precision: int | None = None
     scale: int | None = None
+    # Markup the job's own SQL wrote (jobs.systems.db.tsql), the data in it escaped there: an
+    # HTTP body template inserts it as is (docs/http.md, "Placeholders").
+    markup: bool = False
 
 
 @dataclass

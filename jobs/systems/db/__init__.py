@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 from sqlalchemy import Engine, text
 
@@ -187,11 +188,42 @@ class DatabaseWriter:
         )
 
 
+def _translated(engine: Engine, spec: ReaderSpec) -> ReaderSpec:
+    """A reader written for SQL Server (`SystemName` SQLServer) reading another database: its
+    `SqlRead` and `DeletedRecordsSQL` are T-SQL, translated as DataRunSQL's are."""
+    if spec.sql_dialect != "tsql" or engine.dialect.name == "mssql" or not spec.sql:
+        return spec
+    # sqlglot takes about a second to import: only runs of such readers pay it.
+    from jobs.systems.db.tsql import TranslationError, catalogue_for, translate
+
+    where = f"Job reader '{spec.job_key}'"
+    try:
+        with engine.connect() as db:
+            catalogue = catalogue_for(db)
+            sql = translate(
+                spec.sql, engine.dialect.name, where=f"{where} SqlRead", catalogue=catalogue
+            )
+            deleted = (
+                translate(
+                    spec.deleted_sql,
+                    engine.dialect.name,
+                    where=f"{where} DeletedRecordsSQL",
+                    catalogue=catalogue,
+                )
+                if spec.deleted_sql
+                else ""
+            )
+    except TranslationError as exc:
+        raise UnsupportedSystem(str(exc)) from None
+    return replace(spec, sql=sql, deleted_sql=deleted)
+
+
 class DatabaseSystem:
     kind: str = ConnectionType.DB.value
 
     def reader(self, connection: Connection, spec: ReaderSpec) -> DatabaseReader:
-        return DatabaseReader(create_db_engine(connection.system, connection.value), spec)
+        engine = create_db_engine(connection.system, connection.value)
+        return DatabaseReader(engine, _translated(engine, spec))
 
     def writer(self, connection: Connection, spec: WriterSpec, writer_guid: str) -> DatabaseWriter:
         return DatabaseWriter(

@@ -35,17 +35,20 @@ def parameter_rows(parameter: DynamicParameter, *, job_key: str) -> list[dict[st
     if parameter.rows:
         return parameter.rows
     # On first use: sqlglot's import costs about a second in every process otherwise.
-    from jobs.systems.db.tsql import translate
+    from jobs.systems.db.tsql import catalogue_for, translate
 
     where = f"Job reader '{job_key}': DynamicParameter.connection"
     try:
         engine = database_engine(parameter.connection)
     except ConnectionStringError as exc:
         raise UnsupportedSystem(f"{where}: {exc}") from None
-    sql = translate(
-        parameter.sql, engine.dialect.name, where=f"Job reader '{job_key}' DynamicParameter"
-    )
     with engine.connect() as db:
+        sql = translate(
+            parameter.sql,
+            engine.dialect.name,
+            where=f"Job reader '{job_key}' DynamicParameter",
+            catalogue=catalogue_for(db),
+        )
         result = db.exec_driver_sql(sql)
         names = list(result.keys())
         rows = [dict(zip(names, row, strict=True)) for row in result.fetchmany(MAX_PARAMETER_ROWS)]

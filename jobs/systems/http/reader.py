@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -35,6 +35,10 @@ class PagingError(RuntimeError):
 
 
 # Value types a column takes without conversion (anything else goes through _coerce).
+# Pickled pages kept in memory before the spool goes to a file (100,000 rows of 6 columns
+# pickle to about 6 MB).
+SPOOL_MEMORY = 64 * 1024 * 1024
+
 _ALLOWED = {
     "string": frozenset({str, type(None)}),
     "integer": frozenset({int, type(None)}),
@@ -124,6 +128,53 @@ def _observe(rows: list[dict[str, Any]], order: dict[str, str], seen: dict[str, 
         kinds.update(type(row.get(name)) for row in rows)
 
 
+# A spooled page: field names (None: rows are dicts), rows, each field's value types.
+_Page = tuple[tuple[str, ...] | None, list[Any], tuple[frozenset[type], ...]]
+
+
+class _Spool:
+    """Pages pickled in memory up to SPOOL_MEMORY bytes, then onto a temporary file.
+
+    Reading back from the file takes one read per page: pickle.load on a buffered file reads
+    per frame, each read letting go of the GIL, and under load each took a scheduler slice to
+    win it back from the writer threads (measured: docs/http.md, "Performance")."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._memory: list[bytes] = []
+        self._held = 0
+        self._file: IO[bytes] | None = None
+        self._sizes: list[int] = []
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def add(self, page: _Page) -> None:
+        data = pickle.dumps(page, pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+        if self._file is None and self._held + len(data) <= SPOOL_MEMORY:
+            self._memory.append(data)
+            self._held += len(data)
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="gateway-http-")  # noqa: SIM115 (closed by __exit__)
+        self._file.write(data)
+        self._sizes.append(len(data))
+
+    def __iter__(self) -> Iterator[_Page]:
+        for index, data in enumerate(self._memory):
+            self._memory[index] = b""  # memory goes back as the pages go on
+            yield pickle.loads(data)  # this run's own bytes, never shared
+        if self._file is not None:
+            self._file.seek(0)
+            for size in self._sizes:
+                yield pickle.loads(self._file.read(size))
+
+
 class HttpReader:
     """One reader definition on one HTTP connection."""
 
@@ -176,14 +227,14 @@ class HttpReader:
         produced = 0
         yielded = False
         # A test run (limit) shows the first page's columns; a run has those of every page.
-        pages: Iterator[tuple[tuple[str, ...] | None, list[Any]]] = (
-            ((None, rows) for rows in self._documents(since))
+        pages: Iterator[_Page] = (
+            ((None, rows, ()) for rows in self._documents(since))
             if limit is not None
             else self._spooled(since)
         )
-        for shape, rows in pages:
+        for shape, rows, kinds in pages:
             batch_rows = (
-                self._typed_page(shape, rows, since)
+                self._typed_page(shape, rows, kinds, since)
                 if shape is not None
                 else self._typed(rows, since)
             )
@@ -230,7 +281,7 @@ class HttpReader:
             "deleted records."
         )
 
-    def _spooled(self, since: Since | None) -> Iterator[tuple[tuple[str, ...] | None, list[Any]]]:
+    def _spooled(self, since: Since | None) -> Iterator[_Page]:
         """Every page read first, onto a temporary file, learning the columns (the union of
         all pages', in order of appearance) and their types (from all values); then the pages
         again. A field that only a later page has is a column like the others, and a column
@@ -239,33 +290,34 @@ class HttpReader:
 
         A page whose rows all have the same fields (the usual API page) is kept as its field
         names and value tuples — observed and pickled at C speed; any other page as its
-        dicts. Yields (field names or None, rows)."""
+        dicts. Yields (field names or None, rows, each field's value types)."""
         order: dict[str, str] = {}
         seen: dict[str, set[type]] = {}
-        with tempfile.TemporaryFile(prefix="gateway-http-") as spool:
-            count = 0
+        with _Spool() as spool:
             for rows in self._documents(since):
                 if not rows:
                     continue
                 page = _as_tuples(rows)
                 if page is None:
                     _observe(rows, order, seen)
-                    pickle.dump((None, rows), spool, pickle.HIGHEST_PROTOCOL)
+                    spool.add((None, rows, ()))
                 else:
                     shape, values = page
-                    for name, column in zip(shape, zip(*values, strict=True), strict=True):
+                    kinds = tuple(frozenset(map(type, c)) for c in zip(*values, strict=True))
+                    for name, types in zip(shape, kinds, strict=True):
                         order.setdefault(name.lower(), name)
-                        seen.setdefault(name.lower(), set()).update(map(type, column))
-                    pickle.dump(page, spool, pickle.HIGHEST_PROTOCOL)
-                count += 1
-            if count:
+                        seen.setdefault(name.lower(), set()).update(types)
+                    spool.add((shape, values, kinds))
+            if spool.count:
                 self.columns = self._columns(order, seen)
-            spool.seek(0)
-            for _ in range(count):
-                yield pickle.load(spool)  # the file is this run's own, never shared
+            yield from spool
 
     def _typed_page(
-        self, shape: tuple[str, ...], values: list[tuple], since: Since | None
+        self,
+        shape: tuple[str, ...],
+        values: list[tuple],
+        kinds: tuple[frozenset[type], ...],
+        since: Since | None,
     ) -> list[tuple]:
         """A spooled page of value tuples in the run's columns: as it is when its fields are
         the columns in order with values of their types (no mark to filter on); else row by
@@ -276,8 +328,8 @@ class HttpReader:
             and len(shape) == len(self.columns)
             and all(n.lower() == c.name.lower() for n, c in zip(shape, self.columns, strict=True))
             and all(
-                _ALLOWED[c.type].issuperset(map(type, column))
-                for c, column in zip(self.columns, zip(*values, strict=True), strict=True)
+                _ALLOWED[c.type].issuperset(types)
+                for c, types in zip(self.columns, kinds, strict=True)
             )
         ):
             return values

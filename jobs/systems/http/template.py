@@ -2,8 +2,9 @@
 
 Reader side: `{{@param.NAME}}`, `{{@highwatermark}}`, `{{@executionid}}` and the paging values
 `{{@offset}}`, `{{@limit}}`, `{{@page}}`, `{{@token}}`. Writer side: `{{column}}` (escaped for
-the body type), `{{{column}}}` (inserted as is), and in batch bodies a `{{#rows}}…{{/rows}}`
-section repeated once per row (JSON bodies get a comma between repetitions); docs/http.md.
+the body type, unless the column is markup the job's own SQL wrote: `Column.markup`),
+`{{{column}}}` (inserted as is), and in batch bodies a `{{#rows}}…{{/rows}}` section repeated
+once per row (JSON bodies get a comma between repetitions); docs/http.md.
 """
 
 from __future__ import annotations
@@ -120,8 +121,19 @@ def _json_string_test(text: str) -> Callable[[int], bool]:
     return lambda position: bisect.bisect_right(spans, position) % 2 == 1
 
 
-def render_row(text: str, row: Mapping[str, Any], escape: Escape, where: str) -> str:
+def render_row(
+    text: str,
+    row: Mapping[str, Any],
+    escape: Escape,
+    where: str,
+    markup: frozenset[str] = frozenset(),
+) -> str:
     """Fill `{{column}}` (escaped) and `{{{column}}}` (as is) from one row (names any case).
+
+    A `{{column}}` named in `markup` (lowercased) is inserted as is in an XML body: it holds
+    markup written by the job's own SQL, whose data jobs.systems.db.tsql escaped where it was
+    spliced in; anything else, data from the source above all, is escaped here. (The vendor
+    inserts every value as is; docs/decisions.md, "Template escaping".)
 
     In a JSON body, `{{column}}` inside a string literal (`"{{title}}"`) is the value's text,
     JSON-escaped; elsewhere (`{"id": {{id}}}`) it is the value as a JSON value, so a NULL is
@@ -143,9 +155,12 @@ def render_row(text: str, row: Mapping[str, Any], escape: Escape, where: str) ->
     def fill(match: re.Match[str]) -> str:
         if match.group("raw") is not None:
             return as_text(lookup(match.group("raw"), match.group(0)))
-        value = lookup(match.group("escaped"), match.group(0))
+        name = match.group("escaped")
+        value = lookup(name, match.group(0))
         if in_string is not None and not in_string(match.start()):
             return json_literal(value)
+        if escape is xml_escape and name.lower() in markup:
+            return as_text(value)
         return escape(as_text(value))
 
     return _PLACEHOLDER.sub(fill, text)
@@ -158,21 +173,26 @@ def render_batch(
     where: str,
     *,
     json_body: bool,
+    markup: frozenset[str] = frozenset(),
 ) -> str:
     """A body for several rows: the `{{#rows}}` section once per row; or, for JSON without a
     section, a JSON array of the template rendered per row."""
     section = _SECTION.search(text)
     if section is None:
         if len(rows) == 1:
-            return render_row(text, rows[0], escape, where)
+            return render_row(text, rows[0], escape, where, markup)
         if json_body:
-            return "[" + ",".join(render_row(text, row, escape, where) for row in rows) + "]"
+            return (
+                "[" + ",".join(render_row(text, row, escape, where, markup) for row in rows) + "]"
+            )
         raise TemplateError(
             f"{where}: BatchCount sends several rows per request, so the body needs a "
             "{{#rows}}…{{/rows}} section to repeat per row (or BatchCount 1)."
         )
     body = section.group(1)
-    joined = ("," if json_body else "").join(render_row(body, row, escape, where) for row in rows)
+    joined = ("," if json_body else "").join(
+        render_row(body, row, escape, where, markup) for row in rows
+    )
     outside = text[: section.start()] + "\0ROWS\0" + text[section.end() :]
     outside = outside.replace("{{@count}}", str(len(rows)))
     return render_row(outside, {}, escape, where).replace("\0ROWS\0", joined)

@@ -135,17 +135,19 @@ class HttpWriter:
                 names = header.keys
                 rows = [dict(zip(names, key, strict=False)) for key in frame.rows]
                 target, op = self.settings.delete, "delete"
+                markup: frozenset[str] = frozenset()
             else:
                 batch = hooks.transform(Batch(header.columns, frame.rows))
                 names = batch.names
                 rows = [dict(zip(names, row, strict=True)) for row in batch.rows]
                 target, op = self.settings.upsert, "upsert"
+                markup = frozenset(c.name.lower() for c in batch.columns if c.markup)
             start = resume[1] if index == resume[0] else 0
             size = self.settings.batch_count
             for at in range(start, len(rows), size):
                 hooks.check_cancel()
                 chunk = rows[at : at + size]
-                outcome = self._deliver(target, op, chunk, execution_id, hooks)
+                outcome = self._deliver(target, op, chunk, execution_id, hooks, markup)
                 counts[outcome if outcome != "delivered" else op + "s"] += len(chunk)
                 self._save(applied, execution_id, index, at + len(chunk))
                 hooks.progress(counts["upserts"], counts["deletes"])
@@ -171,7 +173,10 @@ class HttpWriter:
         return ApplyResult(applied=True, upserts=counts["upserts"], deletes=counts["deletes"])
 
     def _render(
-        self, target: HttpTargetRequest, rows: list[dict[str, Any]]
+        self,
+        target: HttpTargetRequest,
+        rows: list[dict[str, Any]],
+        markup: frozenset[str] = frozenset(),
     ) -> tuple[str, str, list[tuple[str, str]], str]:
         request = target.request
         first = rows[0]
@@ -181,7 +186,7 @@ class HttpWriter:
         json_body = escape is template.json_escape
         body = (
             template.render_batch(
-                target.script, rows, escape, f"{where} script", json_body=json_body
+                target.script, rows, escape, f"{where} script", json_body=json_body, markup=markup
             )
             if target.script
             else (json.dumps(rows, default=template.as_text) if json_body else "")
@@ -201,9 +206,10 @@ class HttpWriter:
         rows: list[dict[str, Any]],
         execution_id: str,
         hooks: ApplyHooks,
+        markup: frozenset[str] = frozenset(),
     ) -> str:
         """Send one request; 'delivered', 'ignored', 'skipped' or 'dead' (or raise)."""
-        verb, uri, headers, body = self._render(target, rows)
+        verb, uri, headers, body = self._render(target, rows, markup)
         errors = self.settings.errors
         attempt = 0
         while True:
