@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import Engine, text
 
-from jobs.models import ConnectionType
 from jobs.sync.changelog import Frame, Header
 from jobs.sync.spec import ReaderSpec, WriterSpec
 from jobs.systems.base import (
@@ -176,8 +175,6 @@ class DatabaseWriter:
 
 
 class DatabaseSystem:
-    kind: str = ConnectionType.DB.value
-
     def reader(self, connection: Connection, spec: ReaderSpec) -> DatabaseReader:
         return DatabaseReader(create_db_engine(connection.system, connection.value), spec)
 
