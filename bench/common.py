@@ -38,9 +38,10 @@ def run_engine(
     database reader) or `reader`: definition fields laid over the reader's (`{"JsonData":
     {"DriveSourceSettings": …}}`; a field set to None is removed); `writer` likewise over the
     writer's. `connections`: `[{"key", "system", "type", "value"}]` stored before the job is
-    made. `until_rows`: the source never ends (a consumer): the run is timed from its claim
-    until that many rows are written, then stopped. `env`: more environment for the child
-    (`GATEWAY_DRIVE_ROOT`).
+    made. `imports`: modules the job's first run would load (a broker's client), loaded before
+    the clock starts as the engine is. `until_rows`: the source never ends (a consumer): the
+    run is timed from its claim until that many rows are written, then stopped. `env`: more
+    environment for the child (`GATEWAY_DRIVE_ROOT`).
     """
     # The benchmark jobs name their throw-away databases by URL, not by stored key.
     extra = {"GATEWAY_INLINE_CONNECTIONS": "true", **(env or {})}
@@ -143,9 +144,12 @@ def _child(payload: str) -> None:
         )
         reader.direct_writer = writer
         reader.save()
-    # Likewise a kind's connector, at the first run of that kind (jobs.systems.registry).
+    # Likewise a kind's connector, at the first run of that kind (jobs.systems.registry), and
+    # the modules its first run loads (`imports`: a broker's client).
     for reference in (job_def["source"], job_def["target"]):
         registry.system_for(registry.resolve(reference))
+    for module in job_def.get("imports", []):
+        import_module(module)
     execution = services.new_execution(reader, options=spec["options"])
     if "until_rows" in job_def:
         print(json.dumps(_consume(execution, job_def["until_rows"])))

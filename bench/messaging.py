@@ -116,6 +116,7 @@ def engine_job(queue: str, target: Path, count: int, batch: int) -> dict[str, An
         "target": f"sqlite:///{target}",
         "target_table": "messages",
         "until_rows": count,
+        "imports": ["jobs.systems.messaging.rabbitmq"],
         "connections": [
             {
                 "key": "bench_mq",
