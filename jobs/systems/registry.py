@@ -15,9 +15,9 @@ from jobs.sync.spec import ReaderSpec, WriterSpec
 from jobs.systems.base import Connection, Reader, System, UnsupportedSystem, Writer
 
 # Each kind's System, as "package:class". A package is imported when its kind is first used,
-# not with the registry: importing one loads its libraries (SQLAlchemy's dialects, pyarrow and
-# fsspec, httpx and lxml, the broker clients), and a process mostly opens one or two kinds
-# (docs/decisions.md, "Connector libraries load on first use").
+# not with the registry: importing one loads its libraries (pyarrow and fsspec, httpx and lxml,
+# the broker clients), and a process mostly opens one or two kinds (docs/decisions.md,
+# "Connector libraries load on first use"; the database connector comes with jobs.connections).
 CONNECTORS: dict[str, str] = {
     ConnectionType.DB.value: "jobs.systems.db:DatabaseSystem",
     ConnectionType.HTTP.value: "jobs.systems.http:HttpSystem",
