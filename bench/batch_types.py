@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,8 +41,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import child_result
 
 BATCH_ROWS = 10_000
 KEY = "id"
@@ -592,22 +591,12 @@ def child(spec: dict[str, Any]) -> None:
 
 # -- the parent: data sets, alternation, report ------------------------------------------------
 def run_child(spec: dict[str, Any], data_dir: Path) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["GATEWAY_DATA_DIR"] = str(data_dir)
-    env["DJANGO_SETTINGS_MODULE"] = "gateway.settings"
-    env.pop("DATABASE_URL", None)
-    env["GATEWAY_LOG_LEVEL"] = "WARNING"
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "child", json.dumps(spec)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    return child_result(
+        Path(__file__),
+        ["child", json.dumps(spec)],
+        data_dir,
+        what=f"{spec['dataset']}/{spec['path']}",
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"{spec['dataset']}/{spec['path']} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _target(dataset: str, folder: Path, label: str) -> dict[str, Any]:

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,8 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import run_engine, sqlite_figures, timed
 
 PAGE = 1000
 COLUMNS = ["id", "name", "qty", "price", "city", "updated"]
@@ -102,67 +99,39 @@ def baseline(base_url: str, target: Path) -> int:
 
 
 def checksum(path: Path) -> list[Any]:
-    db = sqlite3.connect(path)
-    try:
-        return list(
-            db.execute(
-                "SELECT count(*), sum(id), sum(qty), total(price), sum(length(name)), "
-                "max(updated), sum(length(city)) FROM items"
-            ).fetchone()
-        )
-    finally:
-        db.close()
-
-
-def run_engine(data_dir: Path, base_url: str, target: Path) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.update(
-        GATEWAY_DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="gateway.settings",
-        GATEWAY_LOG_LEVEL="WARNING",
+    return sqlite_figures(
+        path,
+        "SELECT count(*), sum(id), sum(qty), total(price), sum(length(name)), "
+        "max(updated), sum(length(city)) FROM items",
     )
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, __file__, "child", base_url, str(target)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"engine child failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def child(base_url: str, target: str) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    import jobs.sync.run  # noqa: F401  (a worker imports the engine once, before any run)
-    from jobs import runner, services
-    from jobs.models import ConnectionString, ConnectionType, Job, JobKind
-
-    stored = ConnectionString(key="bench_api", system="HTTP", connection_type=ConnectionType.HTTP)
-    stored.value = json.dumps({"service": "http", "baseUrl": base_url})
-    stored.save()
-    # Jobs name stored connections (inline ones are off by default: docs/security.md).
-    sink = ConnectionString(key="bench_target", system="SQLite", connection_type=ConnectionType.DB)
-    sink.value = f"sqlite:///{target}"
-    sink.save()
-    reader = Job.objects.create(
-        kind=JobKind.READER,
-        job_key="bench_http",
-        definition={
-            "JobKey": "bench_http",
-            "Path": "C:\\tmp\\bench",
-            "UpsertColumns": "id",
-            "ConnectionString": "bench_api",
+def engine_job(base_url: str, target: Path) -> dict[str, Any]:
+    """The direct job the engine runs: an HTTP reader (offset paging) into a SQLite table,
+    both stored connections (jobs name stored keys: inline ones are off by default)."""
+    return {
+        "key": "bench_http",
+        "source": "bench_api",
+        "target": "bench_target",
+        "target_table": "items",
+        "connections": [
+            {
+                "key": "bench_api",
+                "system": "HTTP",
+                "type": "HTTP",
+                "value": json.dumps({"service": "http", "baseUrl": base_url}),
+            },
+            {
+                "key": "bench_target",
+                "system": "SQLite",
+                "type": "DB",
+                "value": f"sqlite:///{target}",
+            },
+        ],
+        "reader": {
+            "PropagateDelete": None,
+            "SyncStrategy": None,
             "JsonData": {
-                "KeepChangedLogFiles": False,
                 "HttpSourceSettings": {
                     "IsRESTRequest": True,
                     "HTTPURI": "/items",
@@ -174,45 +143,8 @@ def child(base_url: str, target: str) -> None:
                 },
             },
         },
-    )
-    writer = Job.objects.create(
-        kind=JobKind.WRITER,
-        job_key="__bench_http",
-        source=reader,
-        definition={
-            "JobKey": "__bench_http",
-            "Path": "C:\\tmp\\bench",
-            "UpsertColumns": "id",
-            "ConnectionString": "bench_target",
-            "SourceJobKey": "bench_http",
-            "TargetObject": "items",
-            "Options": {"BatchCount": 10_000},
-        },
-    )
-    reader.direct_writer = writer
-    reader.save()
-    execution = services.new_execution(reader)
-    started = time.perf_counter()
-    cpu_started = time.process_time()
-    claimed = runner.claim(execution.pk)
-    assert claimed is not None
-    runner.run_claimed(claimed)
-    seconds = time.perf_counter() - started
-    # CPU time of the run (all its threads): what a shared, loaded machine disturbs least.
-    cpu_seconds = time.process_time() - cpu_started
-    claimed.refresh_from_db()
-    print(
-        json.dumps(
-            {
-                "seconds": round(seconds, 3),
-                "cpu_seconds": round(cpu_seconds, 3),
-                "status": claimed.status,
-                "error": claimed.error_message,
-                "records_available": claimed.records_available,
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            }
-        )
-    )
+        "writer": {"PropagateDelete": None},
+    }
 
 
 def main() -> None:
@@ -230,11 +162,11 @@ def main() -> None:
             same = True
             for attempt in range(max(1, args.repeat)):
                 base_target = folder / f"baseline{attempt}.sqlite3"
-                started = time.perf_counter()
-                baseline(base_url, base_target)
-                base_runs.append(time.perf_counter() - started)
+                base_runs.append(timed(baseline, base_url, base_target)[0])
                 target = folder / f"target{attempt}.sqlite3"
-                engine_runs.append(run_engine(folder / f"data{attempt}", base_url, target))
+                engine_runs.append(
+                    run_engine(folder / f"data{attempt}", engine_job(base_url, target))
+                )
                 if engine_runs[-1]["status"] != "succeeded":
                     raise RuntimeError(f"the engine's run failed: {engine_runs[-1]['error']}")
                 same = same and checksum(target) == checksum(base_target)
@@ -267,7 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "child":
-        child(sys.argv[2], sys.argv[3])
-    else:
-        main()
+    main()

@@ -16,10 +16,8 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,8 +25,9 @@ from typing import Any
 
 import pika
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import run_engine, sqlite_figures
 
 HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")
 PORT = int(os.environ.get("TEST_RABBITMQ_PORT", "5672"))
@@ -100,66 +99,38 @@ def baseline(queue: str, target: Path, count: int, batch: int) -> float:
 
 
 def checksum(path: Path) -> list[Any]:
-    db = sqlite3.connect(path)
-    try:
-        return list(
-            db.execute(
-                "SELECT count(*), count(DISTINCT id), sum(id), sum(qty), total(price), "
-                "sum(length(name)), sum(length(city)) FROM messages"
-            ).fetchone()
-        )
-    finally:
-        db.close()
-
-
-def run_engine(data_dir: Path, queue: str, target: Path, count: int, batch: int) -> dict:
-    env = dict(os.environ)
-    env.update(
-        GATEWAY_DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="gateway.settings",
-        GATEWAY_LOG_LEVEL="WARNING",
-        # The target is a throw-away SQLite file named by URL, not by stored key.
-        GATEWAY_INLINE_CONNECTIONS="true",
+    return sqlite_figures(
+        path,
+        "SELECT count(*), count(DISTINCT id), sum(id), sum(qty), total(price), "
+        "sum(length(name)), sum(length(city)) FROM messages",
     )
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, __file__, "child", queue, str(target), str(count), str(batch)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"engine child failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def child(queue: str, target: str, count: int, batch: int) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    import jobs.sync.run  # noqa: F401  (a worker imports the engine once, before any run)
-    from jobs import runner, services
-    from jobs.models import ConnectionString, ConnectionType, Execution, Job, JobKind
-
-    stored = ConnectionString(
-        key="bench_mq", system="RabbitMQ", connection_type=ConnectionType.MESSAGING
-    )
-    stored.value = json.dumps({"service": "rabbitmq", "host": HOST, "port": PORT, "queue": queue})
-    stored.save()
-    reader = Job.objects.create(
-        kind=JobKind.READER,
-        job_key="bench_consumer",
-        definition={
-            "JobKey": "bench_consumer",
-            "Path": "C:\\tmp\\bench",
-            "ConnectionString": "bench_mq",
+def engine_job(queue: str, target: Path, count: int, batch: int) -> dict[str, Any]:
+    """The consumer direct job the engine runs: appended rows (no upsert keys), like the
+    baseline's INSERTs, stopped once `count` rows are written."""
+    return {
+        "key": "bench_consumer",
+        "keys": None,
+        "source": "bench_mq",
+        "target": f"sqlite:///{target}",
+        "target_table": "messages",
+        "until_rows": count,
+        "imports": ["jobs.systems.messaging.rabbitmq"],
+        "connections": [
+            {
+                "key": "bench_mq",
+                "system": "RabbitMQ",
+                "type": "Messaging",
+                "value": json.dumps(
+                    {"service": "rabbitmq", "host": HOST, "port": PORT, "queue": queue}
+                ),
+            }
+        ],
+        "reader": {
+            "PropagateDelete": None,
+            "SyncStrategy": None,
             "JsonData": {
-                "KeepChangedLogFiles": False,
                 "MessagingOptions": {
                     "MessageProcessing": 1,
                     "MessagingContentColumn": "",
@@ -169,57 +140,8 @@ def child(queue: str, target: str, count: int, batch: int) -> None:
                 },
             },
         },
-    )
-    writer = Job.objects.create(
-        kind=JobKind.WRITER,
-        job_key="__bench_consumer",
-        source=reader,
-        definition={
-            "JobKey": "__bench_consumer",
-            "Path": "C:\\tmp\\bench",
-            "ConnectionString": f"sqlite:///{target}",
-            "SourceJobKey": "bench_consumer",
-            "TargetObject": "messages",
-            "Options": {"BatchCount": 10_000},
-        },
-    )
-    reader.direct_writer = writer
-    reader.save()
-    execution = services.new_execution(reader)
-    claimed = runner.claim(execution.pk)
-    assert claimed is not None
-    started = time.perf_counter()
-    thread = threading.Thread(target=runner.run_claimed, args=(claimed,), daemon=True)
-    thread.start()
-    while True:
-        time.sleep(0.05)
-        row = Execution.objects.filter(pk=claimed.pk).values(
-            "records_direct_written", "status", "error_message"
-        )[0]
-        if row["records_direct_written"] >= count or row["status"] != "running":
-            break
-    seconds = time.perf_counter() - started
-    services.stop_job(reader)
-    thread.join(60)
-    claimed.refresh_from_db()
-    print(
-        json.dumps(
-            {
-                "seconds": round(seconds, 3),
-                "status": claimed.status,
-                "error": claimed.error_message if claimed.status == "failed" else "",
-                "records_direct_written": claimed.records_direct_written,
-                "summary": next(
-                    (
-                        e.message
-                        for e in claimed.log_entries.order_by("-sequence")
-                        if "seconds receiving" in e.message
-                    ),
-                    "",
-                ),
-            }
-        )
-    )
+        "writer": {"PropagateDelete": None},
+    }
 
 
 def main() -> None:
@@ -238,7 +160,8 @@ def main() -> None:
                 base_queue, work / "baseline.sqlite3", args.messages, args.batch
             )
             result = run_engine(
-                work / "data", engine_queue, work / "engine.sqlite3", args.messages, args.batch
+                work / "data",
+                engine_job(engine_queue, work / "engine.sqlite3", args.messages, args.batch),
             )
             print(json.dumps(result), file=sys.stderr)
         finally:
@@ -263,7 +186,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "child":
-        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
-    else:
-        main()
+    main()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import run_engine, timed
+from bench.common import best_figures, run_engine, sqlite_figures, timed
 
 COLUMNS = "id, qty, stock, price, weight, code, name, note, day, flag"
 SCHEMA = (
@@ -77,16 +77,11 @@ def baseline(source: Path, target: Path) -> int:
 
 
 def checksum(path: Path, table: str) -> list:
-    db = sqlite3.connect(path)
-    try:
-        return list(
-            db.execute(
-                f"SELECT count(*), sum(id), sum(qty), total(price), sum(length(name)), "
-                f"sum(length(note)), max(day), sum(flag) FROM {table}"
-            ).fetchone()
-        )
-    finally:
-        db.close()
+    return sqlite_figures(
+        path,
+        f"SELECT count(*), sum(id), sum(qty), total(price), sum(length(name)), "
+        f"sum(length(note)), max(day), sum(flag) FROM {table}",
+    )
 
 
 def main() -> None:
@@ -120,24 +115,14 @@ def main() -> None:
             engine_runs.append(run_engine(folder / f"data{attempt}", job))
             same = same and checksum(target, "dst") == checksum(source, "src")
             target.unlink()
-        base_seconds = min(base_runs)
-        engine = min(engine_runs, key=lambda run: run["seconds"])
         print(
             json.dumps(
                 {
                     "benchmark": "sync_full",
                     "rows": args.rows,
                     "columns": 10,
-                    "baseline_seconds": round(base_seconds, 3),
-                    "engine_seconds": engine["seconds"],
-                    "ratio": round(engine["seconds"] / base_seconds, 2),
-                    "ratio_target": 2.0,
-                    "baseline_runs": [round(s, 3) for s in base_runs],
-                    "engine_runs": [run["seconds"] for run in engine_runs],
-                    "engine_peak_rss_mb": max(run["peak_rss_mb"] for run in engine_runs),
+                    **best_figures("baseline_seconds", base_runs, engine_runs, ratio_target=2.0),
                     "rss_target_mb": 300,
-                    "status": engine["status"],
-                    "error": engine["error"],
                     "target_matches_source": same,
                 },
                 indent=2,

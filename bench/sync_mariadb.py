@@ -23,7 +23,7 @@ import pymysql.cursors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import run_engine, timed
+from bench.common import best_figures, run_engine, timed
 from bench.servers import (
     COLUMNS,
     MY_SCHEMA,
@@ -107,22 +107,9 @@ def run_case(case: str, source: str, rows_of_source: Any, repeat: int, tmp: Path
             }
             engine_runs.append(run_engine(tmp / f"{case}{attempt}", job))
             checks.append(compare(rows_of_source(), my_rows(target, "dst")))
-    base = min(base_runs)
-    engine = min(engine_runs, key=lambda run: run["seconds"])
-    return {
-        "baseline_insert_loop_seconds": round(base, 3),
-        "engine_seconds": engine["seconds"],
-        "engine_cpu_seconds": engine["cpu_seconds"],
-        "ratio": round(engine["seconds"] / base, 2),
-        "ratio_target": 2.0,
-        "baseline_runs": [round(s, 3) for s in base_runs],
-        "engine_runs": [run["seconds"] for run in engine_runs],
-        "engine_peak_rss_mb": max(run["peak_rss_mb"] for run in engine_runs),
-        "status": engine["status"],
-        "error": engine["error"],
-        "target_matches_source": all(check["matches"] for check in checks),
-        "differences": [d for check in checks for d in check["differences"]][:5],
-    }
+    return best_figures(
+        "baseline_insert_loop_seconds", base_runs, engine_runs, ratio_target=2.0, checks=checks
+    )
 
 
 def main() -> None:

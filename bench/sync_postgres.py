@@ -19,7 +19,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import run_engine, timed
+from bench.common import best_figures, run_engine, timed
 from bench.servers import (
     COLUMNS,
     PG_HOST,
@@ -96,27 +96,20 @@ def main() -> None:
                 checks.append(
                     compare(pg_rows(names["src"], "src"), pg_rows(names[f"dst{attempt}"], "dst"))
                 )
-        base_seconds = min(base_runs)
-        engine = min(engine_runs, key=lambda run: run["seconds"])
         print(
             json.dumps(
                 {
                     "benchmark": "sync_postgres",
                     "rows": args.rows,
                     "columns": 10,
-                    "baseline_binary_copy_pipe_seconds": round(base_seconds, 3),
-                    "engine_seconds": engine["seconds"],
-                    "engine_cpu_seconds": engine["cpu_seconds"],
-                    "ratio": round(engine["seconds"] / base_seconds, 2),
-                    "ratio_target": 1.5,
-                    "baseline_runs": [round(s, 3) for s in base_runs],
-                    "engine_runs": [run["seconds"] for run in engine_runs],
-                    "engine_peak_rss_mb": max(run["peak_rss_mb"] for run in engine_runs),
+                    **best_figures(
+                        "baseline_binary_copy_pipe_seconds",
+                        base_runs,
+                        engine_runs,
+                        ratio_target=1.5,
+                        checks=checks,
+                    ),
                     "rss_target_mb": 300,
-                    "status": engine["status"],
-                    "error": engine["error"],
-                    "target_matches_source": all(check["matches"] for check in checks),
-                    "differences": [d for check in checks for d in check["differences"]][:5],
                 },
                 indent=2,
             )

@@ -193,6 +193,8 @@ def test_operator_creates_starts_and_follows_a_job(browser, gateway) -> None:
 
     # the job page: the run listed with its figures, linked, and the history chart
     page.get_by_role("link", name="job page").click()
+    # count() does not wait: under load it could still see the run's own page
+    page.wait_for_url(re.compile(r"/admin/jobs/job/\d+/change/$"))
     runs = page.locator("table.run-list tbody tr")
     assert runs.count() == 1
     row = runs.first.inner_text()
@@ -209,6 +211,7 @@ def test_operator_creates_starts_and_follows_a_job(browser, gateway) -> None:
     assert percents and all(0 < p < 100 for p in percents), percents
     assert percents == sorted(percents), percents
     page.get_by_role("link", name="job page").click()
+    page.wait_for_url(re.compile(r"/admin/jobs/job/\d+/change/$"))
     assert page.locator("table.run-list tbody tr").count() == 2
     assert page.locator("svg.run-history polyline").count() >= 2
     shoot(page, "job-page-with-runs")

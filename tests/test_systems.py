@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,14 +14,15 @@ from jobs.connections import UnknownConnection
 from jobs.models import ConnectionString, ConnectionType, ExecutionStatus, Job, JobKind
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, flag
 from jobs.systems import registry
-from jobs.systems.base import Pushdown, UnsupportedSystem
+from jobs.systems.base import Connection, Pushdown, UnsupportedSystem
 from jobs.systems.db import DatabaseReader, DatabaseSystem
 from tests.processes import free_port
 from tests.syncdb import direct_job, execute, rows, run
 
 pytestmark = pytest.mark.django_db
 
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "datazen"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "tests" / "fixtures" / "datazen"
 
 
 @pytest.fixture
@@ -36,6 +40,28 @@ def test_a_database_connection_is_served_by_the_db_connector(sqlite_url: str) ->
     # then
     assert isinstance(registry.system_for(connection), DatabaseSystem)
     assert registry.check(connection) == "sqlite answers"
+
+
+def test_a_worker_loads_no_connector_library_until_it_opens_that_kind(tmp_path: Path) -> None:
+    # given a fresh process that loads what a worker loads (Django, the tasks, the engine)
+    code = (
+        "import django, sys; django.setup(); import jobs.tasks, jobs.sync.run, jobs.admin; "
+        "print(sorted(m for m in ('pyarrow', 'fsspec', 'httpx', 'pika', 'paho', 'nats') "
+        "if m in sys.modules))"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "gateway.settings_test",
+        "GATEWAY_DATA_DIR": str(tmp_path),
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")[-2]
+    # then none of the drive, HTTP and broker libraries is in it
+    assert loaded == "[]"
+    # and every registered kind still has its connector
+    for kind in registry.CONNECTORS:
+        assert registry.system_for(Connection(None, "", kind, "")) is not None
 
 
 def test_a_system_without_a_connector_is_refused_naming_it() -> None:

@@ -9,7 +9,6 @@ round-trip; a pipeline with it enabled fails its run naming it (docs/pipeline.md
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import logging
 import uuid
 from dataclasses import replace
@@ -23,6 +22,7 @@ from jobs.pipeline.base import Component, first_of, flag, register
 from jobs.pipeline.types import ConversionError, convert
 from jobs.systems.batch import Batch, Column
 from jobs.systems.db.url import ConnectionStringError
+from jobs.systems.values import type_of
 
 if TYPE_CHECKING:
     from jobs.systems.db.tsql import Translation
@@ -59,25 +59,6 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-def _logical(values: list[Any]) -> str:
-    kinds = {type(v) for v in values if v is not None}
-    if not kinds:
-        return "string"
-    if kinds == {bool}:
-        return "boolean"
-    if kinds == {int}:
-        return "integer"
-    if kinds <= {int, float}:
-        return "float"
-    if kinds <= {int, decimal.Decimal}:
-        return "decimal"
-    if kinds == {dt.datetime}:
-        return "datetime"
-    if kinds == {dt.date}:
-        return "date"
-    return "string"
 
 
 @register
@@ -204,7 +185,7 @@ class DataRunSQL(Component):
                 columns.append(
                     Column(
                         name,
-                        _logical([row[position] for row in rows]),
+                        type_of(row[position] for row in rows),
                         markup=name.lower() in markup,
                     )
                 )

@@ -214,9 +214,8 @@ class Writer(Protocol):
 
 
 class System(Protocol):
-    """A kind of system: opens readers and writers on its connections, and tests them."""
-
-    kind: str
+    """A kind of system: opens readers and writers on its connections, and tests them (its
+    kind is where jobs.systems.registry names it)."""
 
     def reader(self, connection: Connection, spec: ReaderSpec) -> Reader: ...
 

@@ -15,6 +15,7 @@ from lxml import etree
 
 from jobs.flows.errors import FlowError
 from jobs.flows.language.values import TYPES, Field
+from jobs.safexml import safe_parser
 
 DEFAULT_TABLE = "dataTable"
 
@@ -59,18 +60,6 @@ def line_of(element: Any) -> int | None:
     return line if isinstance(line, int) else None
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
 def parse_xml(content: str | bytes) -> etree._Element:
     """The root element of a flow document; FlowError (with the line) when it is not safe XML."""
     data = content.encode("utf-8") if isinstance(content, str) else content
@@ -81,7 +70,7 @@ def parse_xml(content: str | bytes) -> etree._Element:
         at = data.count(b"\n", 0, dtd.start()) + 1
         raise FlowError("DOCTYPE and ENTITY declarations are not allowed in a flow", at)
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as exc:
         raise FlowError(f"not well-formed XML: {exc.msg}", exc.lineno or None) from None
     if getattr(root.getroottree().docinfo, "doctype", ""):

@@ -11,7 +11,6 @@ from dataclasses import replace
 
 from sqlalchemy import Engine, text
 
-from jobs.models import ConnectionType
 from jobs.sync.changelog import Frame, Header
 from jobs.sync.spec import ReaderSpec, WriterSpec
 from jobs.systems.base import (
@@ -219,8 +218,6 @@ def _translated(engine: Engine, spec: ReaderSpec) -> ReaderSpec:
 
 
 class DatabaseSystem:
-    kind: str = ConnectionType.DB.value
-
     def reader(self, connection: Connection, spec: ReaderSpec) -> DatabaseReader:
         engine = create_db_engine(connection.system, connection.value)
         return DatabaseReader(engine, _translated(engine, spec))

@@ -14,7 +14,6 @@ from typing import IO
 
 from django.conf import settings as django_settings
 
-from jobs.models import ConnectionType
 from jobs.sync.changelog import Frame, Header
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec
 from jobs.systems.base import (
@@ -326,8 +325,6 @@ class DriveTarget:
 
 
 class DriveSystem:
-    kind: str = ConnectionType.DRIVE.value
-
     def reader(self, connection: Connection, spec: ReaderSpec) -> DriveReader:
         return DriveReader(_location(connection), spec)
 

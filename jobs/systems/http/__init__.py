@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from jobs.connections import database_engine
-from jobs.models import ConnectionType, Execution, ExecutionStatus, Job, JobKind
+from jobs.models import Execution, ExecutionStatus, Job, JobKind
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec, json_object
 from jobs.systems.base import Connection, UnsupportedSystem
 from jobs.systems.db.url import ConnectionStringError
@@ -88,8 +88,6 @@ def _running_execution_id(job_key: str) -> str:
 
 
 class HttpSystem:
-    kind: str = ConnectionType.HTTP.value
-
     def reader(self, connection: Connection, spec: ReaderSpec) -> HttpReader:
         where = f"Job reader '{spec.job_key}'"
         if not spec.source_settings:

@@ -18,6 +18,8 @@ from typing import Any
 
 from lxml import etree
 
+from jobs.safexml import safe_parser
+
 MAX_DEPTH = 64
 _PREFIXED = re.compile(r"^\s*([A-Za-z_][\w\-]*)\s*=\s*(.+?)\s*$")
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
@@ -57,25 +59,13 @@ def parse_root_path(text: str) -> RootPath:
 
 
 # -- XML ---------------------------------------------------------------------------------------
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-
-
 def parse_xml(content: bytes, where: str) -> etree._Element:
     if not content.strip():
         raise DocumentError(f"{where} is empty, not an XML document.")
     if _DOCTYPE.search(content[:4096]):
         raise DocumentError(f"{where} declares a DOCTYPE or ENTITY, which is refused.")
     try:
-        root = etree.fromstring(content, _parser())
+        root = etree.fromstring(content, safe_parser())
     except etree.XMLSyntaxError as exc:
         raise DocumentError(
             f"{where} is not well-formed XML (line {exc.lineno}): {exc.msg}; "

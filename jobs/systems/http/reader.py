@@ -26,6 +26,7 @@ from jobs.systems.http.client import HttpClient
 from jobs.systems.http.documents import DocumentError, document_rows, looks_like_json
 from jobs.systems.http.paging import PageRequest, pager_for
 from jobs.systems.http.settings import HttpSourceSettings
+from jobs.systems.values import AS_IS, Mismatch, coerce, logical_type
 
 _PLACEHOLDER_WORDS = ("highwatermark", "executionid", "offset", "limit", "page", "token")
 
@@ -34,52 +35,9 @@ class PagingError(RuntimeError):
     """Paging that would not end or repeats itself; nothing of the run is applied."""
 
 
-# Value types a column takes without conversion (anything else goes through _coerce).
 # Pickled pages kept in memory before the spool goes to a file (100,000 rows of 6 columns
 # pickle to about 6 MB).
 SPOOL_MEMORY = 64 * 1024 * 1024
-
-_ALLOWED = {
-    "string": frozenset({str, type(None)}),
-    "integer": frozenset({int, type(None)}),
-    "float": frozenset({float, type(None)}),
-    "boolean": frozenset({bool, type(None)}),
-}
-
-
-def _json_type(seen: set[type]) -> str:
-    """A column's type from the types of all its values (every page of the run)."""
-    kinds = seen - {type(None)}
-    if not kinds:
-        return "string"
-    if kinds == {bool}:
-        return "boolean"
-    if kinds == {int}:
-        return "integer"
-    if kinds <= {int, float}:
-        return "float"
-    return "string"
-
-
-def _coerce(value: Any, kind: str, name: str) -> Any:
-    if value is None:
-        return None
-    if kind == "string":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-    if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if kind == "boolean" and isinstance(value, bool):
-        return value
-    raise DocumentError(
-        f"Column {name!r} held {kind} values on the first page but {value!r} later; "
-        "fix its type with a DataApplySchema step."
-    )
 
 
 def _comparable(value: Any, like: Any) -> Any:
@@ -328,7 +286,7 @@ class HttpReader:
             and len(shape) == len(self.columns)
             and all(n.lower() == c.name.lower() for n, c in zip(shape, self.columns, strict=True))
             and all(
-                _ALLOWED[c.type].issuperset(types)
+                AS_IS[c.type].issuperset(types)
                 for c, types in zip(self.columns, kinds, strict=True)
             )
         ):
@@ -502,7 +460,7 @@ class HttpReader:
         if len(names) == 1:
             out = [(value,) for value in out]
         for column, values in zip(self.columns, zip(*out, strict=True), strict=True):
-            if not _ALLOWED[column.type].issuperset(map(type, values)):
+            if not AS_IS[column.type].issuperset(map(type, values)):
                 return None
         return out
 
@@ -519,10 +477,16 @@ class HttpReader:
             by_lower = {k.lower(): v for k, v in row.items()}
             for extra in by_lower.keys() - known:
                 self.dropped.add(extra)
-            values = tuple(
-                _coerce(by_lower.get(low), kind, name)
-                for low, kind, name in zip(lowered, kinds, names, strict=True)
-            )
+            try:
+                values = tuple(
+                    coerce(by_lower.get(low), kind, name)
+                    for low, kind, name in zip(lowered, kinds, names, strict=True)
+                )
+            except Mismatch as exc:
+                raise DocumentError(
+                    f"Column {exc.name!r} held {exc.kind} values on the first page but "
+                    f"{exc.value!r} later; fix its type with a DataApplySchema step."
+                ) from None
             if since is not None and hwm_at is not None and since.value is not None:
                 # The service should filter; a row before the mark is dropped here in any case.
                 value = _comparable(values[hwm_at], since.value)
@@ -552,7 +516,7 @@ class HttpReader:
             names = [order.get(s.lower(), s) for s in wanted]
         else:
             names = list(order.values())
-        return [Column(name, _json_type(seen.get(name.lower(), set()))) for name in names]
+        return [Column(name, logical_type(seen.get(name.lower(), set()))) for name in names]
 
     def _empty_columns(self) -> list[Column]:
         """No rows at all: still the columns change detection needs (keys, selected, mark)."""

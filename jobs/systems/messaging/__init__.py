@@ -13,16 +13,12 @@ import urllib.parse
 from django.conf import settings as django_settings
 
 from jobs import guard
-from jobs.models import ConnectionType
 from jobs.sync.spec import ReaderSpec, SpecError, WriterSpec
 from jobs.systems.base import Connection, UnsupportedSystem
 from jobs.systems.messaging.brokers import Broker
 from jobs.systems.messaging.connection import MessagingConnectionSettings, parse_connection
 from jobs.systems.messaging.consumer import MessagingReader
-from jobs.systems.messaging.mqtt import MqttBroker
 from jobs.systems.messaging.producer import MessagingWriter
-from jobs.systems.messaging.rabbitmq import RabbitMqBroker
-from jobs.systems.messaging.redis_streams import RedisStreamBroker
 from jobs.systems.messaging.settings import consumer_settings
 
 
@@ -69,21 +65,32 @@ def broker_for(
     """The broker of a connection. `destination` overrides its queue/topic/subject/stream
     (QueueNameOverride); a consumer is found again by `group` (MessagingGroupName), else the
     connection's own group/durable/client id, else `member` (a name made from the job key)."""
+    # Each broker's client library is imported with its broker, not with the connector: a
+    # process pays only for the brokers it talks to (pika, redis and paho ~12-19 MB each;
+    # nats-py about 0.6 s for its asyncio stack).
     if settings.service == "rabbitmq":
+        # pika loads with its broker (see above).
+        from jobs.systems.messaging.rabbitmq import RabbitMqBroker
+
         return RabbitMqBroker(settings, queue=destination)
     if settings.service == "redis":
+        # The redis client loads with its broker (see above).
+        from jobs.systems.messaging.redis_streams import RedisStreamBroker
+
         return RedisStreamBroker(
             settings, stream=destination, group=group or settings.group, consumer=member
         )
     if settings.service == "nats":
-        # nats-py takes about 0.6 s to import (asyncio stack): only NATS connections pay it,
-        # not every process that loads the connector registry (a CLI, a second instance).
+        # nats-py loads with its broker (see above).
         from jobs.systems.messaging.nats import NatsBroker
 
         return NatsBroker(
             settings, subject=destination, durable=group or settings.durable or member
         )
     if settings.service == "mqtt":
+        # paho loads with its broker (see above).
+        from jobs.systems.messaging.mqtt import MqttBroker
+
         return MqttBroker(
             settings, topic=destination, client_id=group or settings.client_id or member
         )
@@ -98,8 +105,6 @@ def _member_name(spec: ReaderSpec) -> str:
 
 
 class MessagingSystem:
-    kind: str = ConnectionType.MESSAGING.value
-
     def reader(self, connection: Connection, spec: ReaderSpec) -> MessagingReader:
         where = f"Job reader '{spec.job_key}'"
         if not spec.source_settings:

@@ -9,7 +9,6 @@ reason. Broker metadata and headers are added as columns on request.
 
 from __future__ import annotations
 
-import decimal
 import json
 from collections.abc import Callable, Iterator
 from operator import itemgetter
@@ -21,61 +20,11 @@ from jobs.systems.batch import Batch, Column
 from jobs.systems.http.documents import DocumentError, document_rows
 from jobs.systems.messaging.brokers import Broker, Message
 from jobs.systems.messaging.settings import JSON, METADATA_FIELDS, RAW, ConsumerSettings
-
-# Value types a column takes as they are (anything else goes through _coerce).
-_ALLOWED = {
-    "string": frozenset({str, type(None)}),
-    "integer": frozenset({int, type(None)}),
-    "float": frozenset({float, type(None)}),
-    "boolean": frozenset({bool, type(None)}),
-}
+from jobs.systems.values import AS_IS, Mismatch, coerce, type_of
 
 
 class MessageError(ValueError):
     """A message the consumer cannot turn into rows (it is dead-lettered with this reason)."""
-
-
-def _kind(values: list[Any]) -> str:
-    kinds = {type(v) for v in values if v is not None}
-    if not kinds:
-        return "string"
-    if kinds == {bool}:
-        return "boolean"
-    if kinds == {int}:
-        return "integer"
-    if kinds <= {int, float}:
-        return "float"
-    return "string"
-
-
-def _coerce(value: Any, kind: str, name: str) -> Any:
-    if value is None:
-        return None
-    if kind == "string":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, dict | list):
-            return json.dumps(value, ensure_ascii=False)
-        return str(value)
-    if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if kind == "boolean" and isinstance(value, bool):
-        return value
-    if isinstance(value, str):  # XML leaves are text: numbers and booleans as written
-        try:
-            if kind == "integer":
-                return int(value)
-            if kind == "float":
-                return float(decimal.Decimal(value))
-            if kind == "boolean" and value.lower() in ("true", "false", "1", "0"):
-                return value.lower() in ("true", "1")
-        except (ValueError, decimal.InvalidOperation):
-            pass
-    raise MessageError(f"column {name!r} is {kind} but the message has {value!r}")
 
 
 class MessagingReader:
@@ -164,7 +113,7 @@ class MessagingReader:
                 names.append(content)
         else:
             names = list(order.values())
-        self.columns = [Column(n, _kind([r.get(n) for r in rows])) for n in names] + [
+        self.columns = [Column(n, type_of(r.get(n) for r in rows)) for n in names] + [
             Column(n, "boolean" if n == "_redelivered" else "string") for n in self._extra
         ]
         self._names = [c.name for c in self.columns]
@@ -190,12 +139,20 @@ class MessagingReader:
             self._fix_columns(rows)
         metadata = self._metadata(message) if self._extra else {}
         out = []
-        for row in rows:
-            by_lower = {k.lower(): v for k, v in row.items()}
-            by_lower.update({k.lower(): v for k, v in metadata.items()})
-            out.append(
-                tuple(_coerce(by_lower.get(c.name.lower()), c.type, c.name) for c in self.columns)
-            )
+        try:
+            for row in rows:
+                by_lower = {k.lower(): v for k, v in row.items()}
+                by_lower.update({k.lower(): v for k, v in metadata.items()})
+                out.append(
+                    tuple(
+                        coerce(by_lower.get(c.name.lower()), c.type, c.name, parse_text=True)
+                        for c in self.columns
+                    )
+                )
+        except Mismatch as exc:
+            raise MessageError(
+                f"column {exc.name!r} is {exc.kind} but the message has {exc.value!r}"
+            ) from None
         return out
 
     def _fast(self, messages: list[Message]) -> list[Delivery] | None:
@@ -222,7 +179,7 @@ class MessagingReader:
         if width == 1:
             values = [(v,) for v in values]
         for column, column_values in zip(self.columns, zip(*values, strict=True), strict=True):
-            if not _ALLOWED[column.type].issuperset(map(type, column_values)):
+            if not AS_IS[column.type].issuperset(map(type, column_values)):
                 return None  # also catches nested objects and lists
         return [
             Delivery(m.message_id, [row], "", m.body, m.subject, m.headers)

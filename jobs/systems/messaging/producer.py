@@ -11,7 +11,6 @@ carries the same ids: JetStream drops the copies itself, the gateway's consumers
 
 from __future__ import annotations
 
-import decimal
 import json
 import re
 import time
@@ -57,17 +56,6 @@ def _lookup(row: dict[str, Any], name: str, where: str, token: str) -> Any:
     )
 
 
-def _json_literal(value: Any) -> str:
-    """A value where a JSON script has `{{column}}` outside quotes: a number, true, null…"""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | decimal.Decimal):
-        return str(value)
-    return json.dumps(template.as_text(value), ensure_ascii=False)
-
-
 def render_script(script: str, row: dict[str, Any], where: str) -> str:
     """The vendor's scripts are JSON with `"{{title}}"` inside quotes and `{{film_id}}` bare;
     quoted values are JSON-escaped text, bare ones JSON literals (null for a missing value).
@@ -81,7 +69,7 @@ def render_script(script: str, row: dict[str, Any], where: str) -> str:
             if match.group("quoted"):
                 found = _lookup(row, match.group("quoted"), where, match.group(0))
                 return '"' + template.json_escape(template.as_text(found)) + '"'
-            return _json_literal(_lookup(row, match.group("bare"), where, match.group(0)))
+            return template.json_literal(_lookup(row, match.group("bare"), where, match.group(0)))
 
         return _PLACEHOLDER.sub(fill, script)
     escape = template.xml_escape if stripped.startswith("<") else template.raw
