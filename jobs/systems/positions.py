@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -141,3 +142,58 @@ class Positions:
                 # A stale claim still writing one keeps writing a file nobody reads.
                 with contextlib.suppress(OSError):
                     self.files.remove(name)
+
+
+@dataclass(frozen=True)
+class ChangeLogPosition:
+    """Where a writer that applies change logs row by row stands: the last change log applied
+    whole, and the (frame, row) reached in the one being applied."""
+
+    applied: str = ""
+    current: str = ""
+    frame: int = 0
+    row: int = 0
+
+    def covers(self, execution_id: str) -> bool:
+        """Whether change log `execution_id` was applied whole (ExecutionIds grow)."""
+        return (
+            self.applied.isdigit()
+            and execution_id.isdigit()
+            and int(self.applied) >= int(execution_id)
+        )
+
+    def resume_at(self, execution_id: str) -> tuple[int, int]:
+        """(frame, row) to start `execution_id` at: where a stopped run left it, else (0, 0)."""
+        return (self.frame, self.row) if self.current == execution_id else (0, 0)
+
+
+class WriterPosition:
+    """The change-log position of an HTTP or messaging writer, in `<folder>/<writer guid>…json`
+    of the gateway's data directory, fenced by claim as above."""
+
+    def __init__(self, folder: Path, writer_guid: str) -> None:
+        self.positions = Positions(LocalStateFiles(folder), writer_guid)
+        self.fence = ""
+
+    @staticmethod
+    def _of(state: dict[str, Any]) -> ChangeLogPosition:
+        return ChangeLogPosition(
+            str(state.get("applied", "")),
+            str(state.get("current", "")),
+            int(state.get("frame", 0)),
+            int(state.get("row", 0)),
+        )
+
+    def applied(self) -> str:
+        return self._of(self.positions.read()).applied
+
+    def claim(self, fence: str) -> ChangeLogPosition:
+        """Take the position for claim `fence`; later saves are this claim's."""
+        self.fence = fence
+        return self._of(self.positions.claim(fence))
+
+    def save(self, applied: str, current: str = "", frame: int = 0, row: int = 0) -> None:
+        """Only while no later claim has taken the writer over (LeaseLost otherwise)."""
+        self.positions.save(
+            self.fence, {"applied": applied, "current": current, "frame": frame, "row": row}
+        )

@@ -33,15 +33,11 @@ from jobs.systems.http.settings import (
     unsupported_writer_settings,
     writer_settings,
 )
-from jobs.systems.positions import LocalStateFiles, Positions
+from jobs.systems.positions import WriterPosition
 
 
 def _data_dir() -> Path:
     return Path(django_settings.DATA_DIR)
-
-
-def state_path(writer_guid: str) -> Path:
-    return _data_dir() / "http_writers" / f"{writer_guid}.json"
 
 
 def _pause(seconds: float, hooks: ApplyHooks) -> None:
@@ -59,9 +55,7 @@ class HttpWriter:
         self.client = client
         self.spec = spec
         self.guid = writer_guid
-        path = state_path(writer_guid)
-        self.positions = Positions(LocalStateFiles(path.parent), path.stem)
-        self._fence = ""
+        self.position = WriterPosition(_data_dir() / "http_writers", writer_guid)
         self.where = where
         self.settings = writer_settings(spec.target_definition, where)
         unsupported = unsupported_writer_settings(spec.target_definition)
@@ -85,17 +79,8 @@ class HttpWriter:
         ) / f"{spec.job_key or writer_guid}.jsonl"
 
     # -- position --------------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        return self.positions.read()
-
     def applied_position(self) -> str:
-        return str(self._state().get("applied", ""))
-
-    def _save(self, applied: str, current: str = "", frame: int = 0, row: int = 0) -> None:
-        # Only while no later claim has taken the writer over (jobs/systems/positions.py).
-        self.positions.save(
-            self._fence, {"applied": applied, "current": current, "frame": frame, "row": row}
-        )
+        return self.position.applied()
 
     # -- apply -----------------------------------------------------------------------------------
     def apply(
@@ -107,18 +92,13 @@ class HttpWriter:
         *,
         recreate: bool = False,
     ) -> ApplyResult:
-        self._fence = hooks.fence
-        state = self.positions.claim(hooks.fence)
-        applied = str(state.get("applied", ""))
-        if applied.isdigit() and execution_id.isdigit() and int(applied) >= int(execution_id):
+        state = self.position.claim(hooks.fence)
+        if state.covers(execution_id):
             return ApplyResult(applied=False)
+        applied = state.applied
         if recreate:
             hooks.log("recreate=1 has no meaning for an HTTP target: ignored.")
-        resume = (
-            (int(state.get("frame", 0)), int(state.get("row", 0)))
-            if state.get("current") == execution_id
-            else (0, 0)
-        )
+        resume = state.resume_at(execution_id)
         if resume != (0, 0):
             hooks.log(
                 f"Resuming change log {execution_id} after the rows already delivered "
@@ -149,11 +129,11 @@ class HttpWriter:
                 chunk = rows[at : at + size]
                 outcome = self._deliver(target, op, chunk, execution_id, hooks, markup)
                 counts[outcome if outcome != "delivered" else op + "s"] += len(chunk)
-                self._save(applied, execution_id, index, at + len(chunk))
+                self.position.save(applied, execution_id, index, at + len(chunk))
                 hooks.progress(counts["upserts"], counts["deletes"])
                 hooks.after_chunk(len(chunk))
-            self._save(applied, execution_id, index + 1, 0)
-        self._save(execution_id)
+            self.position.save(applied, execution_id, index + 1, 0)
+        self.position.save(execution_id)
         hooks.log(
             f"HTTP target: {counts['upserts']} upserts and {counts['deletes']} deletes delivered"
             + (

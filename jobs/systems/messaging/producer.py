@@ -28,7 +28,7 @@ from jobs.systems.http import template
 from jobs.systems.messaging.brokers import Broker, BrokerError, Outgoing
 from jobs.systems.messaging.connection import MessagingConnectionSettings
 from jobs.systems.messaging.settings import Destination, producer_settings
-from jobs.systems.positions import LocalStateFiles, Positions
+from jobs.systems.positions import WriterPosition
 
 # A dropped connection is retried this many times (backoff doubling from RETRY_FIRST_WAIT).
 PUBLISH_RETRIES = 5
@@ -38,10 +38,6 @@ _PLACEHOLDER = re.compile(
     r'|"\{\{\s*(?P<quoted>[^{}#/@]+?)\s*\}\}"'
     r"|\{\{\s*(?P<bare>[^{}#/@]+?)\s*\}\}"
 )
-
-
-def state_path(writer_guid: str) -> Path:
-    return Path(django_settings.DATA_DIR) / "messaging_writers" / f"{writer_guid}.json"
 
 
 def _lookup(row: dict[str, Any], name: str, where: str, token: str) -> Any:
@@ -88,9 +84,9 @@ class MessagingWriter:
         connection.require_runnable()
         self.spec = spec
         self.guid = writer_guid
-        path = state_path(writer_guid)
-        self.positions = Positions(LocalStateFiles(path.parent), path.stem)
-        self._fence = ""
+        self.position = WriterPosition(
+            Path(django_settings.DATA_DIR) / "messaging_writers", writer_guid
+        )
         self.settings = producer_settings(spec.target_definition, self.where)
         for name, destination in (
             ("Upsert", self.settings.upsert),
@@ -112,17 +108,8 @@ class MessagingWriter:
         return self._broker
 
     # -- position --------------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        return self.positions.read()
-
     def applied_position(self) -> str:
-        return str(self._state().get("applied", ""))
-
-    def _save(self, applied: str, current: str = "", frame: int = 0, row: int = 0) -> None:
-        # Only while no later claim has taken the writer over (jobs/systems/positions.py).
-        self.positions.save(
-            self._fence, {"applied": applied, "current": current, "frame": frame, "row": row}
-        )
+        return self.position.applied()
 
     # -- apply -----------------------------------------------------------------------------------
     def apply(
@@ -134,18 +121,13 @@ class MessagingWriter:
         *,
         recreate: bool = False,
     ) -> ApplyResult:
-        self._fence = hooks.fence
-        state = self.positions.claim(hooks.fence)
-        applied = str(state.get("applied", ""))
-        if applied.isdigit() and execution_id.isdigit() and int(applied) >= int(execution_id):
+        state = self.position.claim(hooks.fence)
+        if state.covers(execution_id):
             return ApplyResult(applied=False)
+        applied = state.applied
         if recreate:
             hooks.log("recreate=1 has no meaning for a messaging target: ignored.")
-        resume = (
-            (int(state.get("frame", 0)), int(state.get("row", 0)))
-            if state.get("current") == execution_id
-            else (0, 0)
-        )
+        resume = state.resume_at(execution_id)
         if resume != (0, 0):
             hooks.log(
                 f"Resuming change log {execution_id} after the messages already confirmed "
@@ -178,12 +160,12 @@ class MessagingWriter:
                     ]
                     self._publish(outgoing, hooks)
                     # Only now, the broker having confirmed every message of the chunk.
-                    self._save(applied, execution_id, index, at + len(chunk))
+                    self.position.save(applied, execution_id, index, at + len(chunk))
                     counts[op] += len(chunk)
                     hooks.progress(counts["upserts"], counts["deletes"])
                     hooks.after_chunk(len(chunk))
-                self._save(applied, execution_id, index + 1, 0)
-            self._save(execution_id)
+                self.position.save(applied, execution_id, index + 1, 0)
+            self.position.save(execution_id)
         finally:
             self.close()
         hooks.log(
