@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import LazySettings
 from rest_framework.test import APIClient
 
 from jobs import leases
@@ -38,6 +40,15 @@ def mariadb_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path / 'external.sqlite3'}"
+
+
+@pytest.fixture
+def drive_root(tmp_path: Path, settings: LazySettings) -> Path:
+    """An empty folder as the drive root (GATEWAY_DRIVE_ROOT) for the test."""
+    folder = tmp_path / "drive-root"
+    folder.mkdir()
+    settings.GATEWAY_DRIVE_ROOT = str(folder)
+    return folder
 
 
 @pytest.fixture

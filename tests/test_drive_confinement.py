@@ -21,14 +21,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def root(tmp_path: Path, settings: LazySettings) -> Path:
-    folder = tmp_path / "drive-root"
-    folder.mkdir()
-    settings.GATEWAY_DRIVE_ROOT = str(folder)
-    return folder
-
-
-@pytest.fixture
 def outside(tmp_path: Path) -> Path:
     folder = tmp_path / "outside"
     write_csv(folder / "secret.csv", [(1, "secret", 2000, 1.0)])
@@ -47,37 +39,37 @@ def _local(path: str) -> str:
     return json.dumps({"service": "local", "path": path})
 
 
-def test_a_relative_path_is_under_the_root(root: Path) -> None:
-    write_csv(root / "films" / "a.csv", FILMS)
+def test_a_relative_path_is_under_the_root(drive_root: Path) -> None:
+    write_csv(drive_root / "films" / "a.csv", FILMS)
     location = open_location(_local("films"))
     assert [f.path for f in location.list_files(subfolders=False, patterns=["*"])] == ["a.csv"]
 
 
 @pytest.mark.parametrize("path", ["../outside", "films/../../outside", "films/..", "C:/x"])
-def test_dot_dot_and_drive_letters_are_refused(root: Path, outside: Path, path: str) -> None:
-    (root / "films").mkdir()
+def test_dot_dot_and_drive_letters_are_refused(drive_root: Path, outside: Path, path: str) -> None:
+    (drive_root / "films").mkdir()
     with pytest.raises(PathRefused):
         open_location(_local(path))
 
 
-def test_an_absolute_path_outside_the_root_is_refused(root: Path, outside: Path) -> None:
+def test_an_absolute_path_outside_the_root_is_refused(drive_root: Path, outside: Path) -> None:
     with pytest.raises(PathRefused, match="outside the drive root"):
         open_location(_local(str(outside)))
     with pytest.raises(PathRefused, match="outside the drive root"):
         open_location(_local("/etc"))
 
 
-def test_a_symlinked_folder_leading_outside_is_refused(root: Path, outside: Path) -> None:
-    (root / "escape").symlink_to(outside, target_is_directory=True)
+def test_a_symlinked_folder_leading_outside_is_refused(drive_root: Path, outside: Path) -> None:
+    (drive_root / "escape").symlink_to(outside, target_is_directory=True)
     with pytest.raises(PathRefused, match="outside the drive root"):
         open_location(_local("escape"))
 
 
 def test_a_symlinked_file_leading_outside_fails_the_run_and_reads_nothing(
-    root: Path, outside: Path, tmp_path: Path
+    drive_root: Path, outside: Path, tmp_path: Path
 ) -> None:
     # given a folder under the root whose one file is a symlink to a file outside it
-    folder = root / "films"
+    folder = drive_root / "films"
     write_csv(folder / "a.csv", FILMS)
     (folder / "b.csv").symlink_to(outside / "secret.csv")
     key = drive_connection(_local(str(folder)))
@@ -103,9 +95,11 @@ def test_the_data_directory_is_refused_even_under_the_root(settings: LazySetting
     open_location(_local(str(data / "drive" / "in")))
 
 
-def test_a_symlink_to_the_gateway_database_is_refused(root: Path, settings: LazySettings) -> None:
+def test_a_symlink_to_the_gateway_database_is_refused(
+    drive_root: Path, settings: LazySettings
+) -> None:
     # given a symlink under the root pointing at the data directory's secret file
-    folder = root / "sneaky"
+    folder = drive_root / "sneaky"
     folder.mkdir()
     secret = Path(settings.DATA_DIR) / "fernet.key"
     (folder / "keys.csv").symlink_to(secret)
@@ -115,10 +109,10 @@ def test_a_symlink_to_the_gateway_database_is_refused(root: Path, settings: Lazy
         location.list_files(subfolders=False, patterns=["*.csv"])
 
 
-def test_a_writer_cannot_target_outside_the_root(root: Path, tmp_path: Path) -> None:
+def test_a_writer_cannot_target_outside_the_root(drive_root: Path, tmp_path: Path) -> None:
     key = drive_connection(_local("out"))
-    (root / "out").mkdir()
-    (root / "out" / "link").symlink_to(tmp_path, target_is_directory=True)
+    (drive_root / "out").mkdir()
+    (drive_root / "out" / "link").symlink_to(tmp_path, target_is_directory=True)
     for target in ("../elsewhere/films.csv", "link/films.csv"):
         spec = WriterSpec.parse(
             {"JobKey": "w", "ConnectionString": key, "TargetObject": target, "SourceJobKey": "r"}
@@ -127,14 +121,14 @@ def test_a_writer_cannot_target_outside_the_root(root: Path, tmp_path: Path) -> 
             registry.open_writer(spec, "guid")
 
 
-def test_a_drive_connection_check_lists_the_folder(root: Path) -> None:
-    write_csv(root / "checked" / "a.csv", FILMS)
+def test_a_drive_connection_check_lists_the_folder(drive_root: Path) -> None:
+    write_csv(drive_root / "checked" / "a.csv", FILMS)
     key = drive_connection(_local("checked"))
     assert registry.check(registry.resolve(key)).endswith(": 1 file(s)")
 
 
 def test_an_inline_drive_connection_string_is_refused(
-    root: Path, outside: Path, tmp_path: Path, settings: LazySettings
+    drive_root: Path, outside: Path, tmp_path: Path, settings: LazySettings
 ) -> None:
     # given a drive reader naming a folder inline instead of a stored connection, on a gateway
     # that even allows inline (database) connection strings

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from django.conf import LazySettings
 from rest_framework.test import APIClient
 
 from jobs.models import ExecutionStatus
@@ -21,14 +20,6 @@ from tests.drivefiles import FILMS, drive_connection, write_csv, write_format, w
 from tests.syncdb import direct_job, messages, rows, run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root(tmp_path: Path, settings: LazySettings) -> Path:
-    folder = tmp_path / "drive-root"
-    folder.mkdir()
-    settings.GATEWAY_DRIVE_ROOT = str(folder)
-    return folder
 
 
 @pytest.fixture
@@ -64,11 +55,11 @@ def films_in(url: str) -> list[tuple]:
     ],
 )
 def test_each_format_is_read_into_the_target(
-    root: Path, target_url: str, fmt: str, extra: dict[str, str]
+    drive_root: Path, target_url: str, fmt: str, extra: dict[str, str]
 ) -> None:
     # given a folder holding the films as one file of the format
-    write_format(root / "in", fmt, FILMS)
-    job = drive_job(root / "in", target_url, DriveFileFormat=fmt.upper(), **extra)
+    write_format(drive_root / "in", fmt, FILMS)
+    job = drive_job(drive_root / "in", target_url, DriveFileFormat=fmt.upper(), **extra)
     # when
     execution = run(job)
     # then every row arrives, value for value
@@ -78,10 +69,10 @@ def test_each_format_is_read_into_the_target(
 
 
 def test_csv_options_delimiter_encoding_and_no_header_with_a_schema_file(
-    root: Path, target_url: str
+    drive_root: Path, target_url: str
 ) -> None:
     # given a Latin-1, semicolon-separated file without header, and a schema file naming it
-    folder = root / "latin"
+    folder = drive_root / "latin"
     folder.mkdir()
     (folder / "films.txt").write_bytes(
         "1;Crème brûlée;2006;0.99\n2;Året;2007;4.5\n".encode("latin-1")
@@ -116,9 +107,11 @@ def test_csv_options_delimiter_encoding_and_no_header_with_a_schema_file(
     ]
 
 
-def test_subfolders_pattern_folder_column_and_selected_columns(root: Path, target_url: str) -> None:
+def test_subfolders_pattern_folder_column_and_selected_columns(
+    drive_root: Path, target_url: str
+) -> None:
     # given files in a folder and its subfolders, and a file the pattern leaves out
-    folder = root / "tree"
+    folder = drive_root / "tree"
     write_csv(folder / "top.csv", FILMS[:1])
     write_csv(folder / "2007" / "a.csv", FILMS[2:4])
     write_csv(folder / "2008" / "deep" / "b.csv", FILMS[4:])
@@ -144,8 +137,8 @@ def test_subfolders_pattern_folder_column_and_selected_columns(root: Path, targe
     ]
 
 
-def test_without_subfolders_only_the_top_folder_is_read(root: Path, target_url: str) -> None:
-    folder = root / "flat"
+def test_without_subfolders_only_the_top_folder_is_read(drive_root: Path, target_url: str) -> None:
+    folder = drive_root / "flat"
     write_csv(folder / "top.csv", FILMS[:2])
     write_csv(folder / "sub" / "more.csv", FILMS[2:])
     execution = run(drive_job(folder, target_url))
@@ -162,9 +155,9 @@ def _keep_stat(path: Path, text: str) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_updated_files_only_across_three_runs(root: Path, target_url: str) -> None:
+def test_updated_files_only_across_three_runs(drive_root: Path, target_url: str) -> None:
     # given two files, read once
-    folder = root / "updated"
+    folder = drive_root / "updated"
     write_csv(folder / "a.csv", FILMS[:2])
     write_csv(folder / "b.csv", FILMS[2:])
     job = drive_job(folder, target_url, DriveUpdatedFilesOnly=True)
@@ -203,9 +196,9 @@ def test_updated_files_only_across_three_runs(root: Path, target_url: str) -> No
     )
 
 
-def test_the_log_names_every_file_read_and_counts_them(root: Path, target_url: str) -> None:
+def test_the_log_names_every_file_read_and_counts_them(drive_root: Path, target_url: str) -> None:
     # given two files, one in a subfolder
-    folder = root / "logged"
+    folder = drive_root / "logged"
     write_csv(folder / "a.csv", FILMS[:2])
     write_csv(folder / "2024" / "b.csv", FILMS[2:])
     # when
@@ -219,8 +212,8 @@ def test_the_log_names_every_file_read_and_counts_them(root: Path, target_url: s
     assert f"Files in folder {folder}: 2 read ({size_text(sum(sizes))})." in logged
 
 
-def test_a_pattern_matching_nothing_is_said_in_the_log(root: Path, target_url: str) -> None:
-    folder = root / "nomatch"
+def test_a_pattern_matching_nothing_is_said_in_the_log(drive_root: Path, target_url: str) -> None:
+    folder = drive_root / "nomatch"
     write_csv(folder / "a.csv", FILMS[:1])
     execution = run(drive_job(folder, target_url, DriveFilePattern="*.parquet"))
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
@@ -228,10 +221,10 @@ def test_a_pattern_matching_nothing_is_said_in_the_log(root: Path, target_url: s
 
 
 def test_updated_files_only_remembers_nothing_from_a_failed_run(
-    root: Path, target_url: str
+    drive_root: Path, target_url: str
 ) -> None:
     # given a first run that fails on a malformed second file
-    folder = root / "failing"
+    folder = drive_root / "failing"
     write_csv(folder / "a.csv", FILMS[:2])
     (folder / "b.csv").write_text("id,title,year,rate\n3,x,notayear,1\n")
     job = drive_job(folder, target_url, DriveUpdatedFilesOnly=True)
@@ -244,8 +237,10 @@ def test_updated_files_only_remembers_nothing_from_a_failed_run(
     assert films_in(target_url) == FILMS
 
 
-def test_appending_updated_files_only_sends_only_new_files(root: Path, target_url: str) -> None:
-    folder = root / "append"
+def test_appending_updated_files_only_sends_only_new_files(
+    drive_root: Path, target_url: str
+) -> None:
+    folder = drive_root / "append"
     write_csv(folder / "day1.csv", FILMS[:2])
     job = drive_job(folder, target_url, keys="", DriveUpdatedFilesOnly=True)
     assert run(job).status == ExecutionStatus.SUCCEEDED
@@ -282,9 +277,9 @@ def test_appending_updated_files_only_sends_only_new_files(root: Path, target_ur
     ],
 )
 def test_a_malformed_file_fails_naming_file_line_and_column_and_applies_nothing(
-    root: Path, target_url: str, name: str, content: str, expected: str
+    drive_root: Path, target_url: str, name: str, content: str, expected: str
 ) -> None:
-    folder = root / "malformed"
+    folder = drive_root / "malformed"
     folder.mkdir()
     (folder / name).write_text(content)
     fmt = name.rsplit(".", 1)[1]
@@ -297,10 +292,10 @@ def test_a_malformed_file_fails_naming_file_line_and_column_and_applies_nothing(
 
 
 def test_a_value_that_does_not_fit_the_column_names_file_line_and_column(
-    root: Path, target_url: str
+    drive_root: Path, target_url: str
 ) -> None:
     # given a first file that settles `year` as a whole number and a second that breaks it
-    folder = root / "typed"
+    folder = drive_root / "typed"
     write_csv(folder / "a.csv", FILMS[:2])
     (folder / "b.csv").write_text("id,title,year,rate\n3,c,2007,1\n4,d,20x7,1\n")
     # when
@@ -314,8 +309,8 @@ def test_a_value_that_does_not_fit_the_column_names_file_line_and_column(
     assert rows(target_url, "films") == []
 
 
-def test_no_file_at_all_deletes_what_was_read_before(root: Path, target_url: str) -> None:
-    folder = root / "emptied"
+def test_no_file_at_all_deletes_what_was_read_before(drive_root: Path, target_url: str) -> None:
+    folder = drive_root / "emptied"
     write_csv(folder / "a.csv", FILMS[:2])
     job = drive_job(folder, target_url)
     assert run(job).status == ExecutionStatus.SUCCEEDED
@@ -327,9 +322,9 @@ def test_no_file_at_all_deletes_what_was_read_before(root: Path, target_url: str
 
 
 def test_a_later_file_with_an_unknown_column_is_refused_by_name(
-    root: Path, target_url: str
+    drive_root: Path, target_url: str
 ) -> None:
-    folder = root / "drift"
+    folder = drive_root / "drift"
     write_csv(folder / "a.csv", FILMS[:1])
     write_csv(folder / "b.csv", [(2, "x")], columns=["id", "surprise"])
     execution = run(drive_job(folder, target_url))
@@ -337,10 +332,10 @@ def test_a_later_file_with_an_unknown_column_is_refused_by_name(
     assert "b.csv has column 'surprise'" in execution.error_message
 
 
-def test_flat_vendor_settings_in_json_data_are_read_too(root: Path, target_url: str) -> None:
+def test_flat_vendor_settings_in_json_data_are_read_too(drive_root: Path, target_url: str) -> None:
     # the vendor's exports carry the Drive* fields flat in JsonData
-    write_format(root / "flat-settings", "jsonl", FILMS)
-    key = drive_connection({"service": "local", "path": str(root / "flat-settings")})
+    write_format(drive_root / "flat-settings", "jsonl", FILMS)
+    key = drive_connection({"service": "local", "path": str(drive_root / "flat-settings")})
     job = direct_job(
         key,
         target_url,
@@ -367,10 +362,10 @@ def test_a_bad_drive_setting_is_refused_when_the_job_is_saved(datazen: APIClient
 
 
 def test_a_timestamp_column_sends_only_rows_at_or_past_the_pointer(
-    root: Path, target_url: str
+    drive_root: Path, target_url: str
 ) -> None:
     # given files with an update time, read once
-    folder = root / "stamped"
+    folder = drive_root / "stamped"
     columns = ["id", "title", "updated"]
     write_csv(folder / "a.csv", [(1, "a", "2024-01-01"), (2, "b", "2024-01-02")], columns)
     key = drive_connection({"service": "local", "path": str(folder)})
@@ -390,9 +385,9 @@ def test_a_timestamp_column_sends_only_rows_at_or_past_the_pointer(
     assert [(r[0], r[1]) for r in rows(target_url, "films")] == [(1, "a"), (2, "b2"), (3, "c")]
 
 
-def test_excel_sheet_by_name_with_dates_and_empty_rows(root: Path, target_url: str) -> None:
+def test_excel_sheet_by_name_with_dates_and_empty_rows(drive_root: Path, target_url: str) -> None:
     # given a workbook whose second worksheet holds the rows, with dates and a blank row below
-    folder = root / "excel"
+    folder = drive_root / "excel"
     write_xlsx(
         folder / "films.xlsx",
         {
@@ -416,8 +411,10 @@ def test_excel_sheet_by_name_with_dates_and_empty_rows(root: Path, target_url: s
     ]
 
 
-def test_excel_errors_name_the_file_the_sheet_and_the_row(root: Path, target_url: str) -> None:
-    folder = root / "excel-bad"
+def test_excel_errors_name_the_file_the_sheet_and_the_row(
+    drive_root: Path, target_url: str
+) -> None:
+    folder = drive_root / "excel-bad"
     write_xlsx(folder / "a.xlsx", {"films": [["id", "title"], [1, "a"], ["two", "b"]]})
     (folder / "schema.json").write_text(json.dumps({"id": "integer", "title": "string"}))
     (folder / "b.xlsx").write_text("id,title\n1,not a workbook\n")
@@ -483,10 +480,10 @@ def _compress(path: Path, codec: str) -> Path:
     ],
 )
 def test_compressed_files_are_read_by_their_extension(
-    root: Path, target_url: str, fmt: str, codec: str, extra: dict[str, str]
+    drive_root: Path, target_url: str, fmt: str, codec: str, extra: dict[str, str]
 ) -> None:
     # given the films as a compressed file (`films.csv.gz`, …), the format named by the pattern
-    folder = root / "packed"
+    folder = drive_root / "packed"
     packed = _compress(write_format(folder, fmt, FILMS), codec)
     job = drive_job(folder, target_url, DriveFilePattern=f"*.{fmt}.{codec}", **extra)
     # when
@@ -498,10 +495,10 @@ def test_compressed_files_are_read_by_their_extension(
 
 
 def test_a_damaged_compressed_file_fails_by_name_and_a_bad_csv_line_is_located_inside(
-    root: Path, target_url: str
+    drive_root: Path, target_url: str
 ) -> None:
     # given a truncated gzip file
-    folder = root / "damaged"
+    folder = drive_root / "damaged"
     packed = _compress(write_format(folder, "csv", FILMS), "gz")
     packed.write_bytes(packed.read_bytes()[:-12])
     # when / then the run fails naming the file and its codec, and applies nothing
@@ -521,8 +518,8 @@ def test_a_damaged_compressed_file_fails_by_name_and_a_bad_csv_line_is_located_i
     )
 
 
-def test_compressed_parquet_is_refused_by_name(root: Path, target_url: str) -> None:
-    folder = root / "pq"
+def test_compressed_parquet_is_refused_by_name(drive_root: Path, target_url: str) -> None:
+    folder = drive_root / "pq"
     _compress(write_format(folder, "parquet", FILMS), "gz")
     execution = run(drive_job(folder, target_url, DriveFilePattern="*.parquet.gz"))
     assert execution.status == ExecutionStatus.FAILED

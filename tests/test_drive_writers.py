@@ -14,21 +14,12 @@ from typing import IO
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from django.conf import LazySettings
 
 from jobs.models import ExecutionStatus, Job
 from tests.drivefiles import FILMS, drive_connection
 from tests.syncdb import direct_job, execute, rows, run, writer_execution
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root(tmp_path: Path, settings: LazySettings) -> Path:
-    folder = tmp_path / "drive-root"
-    folder.mkdir()
-    settings.GATEWAY_DRIVE_ROOT = str(folder)
-    return folder
 
 
 def seed(url: str) -> None:
@@ -62,7 +53,7 @@ def files(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_a_database_table_becomes_a_file_per_change_log(
-    root: Path, sqlite_url: str, fmt: str
+    drive_root: Path, sqlite_url: str, fmt: str
 ) -> None:
     # given a SQLite table and a drive target writing films.<fmt> into out/
     seed(sqlite_url)
@@ -72,7 +63,7 @@ def test_a_database_table_becomes_a_file_per_change_log(
     execution = run(job)
     # then one file named after the ExecutionId holds every row, value for value
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
-    folder = root / "exports" / "out"
+    folder = drive_root / "exports" / "out"
     assert files(folder) == [f"films_{execution.execution_id}.{fmt}"]
     written = read_back(folder / files(folder)[0])
     source = rows(sqlite_url, "films")
@@ -84,7 +75,7 @@ def test_a_database_table_becomes_a_file_per_change_log(
 
 
 def test_changes_and_deletes_go_to_their_own_files_and_a_reapplied_log_adds_none(
-    root: Path, sqlite_url: str
+    drive_root: Path, sqlite_url: str
 ) -> None:
     # given a first run written out
     seed(sqlite_url)
@@ -105,7 +96,7 @@ def test_changes_and_deletes_go_to_their_own_files_and_a_reapplied_log_adds_none
     second = run(job)
     # then the second change log becomes an upsert file and a delete file
     assert second.status == ExecutionStatus.SUCCEEDED, second.error_message
-    folder = root / "exports" / "films"
+    folder = drive_root / "exports" / "films"
     stem = job.job_key
     assert files(folder) == sorted(
         [
@@ -131,18 +122,18 @@ def test_changes_and_deletes_go_to_their_own_files_and_a_reapplied_log_adds_none
     assert read_back(folder / f"{stem}_{second.execution_id}.deletes.csv") == [{"id": "5"}]
 
 
-def test_a_writer_run_with_nothing_new_writes_nothing(root: Path, sqlite_url: str) -> None:
+def test_a_writer_run_with_nothing_new_writes_nothing(drive_root: Path, sqlite_url: str) -> None:
     seed(sqlite_url)
     key = drive_connection({"service": "local", "path": "exports"})
     job = direct_job(sqlite_url, key, sql="SELECT * FROM films", target="again/films.parquet")
     assert run(job).status == ExecutionStatus.SUCCEEDED
     second = run(job)
     assert second.status == ExecutionStatus.SUCCEEDED
-    assert len(files(root / "exports" / "again")) == 1
+    assert len(files(drive_root / "exports" / "again")) == 1
 
 
 def test_drive_to_database_and_back_compares_row_by_row(
-    root: Path, sqlite_url: str, tmp_path: Path
+    drive_root: Path, sqlite_url: str, tmp_path: Path
 ) -> None:
     # given films as a Parquet file, read into SQLite by one direct job ...
     seed(sqlite_url)
@@ -184,7 +175,7 @@ def _open_text(path: Path) -> IO[str]:
     ["out/films.csv.gz", "out/films.jsonl.bz2", "out/films.csv.xz", "out/films.jsonl.zst"],
 )
 def test_a_compressed_target_writes_files_compressed_by_their_extension(
-    root: Path, sqlite_url: str, target: str
+    drive_root: Path, sqlite_url: str, target: str
 ) -> None:
     # given a drive target named with a compression extension after the format's
     seed(sqlite_url)
@@ -194,7 +185,7 @@ def test_a_compressed_target_writes_files_compressed_by_their_extension(
     execution = run(job)
     # then the file carries both extensions and decompresses to every row
     assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
-    folder = root / "exports" / "out"
+    folder = drive_root / "exports" / "out"
     extensions = target.split(".", 1)[1]
     assert files(folder) == [f"films_{execution.execution_id}.{extensions}"]
     with _open_text(folder / files(folder)[0]) as handle:
@@ -214,7 +205,7 @@ def test_a_compressed_target_writes_files_compressed_by_their_extension(
     ],
 )
 def test_a_compressed_target_the_writer_cannot_honour_is_refused_by_name(
-    root: Path, sqlite_url: str, target: str, message: str
+    drive_root: Path, sqlite_url: str, target: str, message: str
 ) -> None:
     seed(sqlite_url)
     key = drive_connection({"service": "local", "path": "exports"})

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import LazySettings
 from pytest_httpserver import HTTPServer
 
 from jobs.models import Job
@@ -87,16 +86,8 @@ def test_an_http_writer_superseded_mid_apply_stops_and_leaves_the_position_alone
     http_client.forget_clients()
 
 
-@pytest.fixture
-def root(tmp_path: Path, settings: LazySettings) -> Path:
-    folder = tmp_path / "drive-root"
-    folder.mkdir()
-    settings.GATEWAY_DRIVE_ROOT = str(folder)
-    return folder
-
-
 def test_a_drive_writer_superseded_mid_apply_never_replaces_the_later_claims_file(
-    root: Path, source: str
+    drive_root: Path, source: str
 ) -> None:
     key = drive_connection({"service": "local", "path": "exports"})
     job = direct_job(source, key, sql="SELECT id, title FROM films", target="out/films.csv")
@@ -118,7 +109,7 @@ def test_a_drive_writer_superseded_mid_apply_never_replaces_the_later_claims_fil
             ApplyHooks(fence=OLD, progress=taken_over),
         )  # fmt: skip
     # and the file is the later claim's, with nothing left of the stale one's
-    out = root / "exports" / "out"
+    out = drive_root / "exports" / "out"
     assert (out / "films_1000.csv").read_text().splitlines() == ['"id","title"', '1,"newer"']
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["films_1000.csv"]
     assert [p for p in out.iterdir() if p.name.endswith(".part")] == []
