@@ -121,6 +121,19 @@ def _json_string_test(text: str) -> Callable[[int], bool]:
     return lambda position: bisect.bisect_right(spans, position) % 2 == 1
 
 
+def lookup(row: Mapping[str, Any], name: str, where: str, token: str) -> Any:
+    """A placeholder's column in a row, its name in any case."""
+    if name in row:
+        return row[name]
+    lowered = name.lower()
+    for key, value in row.items():
+        if key.lower() == lowered:
+            return value
+    raise TemplateError(
+        f"{where}: placeholder {token} names no column (columns: {', '.join(row)})."
+    )
+
+
 def render_row(
     text: str,
     row: Mapping[str, Any],
@@ -139,24 +152,13 @@ def render_row(
     JSON-escaped; elsewhere (`{"id": {{id}}}`) it is the value as a JSON value, so a NULL is
     `null` and a text is quoted: the body is valid JSON whatever the row holds."""
 
-    def lookup(name: str, token: str) -> Any:
-        if name in row:
-            return row[name]
-        lowered = name.lower()
-        for key, value in row.items():
-            if key.lower() == lowered:
-                return value
-        raise TemplateError(
-            f"{where}: placeholder {token} names no column (columns: {', '.join(row)})."
-        )
-
     in_string = _json_string_test(text) if escape is json_escape else None
 
     def fill(match: re.Match[str]) -> str:
         if match.group("raw") is not None:
-            return as_text(lookup(match.group("raw"), match.group(0)))
+            return as_text(lookup(row, match.group("raw"), where, match.group(0)))
         name = match.group("escaped")
-        value = lookup(name, match.group(0))
+        value = lookup(row, name, where, match.group(0))
         if in_string is not None and not in_string(match.start()):
             return json_literal(value)
         if escape is xml_escape and name.lower() in markup:

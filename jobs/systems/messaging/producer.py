@@ -12,7 +12,6 @@ carries the same ids: JetStream drops the copies itself, the gateway's consumers
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,42 +32,19 @@ from jobs.systems.positions import WriterPosition
 # A dropped connection is retried this many times (backoff doubling from RETRY_FIRST_WAIT).
 PUBLISH_RETRIES = 5
 RETRY_FIRST_WAIT = 0.5
-_PLACEHOLDER = re.compile(
-    r"\{\{\{\s*(?P<raw>[^{}]+?)\s*\}\}\}"
-    r'|"\{\{\s*(?P<quoted>[^{}#/@]+?)\s*\}\}"'
-    r"|\{\{\s*(?P<bare>[^{}#/@]+?)\s*\}\}"
-)
-
-
-def _lookup(row: dict[str, Any], name: str, where: str, token: str) -> Any:
-    if name in row:
-        return row[name]
-    lowered = name.lower()
-    for key, value in row.items():
-        if key.lower() == lowered:
-            return value
-    raise template.TemplateError(
-        f"{where}: placeholder {token} names no column (columns: {', '.join(row)})."
-    )
 
 
 def render_script(script: str, row: dict[str, Any], where: str) -> str:
-    """The vendor's scripts are JSON with `"{{title}}"` inside quotes and `{{film_id}}` bare;
-    quoted values are JSON-escaped text, bare ones JSON literals (null for a missing value).
-    A script that is not JSON (XML, text) is filled as the HTTP writer fills its bodies."""
+    """The vendor's scripts are JSON with `"{{title}}"` inside quotes and `{{film_id}}` bare
+    (quoted: JSON-escaped text; bare: a JSON literal, null for a missing value); a script that
+    is not JSON (XML, text) is filled as the HTTP writer fills such bodies."""
     stripped = script.lstrip()
     if stripped[:1] in ("{", "["):
-        # One pass, so a value's own text is never read as a placeholder.
-        def fill(match: re.Match[str]) -> str:
-            if match.group("raw"):
-                return template.as_text(_lookup(row, match.group("raw"), where, match.group(0)))
-            if match.group("quoted"):
-                found = _lookup(row, match.group("quoted"), where, match.group(0))
-                return '"' + template.json_escape(template.as_text(found)) + '"'
-            return template.json_literal(_lookup(row, match.group("bare"), where, match.group(0)))
-
-        return _PLACEHOLDER.sub(fill, script)
-    escape = template.xml_escape if stripped.startswith("<") else template.raw
+        escape = template.json_escape
+    elif stripped.startswith("<"):
+        escape = template.xml_escape
+    else:
+        escape = template.raw
     return template.render_row(script, row, escape, where)
 
 
@@ -188,7 +164,7 @@ class MessagingWriter:
                 document["_deleted"] = True
             body = json.dumps(document, default=template.as_text, ensure_ascii=False).encode()
         key = destination.key_separator.join(
-            template.as_text(_lookup(row, name, f"{self.where} FieldKey", name))
+            template.as_text(template.lookup(row, name, f"{self.where} FieldKey", name))
             for name in destination.field_key
         )
         headers = {
