@@ -188,9 +188,13 @@ def test_a_failed_row_fails_the_run_and_the_next_run_resumes_there(httpserver, s
     # when the service heals and the writer runs again
     down["film2"] = False
     writer = Job.objects.get(pk=job.direct_writer_id)
-    run_ok(writer)
-    # then it resumed at film 2: film 1 was not sent twice
+    resumed = run_ok(writer)
+    # then it resumed at film 2, and says so: film 1 was not sent twice
     assert seen == [1, 2, 3]
+    assert any(
+        m.startswith(f"Resuming change log {failed.execution_id} after the rows already delivered")
+        for m in messages(resumed)
+    )
 
 
 def test_failing_rows_go_to_a_dead_letter_file_that_can_be_replayed(httpserver, source) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from jobs.systems.base import LeaseLost
+from jobs.systems.base import ApplyHooks, LeaseLost
 
 _TOKEN = re.compile(r"\d{15}\.\d{20}\.\d{10}")
 
@@ -191,6 +191,25 @@ class WriterPosition:
         """Take the position for claim `fence`; later saves are this claim's."""
         self.fence = fence
         return self._of(self.positions.claim(fence))
+
+    def start(
+        self, execution_id: str, hooks: ApplyHooks, *, recreate: bool, target: str, done: str
+    ) -> ChangeLogPosition | None:
+        """Claim the position for an apply of `execution_id`: None when that change log was
+        applied whole; else where to start, said in the run's log when it resumes a stopped
+        apply (`done`: what the stopped apply had already got through, e.g. "the rows
+        already delivered"). `target` names the kind of target, which cannot be recreated."""
+        state = self.claim(hooks.fence)
+        if state.covers(execution_id):
+            return None
+        if recreate:
+            hooks.log(f"recreate=1 has no meaning for {target}: ignored.")
+        frame, row = state.resume_at(execution_id)
+        if (frame, row) != (0, 0):
+            hooks.log(
+                f"Resuming change log {execution_id} after {done} (frame {frame}, row {row})."
+            )
+        return state
 
     def save(self, applied: str, current: str = "", frame: int = 0, row: int = 0) -> None:
         """Only while no later claim has taken the writer over (LeaseLost otherwise)."""

@@ -92,18 +92,17 @@ class HttpWriter:
         *,
         recreate: bool = False,
     ) -> ApplyResult:
-        state = self.position.claim(hooks.fence)
-        if state.covers(execution_id):
+        state = self.position.start(
+            execution_id,
+            hooks,
+            recreate=recreate,
+            target="an HTTP target",
+            done="the rows already delivered",
+        )
+        if state is None:
             return ApplyResult(applied=False)
         applied = state.applied
-        if recreate:
-            hooks.log("recreate=1 has no meaning for an HTTP target: ignored.")
         resume = state.resume_at(execution_id)
-        if resume != (0, 0):
-            hooks.log(
-                f"Resuming change log {execution_id} after the rows already delivered "
-                f"(frame {resume[0]}, row {resume[1]})."
-            )
         counts = {"upserts": 0, "deletes": 0, "dead": 0, "skipped": 0, "ignored": 0}
         for index, frame in enumerate(frames):
             hooks.check_cancel()

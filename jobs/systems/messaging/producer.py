@@ -97,18 +97,17 @@ class MessagingWriter:
         *,
         recreate: bool = False,
     ) -> ApplyResult:
-        state = self.position.claim(hooks.fence)
-        if state.covers(execution_id):
+        state = self.position.start(
+            execution_id,
+            hooks,
+            recreate=recreate,
+            target="a messaging target",
+            done="the messages already confirmed",
+        )
+        if state is None:
             return ApplyResult(applied=False)
         applied = state.applied
-        if recreate:
-            hooks.log("recreate=1 has no meaning for a messaging target: ignored.")
         resume = state.resume_at(execution_id)
-        if resume != (0, 0):
-            hooks.log(
-                f"Resuming change log {execution_id} after the messages already confirmed "
-                f"(frame {resume[0]}, row {resume[1]})."
-            )
         counts = {"upserts": 0, "deletes": 0}
         try:
             for index, frame in enumerate(frames):
