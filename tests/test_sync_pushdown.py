@@ -230,3 +230,49 @@ def test_postgres_rerun_with_every_row_changed_reads_them_by_key_in_batches(
     assert counts(execution) == (10049, 1)
     assert PUSHED in "\n".join(messages(execution))
     assert rows(postgres_url, "t_copy") == rows(postgres_url, "t")
+
+
+def _fold_twin(value: int) -> int:
+    """Another int8 whose 32-bit fold (high half XOR low half) equals `value`'s: PostgreSQL's
+    own int8 hash cannot tell the two apart."""
+    high, low = value >> 32, value & 0xFFFFFFFF
+    return (low << 32) | high
+
+
+def test_postgres_digest_sees_changes_its_types_own_hashes_would_miss(
+    postgres_url: str, target_url: str
+) -> None:
+    # given: a row of every type whose hash equates distinct values, or hashes the text
+    epoch = dt.datetime(2000, 1, 1)
+    at = (177_000 << 32) | 1000  # microseconds after 2000-01-01, PostgreSQL's epoch
+    execute(
+        postgres_url,
+        "CREATE COLLATION IF NOT EXISTS pgperf_ci "
+        "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+        "CREATE TABLE t (id bigint PRIMARY KEY, big bigint, at timestamp, n numeric, "
+        "ci text COLLATE pgperf_ci, span interval, doc jsonb)",
+    )
+    execute(
+        postgres_url,
+        "INSERT INTO t VALUES (:id, 5, :at, 1.0, 'a', '1 day', '{\"a\": 1.0}')",
+        params=[{"id": i, "at": epoch + dt.timedelta(microseconds=at)} for i in range(1, 8)],
+    )
+    job = direct_job(postgres_url, target_url, sql="SELECT * FROM t", target="t")
+    assert counts(run(job)) == (7, 0)
+    assert stored_scheme(job).endswith(":hash_record_extended(typed)")
+    # when: each row changes one value to one its type's hash equates with the old one
+    twin = epoch + dt.timedelta(microseconds=_fold_twin(at))
+    execute(
+        postgres_url,
+        f"UPDATE t SET big = {_fold_twin(5)} WHERE id = 1",
+        "UPDATE t SET n = 1.00 WHERE id = 3",
+        "UPDATE t SET ci = 'A' WHERE id = 4",
+        "UPDATE t SET span = '24 hours' WHERE id = 5",
+        "UPDATE t SET doc = '{\"a\": 1.00}' WHERE id = 6",
+    )
+    execute(postgres_url, "UPDATE t SET at = :at WHERE id = 2", params=[{"at": twin}])
+    changed = run(job)
+    # then: every one is found (row 7 did not change)
+    assert counts(changed) == (6, 0)
+    assert PUSHED in "\n".join(messages(changed))
+    assert counts(run(job)) == (0, 0)

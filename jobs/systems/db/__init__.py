@@ -75,9 +75,6 @@ class DatabaseReader:
     def hash_scheme(self) -> str:
         if not hashing.supported(self.engine):
             return ""
-        if self.engine.dialect.server_version_info is None:
-            with self.engine.connect():
-                pass  # the dialect learns the server's version on its first connection
         return hashing.scheme(self.engine)
 
     def hashed_batches(self, *, batch_size: int) -> Iterator[Batch]:
