@@ -213,3 +213,29 @@ def test_a_store_of_the_earlier_segment_layout_is_read_from_its_rows(tmp_path: P
         store.rollback()
     finally:
         store.close()
+
+
+def _sqlite_memory() -> int:
+    """Bytes SQLite holds in this process (every connection), from the library itself."""
+    import _sqlite3
+    import ctypes
+
+    used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+    used.restype = ctypes.c_int64
+    return int(used())
+
+
+def test_a_first_load_holds_a_bounded_share_of_its_writes_in_memory(tmp_path: Path) -> None:
+    # given: a first load writing 2,000,000 keys and hashes (32 MB of segments) in one run,
+    # and the store's share of the 300 MB a run may take (issue 20): 20 MB
+    store = StageStore(tmp_path / "stage.sqlite3")
+    before = _sqlite_memory()
+    store.begin(full=True)
+    # when
+    for start in range(1, 2_000_001, 10_000):
+        keys = list(range(start, start + 10_000))
+        store.changed(keys, keys, None)
+        # then
+        assert _sqlite_memory() - before < 20 * 1024 * 1024
+    store.commit()
+    store.close()

@@ -43,6 +43,10 @@ _INT64 = range(-(1 << 63), 1 << 63)  # what an SQLite INTEGER holds
 # SQLite's default variable limit is 32766; stay well below it per lookup.
 LOOKUP_CHUNK = 5000
 
+# The store's SQLite page cache, in KiB (docs/decisions.md, issue 20's third pass: at 64 MB it
+# was a fifth of a 5,000,000-row first load's resident memory).
+CACHE_KB = 16 * 1024
+
 
 def row_hash(row: tuple) -> int:
     """A stable 64-bit digest of a row's values and their types (pickle is deterministic).
@@ -326,7 +330,10 @@ class StageStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.execute("PRAGMA cache_size=-65536")  # 64 MB page cache, bounded
+        # The page cache fills with the run's own writes (a first load's segments: 16 bytes a
+        # row), so its bound is the store's share of a run's memory; the last run's segments
+        # are read once each, front to back, and gain little from it.
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KB}")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS state (k PRIMARY KEY, h INTEGER) WITHOUT ROWID"
         )
