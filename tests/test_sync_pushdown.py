@@ -247,10 +247,10 @@ def test_postgres_digest_sees_changes_its_types_own_hashes_would_miss(
     at = (177_000 << 32) | 1000  # microseconds after 2000-01-01, PostgreSQL's epoch
     execute(
         postgres_url,
-        "CREATE COLLATION IF NOT EXISTS pgperf_ci "
+        "CREATE COLLATION IF NOT EXISTS case_insensitive "
         "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
         "CREATE TABLE t (id bigint PRIMARY KEY, big bigint, at timestamp, n numeric, "
-        "ci text COLLATE pgperf_ci, span interval, doc jsonb)",
+        "ci text COLLATE case_insensitive, span interval, doc jsonb)",
     )
     execute(
         postgres_url,
