@@ -239,3 +239,31 @@ def test_a_first_load_holds_a_bounded_share_of_its_writes_in_memory(tmp_path: Pa
         assert _sqlite_memory() - before < 20 * 1024 * 1024
     store.commit()
     store.close()
+
+
+def test_a_run_spilled_past_the_page_cache_is_the_one_the_next_run_compares_with(
+    tmp_path: Path,
+) -> None:
+    # given a first load of 2,000,000 keys in order (32 MB of segments, more than the page
+    # cache holds: SQLite spills them to the WAL file inside the run's transaction)
+    store = StageStore(tmp_path / "stage.sqlite3")
+    batch, batches = 10_000, 200
+    try:
+        store.begin(full=True)
+        for start in range(0, batch * batches, batch):
+            keys = list(range(start, start + batch))
+            store.changed(keys, [k * 3 for k in keys], None)
+        store.commit()
+        # when the next run sees one row changed
+        store.begin(full=False)
+        changed = []
+        for start in range(0, batch * batches, batch):
+            keys = list(range(start, start + batch))
+            hashes = [k * 3 + (k == 1_234_567) for k in keys]
+            changed += [keys[i] for i in store.changed(keys, hashes, None)]
+        # then it finds that row and nothing deleted: every spilled segment was committed
+        assert changed == [1_234_567]
+        assert list(store.deleted(batch)) == []
+        store.commit()
+    finally:
+        store.close()

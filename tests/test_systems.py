@@ -65,6 +65,31 @@ def test_a_worker_loads_no_connector_library_until_it_opens_that_kind(tmp_path: 
         assert registry.system_for(Connection(None, "", kind, "")) is not None
 
 
+@pytest.mark.parametrize(("operator_value", "pool"), [(None, "system"), ("jemalloc", "jemalloc")])
+def test_arrow_buffers_come_from_the_c_library_allocator_unless_the_operator_says(
+    tmp_path: Path, operator_value: str | None, pool: str
+) -> None:
+    # given a fresh process that loads what a worker loads (pyarrow with the engine)
+    code = (
+        "import django; django.setup(); import jobs.tasks, jobs.sync.run, jobs.admin; "
+        "import pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "gateway.settings_test",
+        "GATEWAY_DATA_DIR": str(tmp_path),
+    }
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    if operator_value is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = operator_value
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")[-2]
+    # then pyarrow allocates with glibc's malloc (mimalloc kept freed segments resident), or
+    # with the allocator the operator named
+    assert loaded == pool
+
+
 def test_a_system_without_a_connector_is_refused_naming_it() -> None:
     # given a stored big-data connection (no connector yet)
     ConnectionString.objects.create(
