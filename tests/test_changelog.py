@@ -16,6 +16,8 @@ from jobs.sync.changelog import (
     ChangeLogWriter,
     Header,
     PathOutsideDataDir,
+    decode_frame,
+    encode_frame,
     job_folder,
     log_file_name,
     pending_logs,
@@ -56,6 +58,28 @@ def test_frames_round_trip_with_their_types(tmp_path: Path) -> None:
     assert frames == [(b"U", upserts), (b"D", [(7,), (8,)])]
     assert repr(frames[0][1][0][1]) == "Decimal('1.2500')"
     assert (log.upserts, log.deletes) == (2, 2)
+
+
+@pytest.mark.parametrize("distinct", [3, 1000], ids=["repeated", "mostly unique"])
+def test_a_frame_encodes_each_distinct_value_as_text_once(distinct: int) -> None:
+    # given 1,000 rows whose date column repeats `distinct` days, with NULLs among them
+    days = [
+        None if n % 7 == 0 else dt.date(2024, 1, 1) + dt.timedelta(n % distinct)
+        for n in range(1000)
+    ]
+    # (equal decimals keep their own texts)
+    rows = [(n, day, Decimal(n % 2).scaleb(-(n % 3))) for n, day in enumerate(days)]
+    types = ["integer", "date", "decimal"]
+    # when
+    encoded, texts = encode_frame(rows, types)
+    # then each value is its ISO text (NULL stays NULL), decoded back exactly
+    assert encoded == (1, 2)
+    assert [row[1] for row in texts] == [None if d is None else d.isoformat() for d in days]
+    assert [row[2] for row in texts] == [str(row[2]) for row in rows]
+    assert decode_frame((encoded, texts), types) == rows
+    # and a repeated value's text is built once and shared by its rows
+    shared = {id(row[1]) for row in texts if row[1] is not None}
+    assert len(shared) == len({d for d in days if d is not None})
 
 
 def test_only_a_committed_log_gets_its_name(tmp_path: Path) -> None:

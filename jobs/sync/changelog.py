@@ -185,7 +185,9 @@ def encode_frame(rows: list[tuple], types: list[str]) -> tuple[tuple[int, ...], 
             continue  # a named zone would lose its name as text: leave it to pickle
         if columns is None:
             columns = [list(map(itemgetter(i), rows)) for i in range(len(types))]
-        if None in column:
+        if types[position] == "date":
+            columns[position] = _shared_texts(column, to_text)
+        elif None in column:
             columns[position] = [None if v is None else to_text(v) for v in column]
         else:
             columns[position] = list(map(to_text, column))
@@ -193,6 +195,18 @@ def encode_frame(rows: list[tuple], types: list[str]) -> tuple[tuple[int, ...], 
     if columns is None:
         return (), rows
     return tuple(encoded), list(zip(*columns, strict=True))
+
+
+def _shared_texts(column: list[Any], to_text: Callable[[Any], str]) -> list[Any]:
+    """The column's values as text (None stays None), each distinct value converted once:
+    dates repeat (a CSV file's 1,000,000 had 336), and building the text was a third of the
+    encoding's cost (0.3 s per 1,000,000 values). Dates only: equal decimals (1.0, 1.00) and
+    equal aware timestamps (in two offsets) have different texts."""
+    distinct = set(column)
+    if len(distinct) > len(column) // 2:  # mostly unique: the lookup is no gain
+        return [None if v is None else to_text(v) for v in column]
+    text = {v: None if v is None else to_text(v) for v in distinct}
+    return list(map(text.__getitem__, column))
 
 
 def decode_frame(payload: Any, types: list[str]) -> list[tuple]:
