@@ -18,12 +18,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
 
-# Arrow's buffers come from the C library's allocator rather than pyarrow's bundled mimalloc,
-# which keeps freed segments (in huge pages) resident: the engine streams a batch at a time,
-# and a 1,000,000-row drive read held 30-37 MB more under mimalloc (docs/decisions.md, "Drive
-# systems, fourth pass"). pyarrow reads the variable when it loads, after these settings; an
-# operator's own value is kept.
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+# Arrow's buffers come from jemalloc rather than pyarrow's default mimalloc, which keeps freed
+# segments (in huge pages) resident: the engine streams a batch at a time, and a 1,000,000-row
+# drive read peaked 30-40 MB higher under mimalloc. Not glibc's malloc ("system"): as low, but
+# returning pages after each batch tripled the page faults (docs/decisions.md, "Drive systems,
+# fourth pass"). pyarrow reads the variable when it loads, after these settings; an operator's
+# own value is kept.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 DATA_DIR = Path(env.str("GATEWAY_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 # Owner-only: it holds the database, the secrets and every job's change logs. An existing

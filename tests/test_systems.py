@@ -65,8 +65,8 @@ def test_a_worker_loads_no_connector_library_until_it_opens_that_kind(tmp_path: 
         assert registry.system_for(Connection(None, "", kind, "")) is not None
 
 
-@pytest.mark.parametrize(("operator_value", "pool"), [(None, "system"), ("jemalloc", "jemalloc")])
-def test_arrow_buffers_come_from_the_c_library_allocator_unless_the_operator_says(
+@pytest.mark.parametrize(("operator_value", "pool"), [(None, "jemalloc"), ("system", "system")])
+def test_arrow_buffers_come_from_jemalloc_unless_the_operator_says(
     tmp_path: Path, operator_value: str | None, pool: str
 ) -> None:
     # given a fresh process that loads what a worker loads (pyarrow with the engine)
@@ -85,8 +85,8 @@ def test_arrow_buffers_come_from_the_c_library_allocator_unless_the_operator_say
     loaded = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     ).stdout.split("\n")[-2]
-    # then pyarrow allocates with glibc's malloc (mimalloc kept freed segments resident), or
-    # with the allocator the operator named
+    # then pyarrow allocates with jemalloc (mimalloc kept freed segments resident), or with
+    # the allocator the operator named
     assert loaded == pool
 
 
