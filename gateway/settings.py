@@ -19,11 +19,10 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
 
 # Arrow's buffers come from jemalloc rather than pyarrow's default mimalloc, which keeps freed
-# segments (in huge pages) resident: the engine streams a batch at a time, and a 1,000,000-row
-# drive read peaked 30-40 MB higher under mimalloc. Not glibc's malloc ("system"): as low, but
-# returning pages after each batch tripled the page faults (docs/decisions.md, "Drive systems,
-# fourth pass"). pyarrow reads the variable when it loads, after these settings; an operator's
-# own value is kept.
+# segments (in huge pages) resident while the engine streams a batch at a time; not from glibc's
+# malloc ("system") either, whose pages returned after each batch are faulted in again for the
+# next (docs/decisions.md, "Drive systems, fourth pass"). pyarrow reads the variable when it
+# loads, after these settings; an operator's own value is kept.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 DATA_DIR = Path(env.str("GATEWAY_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
