@@ -74,6 +74,21 @@ def _as_tuples(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[tuple]
     return shape, values
 
 
+def _rebatched(pages: Iterator[list[tuple]], size: int) -> Iterator[list[tuple]]:
+    """The rows of consecutive pages in lists of `size` rows (the last one shorter)."""
+    pending: list[tuple] = []
+    for rows in pages:
+        if not pending and len(rows) == size:
+            yield rows  # a page of exactly a batch goes as it is, without a copy
+            continue
+        pending += rows
+        while len(pending) >= size:
+            yield pending[:size]
+            del pending[:size]
+    if pending:
+        yield pending
+
+
 def _observe(rows: list[dict[str, Any]], order: dict[str, str], seen: dict[str, set[type]]) -> None:
     """Add one page's field names (lowercased → first spelling) and value types."""
     names: dict[str, None] = {}
@@ -190,12 +205,18 @@ class HttpReader:
             if limit is not None
             else self._spooled(since)
         )
-        for shape, rows, kinds in pages:
-            batch_rows = (
-                self._typed_page(shape, rows, kinds, since)
-                if shape is not None
-                else self._typed(rows, since)
-            )
+        typed: Iterator[list[tuple]] = (
+            self._typed_page(shape, rows, kinds, since)
+            if shape is not None
+            else self._typed(rows, since)
+            for shape, rows, kinds in pages
+        )
+        if limit is None:
+            # A run's pages are read already (the spool): its batches are `batch_size` rows
+            # whatever the page size, since every batch costs change detection, the change
+            # log and the writer a round of work of their own.
+            typed = _rebatched(typed, batch_size)
+        for batch_rows in typed:
             for start in range(0, len(batch_rows), batch_size):
                 chunk = batch_rows[start : start + batch_size]
                 if limit is not None:
