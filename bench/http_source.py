@@ -144,6 +144,9 @@ def engine_job(base_url: str, target: Path) -> dict[str, Any]:
             },
         },
         "writer": {"PropagateDelete": None},
+        # httpx loads its transport library (httpcore) with its first client: a worker's first
+        # HTTP run, as the loop's first run here.
+        "imports": ["httpcore"],
     }
 
 
