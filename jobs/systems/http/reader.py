@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import pickle
 import tempfile
@@ -105,6 +106,20 @@ def _observe(rows: list[dict[str, Any]], order: dict[str, str], seen: dict[str, 
 _Page = tuple[tuple[str, ...] | None, list[Any], tuple[frozenset[type], ...]]
 
 
+def _pickled(page: _Page) -> bytes:
+    """A page's bytes for the spool. Value tuples are pickled without the memo: their values
+    are scalars a document parser made one by one, so there is next to nothing to share,
+    and remembering every object is a large part of pickling them. Pages of dicts keep it:
+    their rows share the parsed field names."""
+    if page[0] is None:
+        return pickle.dumps(page, pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(page)
+    return buffer.getvalue()
+
+
 class _Spool:
     """Pages pickled in memory up to SPOOL_MEMORY bytes, then onto a temporary file.
 
@@ -127,7 +142,7 @@ class _Spool:
             self._file.close()
 
     def add(self, page: _Page) -> None:
-        data = pickle.dumps(page, pickle.HIGHEST_PROTOCOL)
+        data = _pickled(page)
         self.count += 1
         if self._file is None and self._held + len(data) <= SPOOL_MEMORY:
             self._memory.append(data)
