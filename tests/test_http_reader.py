@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from jobs.models import ExecutionStatus, Job
+from jobs.sync import run as sync_run
+from jobs.sync.changelog import ChangeLogReader
 from jobs.systems.http import client as http_client
+from jobs.systems.http import reader as http_reader
 from tests.httpjobs import http_connection, http_source_job
 from tests.syncdb import messages, rows, run
 
@@ -356,6 +360,52 @@ def test_columns_are_those_of_every_page_and_typed_by_every_value(httpserver, ta
     assert rows(target, "items") == [(1, "a", 3.0, None), (2, "b", 4.5, None), (3, None, 5.0, 7)]
     settings = Job.objects.get(pk=job.pk).definition["JsonData"]["HttpSourceSettings"]
     assert settings["LastKnownSourceFields"] == ["id", "name", "price", "stock"]
+
+
+def test_pages_past_the_spools_memory_are_read_back_from_its_file(
+    httpserver, target, monkeypatch
+) -> None:
+    # given a spool that keeps no page in memory, a page of rows with the same fields (kept
+    # as value tuples) and one whose rows differ (kept as dicts)
+    monkeypatch.setattr(http_reader, "SPOOL_MEMORY", 0)
+    pages = [
+        [{"id": 1, "name": "a", "price": 3}, {"id": 2, "name": "b", "price": 4.5}],
+        [{"id": 3, "price": 5, "stock": 7}, {"id": 4, "name": "d"}],
+    ]
+
+    def paged(request: Request) -> Response:
+        at = int(request.args["offset"]) // 2
+        return Response(json.dumps(pages[at] if at < len(pages) else []),
+                        content_type="application/json")  # fmt: skip
+
+    httpserver.expect_request("/api/items").respond_with_handler(paged)
+    http_connection(httpserver.url_for("/api"))
+    job = http_source_job(target, {"HTTPURI": "/items", "PagingStrategy": "offset",
+                                   "OffsetStrategy": {"PageSize": 2}})  # fmt: skip
+    # when
+    run_ok(job)
+    # then every row arrives as the service sent it
+    assert rows(target, "items") == [
+        (1, "a", 3.0, None), (2, "b", 4.5, None), (3, None, 5.0, 7), (4, "d", None, None),
+    ]  # fmt: skip
+
+
+def test_a_runs_pages_go_down_the_pipeline_in_batches_of_the_batch_size(
+    httpserver, target, monkeypatch
+) -> None:
+    # given 250 rows served 100 at a time, and batches of 120 rows
+    monkeypatch.setattr(sync_run, "READ_BATCH_ROWS", 120)
+    httpserver.expect_request("/api/items").respond_with_handler(_paged)
+    http_connection(httpserver.url_for("/api"))
+    job = http_source_job(target, {"HTTPURI": "/items", "PagingStrategy": "offset",
+                                   "OffsetStrategy": {"PageSize": 100}},
+                          json_data={"KeepChangedLogFiles": True})  # fmt: skip
+    # when
+    execution = run_ok(job)
+    # then the change log (and so the writer) has a frame per batch, not one per page
+    with ChangeLogReader(Path(execution.package_file)) as log:
+        assert [len(frame.rows) for frame in log.frames()] == [120, 120, 10]
+    assert rows(target, "items") == expected(ITEMS)
 
 
 # -- auth, retries, timeouts ---------------------------------------------------------------------

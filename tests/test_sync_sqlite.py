@@ -10,6 +10,11 @@ from django.conf import settings
 
 from jobs import definitions, runner
 from jobs.models import ExecutionStatus, Job
+from jobs.sync.changelog import UPSERT, Frame, Header
+from jobs.systems.base import ApplyHooks
+from jobs.systems.batch import Column
+from jobs.systems.db import writer
+from jobs.systems.db.url import create_db_engine
 from tests.syncdb import direct_job, execute, messages, rows, run, writer_execution
 
 pytestmark = pytest.mark.django_db
@@ -526,3 +531,29 @@ def test_reposting_a_dynamic_job_with_its_guid_does_not_reapply_earlier_change_l
     post_and_run()
     # then only this run's 20 rows are appended: the first change log is not applied again
     assert len(rows(target_url, "films_copy")) == 40
+
+
+def test_a_writer_compiles_its_upsert_once_per_apply_not_per_frame(
+    target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a change log of five frames (a source whose batches are small)
+    compiled: list[str] = []
+    original = writer._Statements._sql
+
+    def counting(self: writer._Statements, statement: object) -> str:
+        sql = original(self, statement)
+        compiled.append(sql)
+        return sql
+
+    monkeypatch.setattr(writer._Statements, "_sql", counting)
+    engine = create_db_engine("", target_url)
+    header = Header("items", "1000", [Column("id", "integer"), Column("name")], ["id"])
+    frames = [Frame(UPSERT, [(i, f"item {i}")]) for i in range(1, 6)]
+    settings_ = writer.WriterSettings(target_object="items", writer_guid="w-once", keys=["id"])
+    # when
+    result = writer.apply_frames(engine, header, iter(frames), "1000", settings_, ApplyHooks())
+    engine.dispose()
+    # then every frame went through the one upsert compiled for the apply
+    assert result.applied and result.upserts == 5
+    assert len([sql for sql in compiled if "ON CONFLICT" in sql]) == 1
+    assert rows(target_url, "items") == [(i, f"item {i}") for i in range(1, 6)]

@@ -413,18 +413,32 @@ class _Statements:
             self._dialect.server_version_info = dialect.server_version_info
             if hasattr(dialect, "is_mariadb"):
                 self._dialect.is_mariadb = dialect.is_mariadb
+        # Every frame asks for its statement, and a source's batch (an HTTP page, a message
+        # batch) may be small: compiling is then a large part of a frame's work, so each
+        # statement is compiled at its first use only (by kind and staging table).
+        self._compiled: dict[tuple[str, str], str] = {}
 
     def _sql(self, statement: Any) -> str:
         return str(statement.compile(dialect=self._dialect))
 
+    def _once(self, kind: str, source: Table | None, build: Callable[[], str]) -> str:
+        key = (kind, source.name if source is not None else "")
+        sql = self._compiled.get(key)
+        if sql is None:
+            sql = self._compiled[key] = build()
+        return sql
+
     def insert(self) -> str:
-        return self._sql(self.table.insert())
+        return self._once("insert", None, lambda: self._sql(self.table.insert()))
 
     def upsert(self, source: Table | None = None) -> str:
         """INSERT … ON CONFLICT / ON DUPLICATE KEY UPDATE on the keys, every other column set.
 
         With `source`, the rows are selected from that table (PostgreSQL's COPY staging).
         """
+        return self._once("upsert", source, lambda: self._upsert(source))
+
+    def _upsert(self, source: Table | None) -> str:
         others = [n for n in self.names if n not in self.keys]
         if self.dialect == "mssql":
             return self._merge(others)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import pickle
 import tempfile
@@ -74,6 +75,21 @@ def _as_tuples(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[tuple]
     return shape, values
 
 
+def _rebatched(pages: Iterator[list[tuple]], size: int) -> Iterator[list[tuple]]:
+    """The rows of consecutive pages in lists of `size` rows (the last one shorter)."""
+    pending: list[tuple] = []
+    for rows in pages:
+        if not pending and len(rows) == size:
+            yield rows  # a page of exactly a batch goes as it is, without a copy
+            continue
+        pending += rows
+        while len(pending) >= size:
+            yield pending[:size]
+            del pending[:size]
+    if pending:
+        yield pending
+
+
 def _observe(rows: list[dict[str, Any]], order: dict[str, str], seen: dict[str, set[type]]) -> None:
     """Add one page's field names (lowercased → first spelling) and value types."""
     names: dict[str, None] = {}
@@ -88,6 +104,20 @@ def _observe(rows: list[dict[str, Any]], order: dict[str, str], seen: dict[str, 
 
 # A spooled page: field names (None: rows are dicts), rows, each field's value types.
 _Page = tuple[tuple[str, ...] | None, list[Any], tuple[frozenset[type], ...]]
+
+
+def _pickled(page: _Page) -> bytes:
+    """A page's bytes for the spool. Value tuples are pickled without the memo: their values
+    are scalars a document parser made one by one, so there is next to nothing to share,
+    and remembering every object is a large part of pickling them. Pages of dicts keep it:
+    their rows share the parsed field names."""
+    if page[0] is None:
+        return pickle.dumps(page, pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(page)
+    return buffer.getvalue()
 
 
 class _Spool:
@@ -112,7 +142,7 @@ class _Spool:
             self._file.close()
 
     def add(self, page: _Page) -> None:
-        data = pickle.dumps(page, pickle.HIGHEST_PROTOCOL)
+        data = _pickled(page)
         self.count += 1
         if self._file is None and self._held + len(data) <= SPOOL_MEMORY:
             self._memory.append(data)
@@ -190,12 +220,18 @@ class HttpReader:
             if limit is not None
             else self._spooled(since)
         )
-        for shape, rows, kinds in pages:
-            batch_rows = (
-                self._typed_page(shape, rows, kinds, since)
-                if shape is not None
-                else self._typed(rows, since)
-            )
+        typed: Iterator[list[tuple]] = (
+            self._typed_page(shape, rows, kinds, since)
+            if shape is not None
+            else self._typed(rows, since)
+            for shape, rows, kinds in pages
+        )
+        if limit is None:
+            # A run's pages are read already (the spool): its batches are `batch_size` rows
+            # whatever the page size, since every batch costs change detection, the change
+            # log and the writer a round of work of their own.
+            typed = _rebatched(typed, batch_size)
+        for batch_rows in typed:
             for start in range(0, len(batch_rows), batch_size):
                 chunk = batch_rows[start : start + batch_size]
                 if limit is not None:
