@@ -239,3 +239,36 @@ def test_a_first_load_holds_a_bounded_share_of_its_writes_in_memory(tmp_path: Pa
         assert _sqlite_memory() - before < 20 * 1024 * 1024
     store.commit()
     store.close()
+
+
+def test_the_rows_digest_tells_types_and_exact_values_apart() -> None:
+    import math
+
+    from jobs.sync.stage import rows_digest
+
+    # given: rows that differ only in a value's type or its last bit
+    variants: list[list[tuple]] = [
+        [(1, None)],
+        [(1, "")],
+        [(1, 0)],
+        [(1, 0.0)],
+        [(1, -0.0)],
+        [(1, False)],
+        [(1, b"")],
+        [(1, "0")],
+        [(1, 0.1 + 0.2)],
+        [(1, 0.3)],
+        [(1, math.nextafter(0.3, 0))],
+        [(1, 2**63)],
+        [(1, None), (2, None)],
+        [(1, None, None)],
+    ]
+    # then: each has its own digest
+    digests = [rows_digest(rows) for rows in variants]
+    assert len(set(digests)) == len(variants)
+    # and: equal values give equal digests, whichever objects hold them (no memo)
+    text = "x" * 20
+    shared = [(1, text, text), (2, text, text)]
+    separate = [(1, "x" * 20, "".join(["x"] * 20)), (2, "x" * 20, "x" * 20)]
+    assert shared[0][1] is shared[0][2] and separate[0][1] is not separate[0][2]
+    assert rows_digest(shared) == rows_digest(separate) == rows_digest(tuple(separate))

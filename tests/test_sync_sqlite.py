@@ -425,6 +425,61 @@ def test_changes_after_an_unchanged_run_of_an_ordered_table_are_found(
     assert rows(target_url, "f") == rows(sqlite_url, "films")
 
 
+def test_an_unchanged_batch_is_not_pickled_row_by_row_and_exact_changes_are_found(
+    sqlite_url: str, target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import math
+
+    from jobs.sync import detect
+
+    # given: an ordered table of four batches, its values in a column without affinity (SQLite
+    # keeps 0, 0.0 and '0' apart there), loaded once
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    execute(
+        sqlite_url,
+        "INSERT INTO t VALUES (:id, :v)",
+        params=[{"id": i, "v": i / 4} for i in range(1, 35_001)],
+    )
+    execute(
+        sqlite_url,
+        "UPDATE t SET v = NULL WHERE id = 2",
+        "UPDATE t SET v = '' WHERE id = 3",
+        "UPDATE t SET v = 0 WHERE id = 12001",
+        "UPDATE t SET v = 0.0 WHERE id = 12002",
+    )
+    job = direct_job(sqlite_url, target_url, sql="SELECT id, v FROM t ORDER BY id", target="t")
+    run(job)
+    pickled: list[int] = []
+    pickle_rows = detect.pickle_rows
+
+    def counted(rows: list[tuple]) -> tuple[bytes, list[int]]:
+        pickled.append(len(rows))
+        return pickle_rows(rows)
+
+    monkeypatch.setattr(detect, "pickle_rows", counted)
+    # when: nothing changed
+    unchanged = run(job)
+    # then: every batch matched its segment by the batch digest, no row was pickled alone
+    assert (unchanged.record_count, unchanged.delete_count) == (0, 0)
+    assert pickled == []
+    # given: changes the digest must not miss: NULL to '', '' to 0, 0 to 0.0, a REAL by one
+    # ulp; and a value written again unchanged
+    execute(
+        sqlite_url,
+        "UPDATE t SET v = '' WHERE id = 2",
+        "UPDATE t SET v = 0 WHERE id = 3",
+        "UPDATE t SET v = 0.0 WHERE id = 12001",
+        "UPDATE t SET v = 0.0 WHERE id = 12002",
+        f"UPDATE t SET v = {math.nextafter(24_999 / 4, 0)!r} WHERE id = 24999",
+    )
+    # when
+    execution = run(job)
+    # then: the three changed batches were hashed row by row, the last one by its digest alone
+    assert (execution.record_count, execution.delete_count) == (4, 0)
+    assert pickled == [10_000, 10_000, 10_000]
+    assert rows(target_url, "t") == rows(sqlite_url, "t")
+
+
 def test_stage_store_skips_only_batches_equal_to_a_batch_of_the_last_run(tmp_path: Path) -> None:
     from jobs.sync.stage import StageStore
 

@@ -15,7 +15,6 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Protocol, cast
 
 from jobs.runner import ExecutionContext
@@ -28,6 +27,7 @@ from jobs.sync.stage import (
     decode_key,
     encode_key,
     row_hash,
+    rows_digest,
 )
 from jobs.systems.base import Reader, RowHashing, Since
 from jobs.systems.batch import Batch
@@ -273,13 +273,21 @@ class FullStrategy:
                 log.write_upserts([rows[i] for i in changed])
             return
         encoded = encode_frame(rows, [c.type for c in batch.columns])
-        pickled, ends = pickle_rows(encoded[1])
-        changed = stage.changed(
-            keys, partial(stage.row_hashes, pickled, ends), batch_digest(pickled) if keys else None
-        )
+        each: list[Any] = []  # the rows pickled one by one, once they are needed
+
+        def row_hashes() -> list[int]:
+            each.extend(pickle_rows(encoded[1]))
+            return stage.row_hashes(*each)
+
+        # A batch equal to one of the last run is found by its digest alone: its rows are
+        # neither pickled one by one nor hashed.
+        changed = stage.changed(keys, row_hashes, rows_digest(encoded[1]) if keys else None)
+        if not changed:
+            return
+        pickled, ends = each or pickle_rows(encoded[1])
         if len(changed) == len(rows):
             log.write_upserts(rows, encoded, pickled)
-        elif changed:
+        else:
             starts = [0, *ends]
             log.write_upserts(
                 [rows[i] for i in changed],
