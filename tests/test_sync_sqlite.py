@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -425,7 +426,7 @@ def test_changes_after_an_unchanged_run_of_an_ordered_table_are_found(
     assert rows(target_url, "f") == rows(sqlite_url, "films")
 
 
-def test_an_unchanged_batch_is_not_pickled_row_by_row_and_exact_changes_are_found(
+def test_an_unchanged_batch_is_not_keyed_nor_pickled_row_by_row_exact_changes_are_found(
     sqlite_url: str, target_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import math
@@ -450,18 +451,25 @@ def test_an_unchanged_batch_is_not_pickled_row_by_row_and_exact_changes_are_foun
     job = direct_job(sqlite_url, target_url, sql="SELECT id, v FROM t ORDER BY id", target="t")
     run(job)
     pickled: list[int] = []
-    pickle_rows = detect.pickle_rows
+    keyed: list[int] = []
+    pickle_rows, batch_keys = detect.pickle_rows, detect.batch_keys
 
     def counted(rows: list[tuple]) -> tuple[bytes, list[int]]:
         pickled.append(len(rows))
         return pickle_rows(rows)
 
+    def counted_keys(rows: list[tuple], positions: list[int]) -> list[Any]:
+        keyed.append(len(rows))
+        return batch_keys(rows, positions)
+
     monkeypatch.setattr(detect, "pickle_rows", counted)
+    monkeypatch.setattr(detect, "batch_keys", counted_keys)
     # when: nothing changed
     unchanged = run(job)
-    # then: every batch matched its segment by the batch digest, no row was pickled alone
+    # then: every batch matched its segment by its ends and digest: no key gathered, no row
+    # pickled alone
     assert (unchanged.record_count, unchanged.delete_count) == (0, 0)
-    assert pickled == []
+    assert pickled == keyed == []
     # given: changes the digest must not miss: NULL to '', '' to 0, 0 to 0.0, a REAL by one
     # ulp; and a value written again unchanged
     execute(
@@ -476,7 +484,7 @@ def test_an_unchanged_batch_is_not_pickled_row_by_row_and_exact_changes_are_foun
     execution = run(job)
     # then: the three changed batches were hashed row by row, the last one by its digest alone
     assert (execution.record_count, execution.delete_count) == (4, 0)
-    assert pickled == [10_000, 10_000, 10_000]
+    assert pickled == keyed == [10_000, 10_000, 10_000]
     assert rows(target_url, "t") == rows(sqlite_url, "t")
 
 

@@ -264,24 +264,32 @@ class FullStrategy:
             self.positions = key_positions(batch, self.spec.keys)
         stage = self.stage
         rows = batch.rows
-        keys = batch_keys(rows, self.positions)
         if batch.hashes is not None:
+            keys = batch_keys(rows, self.positions)
             changed = stage.changed(keys, batch.hashes, _digest(keys, batch.hashes))
             if len(changed) == len(rows):
                 log.write_upserts(rows)
             elif changed:
                 log.write_upserts([rows[i] for i in changed])
             return
+        if not rows:
+            return
         encoded = encode_frame(rows, [c.type for c in batch.columns])
+        # A batch equal to one of the last run is found by its digest alone: its keys are not
+        # gathered, its rows neither pickled one by one nor hashed.
+        digest = rows_digest(encoded[1])
+        if len(self.positions) == 1:
+            p = self.positions[0]
+            if stage.unchanged(rows[0][p], rows[-1][p], len(rows), digest):
+                return
+        keys = batch_keys(rows, self.positions)
         each: list[Any] = []  # the rows pickled one by one, once they are needed
 
         def row_hashes() -> list[int]:
             each.extend(pickle_rows(encoded[1]))
             return stage.row_hashes(*each)
 
-        # A batch equal to one of the last run is found by its digest alone: its rows are
-        # neither pickled one by one nor hashed.
-        changed = stage.changed(keys, row_hashes, rows_digest(encoded[1]) if keys else None)
+        changed = stage.changed(keys, row_hashes, digest)
         if not changed:
             return
         pickled, ends = each or pickle_rows(encoded[1])

@@ -422,6 +422,29 @@ class StageStore:
             and self._db.execute("SELECT 1 FROM segment LIMIT 1").fetchone() is None
         )
 
+    def unchanged(self, first: Any, last: Any, count: int, digest: int) -> bool:
+        """Whether a batch is the next segment of the last run as it was (same first and last
+        key, row count and digest), told from its ends before its keys are gathered: equal
+        rows have equal keys, ascending and disjoint from the run so far as they were then.
+        The segment is carried over and the run goes on past it; False: compare the batch
+        with `changed`, as if this had not been asked."""
+        segments = self._last
+        if (
+            not self._in_order
+            or self.resend
+            or not isinstance(segments, _Segments)
+            or type(first) is not int
+            or (self._last_key is not None and first <= self._last_key)
+            or not segments.next_is((first, last, count, digest))
+        ):
+            return False
+        self._db.execute(
+            "INSERT INTO segment_next SELECT * FROM segment WHERE lo = ?", (segments.skip(),)
+        )
+        self._matched += count
+        self._last_key = last
+        return True
+
     def changed(
         self,
         keys: Sequence[Any],
