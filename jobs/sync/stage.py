@@ -19,7 +19,7 @@ from array import array
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
+from itertools import compress, count, islice
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,12 @@ def _ascending(keys: Sequence[Any]) -> bool:
         and set(map(type, keys)) == {int}
         and all(map(operator.lt, keys, islice(keys, 1, None)))
     )
+
+
+def _differing(before: Sequence[Any], now: Sequence[int]) -> list[int]:
+    """Positions where two equally long lists differ (None, a key not there before, differs
+    from every hash)."""
+    return list(compress(count(), map(operator.ne, before, now)))
 
 
 def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
@@ -577,17 +583,15 @@ class StageStore:
             changed = list(range(len(keys)))
         elif before_keys == keys:  # no insert or delete in this range: compare pairwise in C
             self._matched += len(keys)
-            pairs = zip(before_hashes, hashes, strict=True)
-            changed = (
-                [] if before_hashes == hashes else [i for i, (a, b) in enumerate(pairs) if a != b]
-            )
+            changed = [] if before_hashes == hashes else _differing(before_hashes, hashes)
         else:
+            # Keys gained or lost in this range; the positions and the keys passed over are
+            # found by C loops (map, compress, set difference), not a Python loop per row.
             previous = dict(zip(before_keys, before_hashes, strict=True))
-            get = previous.get
-            changed = [i for i, (k, h) in enumerate(zip(keys, hashes, strict=True)) if get(k) != h]
-            present = previous.keys() & set(keys)
-            self._matched += len(present)
-            self._gone.extend(sorted(previous.keys() - present))
+            changed = _differing(list(map(previous.get, keys)), hashes)
+            gone = previous.keys() - keys
+            self._matched += len(previous) - len(gone)
+            self._gone.extend(sorted(gone))
         self._db.execute(
             "INSERT INTO segment_next (lo, hi, n, digest, keys, hashes) VALUES (?, ?, ?, ?, ?, ?)",
             (*header, array("q", keys).tobytes(), array("q", hashes).tobytes()),
