@@ -283,16 +283,19 @@ class FullStrategy:
             if stage.unchanged(rows[0][p], rows[-1][p], len(rows), digest):
                 return
         keys = batch_keys(rows, self.positions)
-        each: list[Any] = []  # the rows pickled one by one, once they are needed
+        each: list[Any] = []  # the rows pickled one by one and their hashes, once needed
 
         def row_hashes() -> list[int]:
-            each.extend(pickle_rows(encoded[1]))
-            return stage.row_hashes(*each)
+            # The store may ask more than once (a first load's batch it then does not merge).
+            if not each:
+                pickled, ends = pickle_rows(encoded[1])
+                each.extend((pickled, ends, stage.row_hashes(pickled, ends)))
+            return each[2]
 
         changed = stage.changed(keys, row_hashes, digest)
         if not changed:
             return
-        pickled, ends = each or pickle_rows(encoded[1])
+        pickled, ends = each[:2] or pickle_rows(encoded[1])
         if len(changed) == len(rows):
             log.write_upserts(rows, encoded, pickled)
         else:
