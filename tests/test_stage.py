@@ -18,14 +18,18 @@ def _run(
     batch: int,
     *,
     full: bool = False,
+    ends_first: bool = False,
 ) -> tuple[set[Any], set[Any]]:
-    """One run: the keys reported changed and the keys reported deleted."""
+    """One run: the keys reported changed and the keys reported deleted. `ends_first`: each
+    batch is first offered by its first and last key (`unchanged`), as the engine does."""
     store.begin(full=full)
     changed: set[Any] = set()
     for start in range(0, len(order), batch):
         keys = order[start : start + batch]
         hashes = [rows[k] for k in keys]
         digest = hash((tuple(keys), tuple(hashes)))
+        if ends_first and store.unchanged(keys[0], keys[-1], len(keys), digest):
+            continue
         changed.update(keys[i] for i in store.changed(keys, hashes, digest))
     deleted = {k for chunk in store.deleted(batch) for k in chunk}
     return changed, deleted
@@ -42,15 +46,17 @@ def _next_rows(rng: random.Random, rows: dict[Any, int], top: int) -> dict[Any, 
     return after
 
 
+@pytest.mark.parametrize("ends_first", [False, True])
 @pytest.mark.parametrize("seed", range(8))
 def test_changes_and_deletes_match_a_model_in_and_out_of_key_order(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, ends_first: bool
 ) -> None:
     rng = random.Random(seed)
     store = StageStore(tmp_path / "stage.sqlite3")
     top = 2_000
     rows = {k: rng.randrange(1 << 40) for k in rng.sample(range(top), 1_500)}
     committed: dict[Any, int] = {}
+    batch = 50
     try:
         for step in range(14):
             # given: a run in key order, out of order, or in order that breaks halfway
@@ -71,10 +77,12 @@ def test_changes_and_deletes_match_a_model_in_and_out_of_key_order(
             elif kind == "breaks":
                 cut = rng.randrange(len(order))
                 order = order[:cut] + list(reversed(order[cut:]))
-            batch = rng.choice([7, 50, 333, 1_000])
+            if not ends_first or rng.random() < 0.5:
+                batch = rng.choice([7, 50, 333, 1_000])
+            # (else: the last step's batch size, so that batches can equal the last run's)
             full = rng.random() < 0.15  # resync: everything is sent, nothing deleted
             # when
-            changed, deleted = _run(store, rows, order, batch, full=full)
+            changed, deleted = _run(store, rows, order, batch, full=full, ends_first=ends_first)
             # then: exactly what differs from the last committed run
             expected = set(rows) if full else {k for k, h in rows.items() if committed.get(k) != h}
             assert changed == expected, (step, kind)
@@ -84,7 +92,53 @@ def test_changes_and_deletes_match_a_model_in_and_out_of_key_order(
             else:
                 store.commit()
                 committed = dict(rows)
-                rows = _next_rows(rng, rows, top)
+                if ends_first and rng.random() < 0.3:  # updates only: no batch boundary moves
+                    rows = {k: h + (rng.random() < 0.002) for k, h in rows.items()}
+                else:
+                    rows = _next_rows(rng, rows, top)
+    finally:
+        store.close()
+
+
+def test_a_batch_equal_to_the_next_segment_is_carried_over_from_its_ends(
+    tmp_path: Path,
+) -> None:
+    store = StageStore(tmp_path / "stage.sqlite3")
+    rows = {k: k * 3 for k in range(100)}
+    asked: list[bool] = []
+    unchanged = store.unchanged
+
+    def counted(first: Any, last: Any, count: int, digest: int) -> bool:
+        asked.append(unchanged(first, last, count, digest))
+        return asked[-1]
+
+    store.unchanged = counted  # type: ignore[method-assign]
+    try:
+        _run(store, rows, sorted(rows), 10, ends_first=True)
+        store.commit()
+        # given: one update, one delete, one insert past the end
+        rows[35] += 1
+        del rows[72]
+        rows[150] = 1
+        # when
+        changed, deleted = _run(store, rows, sorted(rows), 10, ends_first=True)
+        # then: the batches before the update and between it and the delete are carried over;
+        # the delete moves the later batches' ends, which are compared key by key
+        assert (changed, deleted) == ({35, 150}, {72})
+        assert asked[10:] == [True, True, True, False, True, True, True, False, False, False]
+        store.commit()
+        assert _run(store, rows, sorted(rows), 10, ends_first=True) == (set(), set())
+        assert asked[20:] == [True] * 10
+        store.rollback()
+        # and: a batch reaching back into the run so far, or a resend, is left to `changed`
+        store.begin(full=False)
+        assert store.unchanged(0, 9, 10, hash((tuple(range(10)), tuple(range(0, 30, 3)))))
+        assert not store.unchanged(0, 9, 10, hash((tuple(range(10)), tuple(range(0, 30, 3)))))
+        store.rollback()
+        store.begin(full=False, hash_name="another")
+        assert store.resend
+        assert not store.unchanged(0, 9, 10, hash((tuple(range(10)), tuple(range(0, 30, 3)))))
+        store.rollback()
     finally:
         store.close()
 
@@ -267,3 +321,36 @@ def test_a_run_spilled_past_the_page_cache_is_the_one_the_next_run_compares_with
         store.commit()
     finally:
         store.close()
+
+
+def test_the_rows_digest_tells_types_and_exact_values_apart() -> None:
+    import math
+
+    from jobs.sync.stage import rows_digest
+
+    # given: rows that differ only in a value's type or its last bit
+    variants: list[list[tuple]] = [
+        [(1, None)],
+        [(1, "")],
+        [(1, 0)],
+        [(1, 0.0)],
+        [(1, -0.0)],
+        [(1, False)],
+        [(1, b"")],
+        [(1, "0")],
+        [(1, 0.1 + 0.2)],
+        [(1, 0.3)],
+        [(1, math.nextafter(0.3, 0))],
+        [(1, 2**63)],
+        [(1, None), (2, None)],
+        [(1, None, None)],
+    ]
+    # then: each has its own digest
+    digests = [rows_digest(rows) for rows in variants]
+    assert len(set(digests)) == len(variants)
+    # and: equal values give equal digests, whichever objects hold them (no memo)
+    text = "x" * 20
+    shared = [(1, text, text), (2, text, text)]
+    separate = [(1, "x" * 20, "".join(["x"] * 20)), (2, "x" * 20, "x" * 20)]
+    assert shared[0][1] is shared[0][2] and separate[0][1] is not separate[0][2]
+    assert rows_digest(shared) == rows_digest(separate) == rows_digest(tuple(separate))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -428,6 +429,68 @@ def test_changes_after_an_unchanged_run_of_an_ordered_table_are_found(
     # then
     assert (execution.record_count, execution.delete_count) == (4, 1)
     assert rows(target_url, "f") == rows(sqlite_url, "films")
+
+
+def test_an_unchanged_batch_is_not_keyed_nor_pickled_row_by_row_exact_changes_are_found(
+    sqlite_url: str, target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import math
+
+    from jobs.sync import detect
+
+    # given: an ordered table of four batches, its values in a column without affinity (SQLite
+    # keeps 0, 0.0 and '0' apart there), loaded once
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    execute(
+        sqlite_url,
+        "INSERT INTO t VALUES (:id, :v)",
+        params=[{"id": i, "v": i / 4} for i in range(1, 35_001)],
+    )
+    execute(
+        sqlite_url,
+        "UPDATE t SET v = NULL WHERE id = 2",
+        "UPDATE t SET v = '' WHERE id = 3",
+        "UPDATE t SET v = 0 WHERE id = 12001",
+        "UPDATE t SET v = 0.0 WHERE id = 12002",
+    )
+    job = direct_job(sqlite_url, target_url, sql="SELECT id, v FROM t ORDER BY id", target="t")
+    run(job)
+    pickled: list[int] = []
+    keyed: list[int] = []
+    pickle_rows, batch_keys = detect.pickle_rows, detect.batch_keys
+
+    def counted(rows: list[tuple]) -> tuple[bytes, list[int]]:
+        pickled.append(len(rows))
+        return pickle_rows(rows)
+
+    def counted_keys(rows: list[tuple], positions: list[int]) -> list[Any]:
+        keyed.append(len(rows))
+        return batch_keys(rows, positions)
+
+    monkeypatch.setattr(detect, "pickle_rows", counted)
+    monkeypatch.setattr(detect, "batch_keys", counted_keys)
+    # when: nothing changed
+    unchanged = run(job)
+    # then: every batch matched its segment by its ends and digest: no key gathered, no row
+    # pickled alone
+    assert (unchanged.record_count, unchanged.delete_count) == (0, 0)
+    assert pickled == keyed == []
+    # given: changes the digest must not miss: NULL to '', '' to 0, 0 to 0.0, a REAL by one
+    # ulp; and a value written again unchanged
+    execute(
+        sqlite_url,
+        "UPDATE t SET v = '' WHERE id = 2",
+        "UPDATE t SET v = 0 WHERE id = 3",
+        "UPDATE t SET v = 0.0 WHERE id = 12001",
+        "UPDATE t SET v = 0.0 WHERE id = 12002",
+        f"UPDATE t SET v = {math.nextafter(24_999 / 4, 0)!r} WHERE id = 24999",
+    )
+    # when
+    execution = run(job)
+    # then: the three changed batches were hashed row by row, the last one by its digest alone
+    assert (execution.record_count, execution.delete_count) == (4, 0)
+    assert pickled == keyed == [10_000, 10_000, 10_000]
+    assert rows(target_url, "t") == rows(sqlite_url, "t")
 
 
 def test_stage_store_skips_only_batches_equal_to_a_batch_of_the_last_run(tmp_path: Path) -> None:

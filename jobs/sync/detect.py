@@ -15,7 +15,6 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Protocol, cast
 
 from jobs.runner import ExecutionContext
@@ -28,6 +27,7 @@ from jobs.sync.stage import (
     decode_key,
     encode_key,
     row_hash,
+    rows_digest,
 )
 from jobs.systems.base import Reader, RowHashing, Since
 from jobs.systems.batch import Batch
@@ -264,22 +264,41 @@ class FullStrategy:
             self.positions = key_positions(batch, self.spec.keys)
         stage = self.stage
         rows = batch.rows
-        keys = batch_keys(rows, self.positions)
         if batch.hashes is not None:
+            keys = batch_keys(rows, self.positions)
             changed = stage.changed(keys, batch.hashes, _digest(keys, batch.hashes))
             if len(changed) == len(rows):
                 log.write_upserts(rows)
             elif changed:
                 log.write_upserts([rows[i] for i in changed])
             return
+        if not rows:
+            return
         encoded = encode_frame(rows, [c.type for c in batch.columns])
-        pickled, ends = pickle_rows(encoded[1])
-        changed = stage.changed(
-            keys, partial(stage.row_hashes, pickled, ends), batch_digest(pickled) if keys else None
-        )
+        # A batch equal to one of the last run is found by its digest alone: its keys are not
+        # gathered, its rows neither pickled one by one nor hashed.
+        digest = rows_digest(encoded[1])
+        if len(self.positions) == 1:
+            p = self.positions[0]
+            if stage.unchanged(rows[0][p], rows[-1][p], len(rows), digest):
+                return
+        keys = batch_keys(rows, self.positions)
+        each: list[Any] = []  # the rows pickled one by one and their hashes, once needed
+
+        def row_hashes() -> list[int]:
+            # The store may ask more than once (a first load's batch it then does not merge).
+            if not each:
+                pickled, ends = pickle_rows(encoded[1])
+                each.extend((pickled, ends, stage.row_hashes(pickled, ends)))
+            return each[2]
+
+        changed = stage.changed(keys, row_hashes, digest)
+        if not changed:
+            return
+        pickled, ends = each[:2] or pickle_rows(encoded[1])
         if len(changed) == len(rows):
             log.write_upserts(rows, encoded, pickled)
-        elif changed:
+        else:
             starts = [0, *ends]
             log.write_upserts(
                 [rows[i] for i in changed],

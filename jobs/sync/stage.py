@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import io
 import json
 import operator
 import pickle
@@ -18,7 +19,7 @@ from array import array
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
+from itertools import compress, count, islice
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,19 @@ def batch_digest(pickled: bytes) -> int:
     return (_crc32(pickled) << 32 | _adler32(pickled)) - _SIGN
 
 
+def rows_digest(rows: Sequence[tuple]) -> int:
+    """A 64-bit digest of a whole batch of rows (keys included), for the stage store to tell a
+    batch equal to one of the last run before any row is hashed: XXH3-64 over one pickle of
+    the batch, two C calls however many rows, where the row hashes pickle each row on its own
+    (a Python call per row). No memo, so the bytes depend on the values alone; pickle keeps
+    types apart (NULL, '', 0, 0.0, False) and floats exact."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # rows hold scalars only, nothing refers back
+    pickler.dump(rows if type(rows) is list else list(rows))
+    return _xxh64(buffer.getbuffer()) - _SIGN
+
+
 def _ascending(keys: Sequence[Any]) -> bool:
     """Plain ints, strictly increasing (so also without duplicates); compared in C."""
     return (
@@ -107,6 +121,12 @@ def _ascending(keys: Sequence[Any]) -> bool:
         and set(map(type, keys)) == {int}
         and all(map(operator.lt, keys, islice(keys, 1, None)))
     )
+
+
+def _differing(before: Sequence[Any], now: Sequence[int]) -> list[int]:
+    """Positions where two equally long lists differ (None, a key not there before, differs
+    from every hash)."""
+    return list(compress(count(), map(operator.ne, before, now)))
 
 
 def batch_keys(rows: Sequence[tuple], positions: Sequence[int]) -> list[Any]:
@@ -408,6 +428,29 @@ class StageStore:
             and self._db.execute("SELECT 1 FROM segment LIMIT 1").fetchone() is None
         )
 
+    def unchanged(self, first: Any, last: Any, count: int, digest: int) -> bool:
+        """Whether a batch is the next segment of the last run as it was (same first and last
+        key, row count and digest), told from its ends before its keys are gathered: equal
+        rows have equal keys, ascending and disjoint from the run so far as they were then.
+        The segment is carried over and the run goes on past it; False: compare the batch
+        with `changed`, as if this had not been asked."""
+        segments = self._last
+        if (
+            not self._in_order
+            or self.resend
+            or not isinstance(segments, _Segments)
+            or type(first) is not int
+            or (self._last_key is not None and first <= self._last_key)
+            or not segments.next_is((first, last, count, digest))
+        ):
+            return False
+        self._db.execute(
+            "INSERT INTO segment_next SELECT * FROM segment WHERE lo = ?", (segments.skip(),)
+        )
+        self._matched += count
+        self._last_key = last
+        return True
+
     def changed(
         self,
         keys: Sequence[Any],
@@ -540,17 +583,15 @@ class StageStore:
             changed = list(range(len(keys)))
         elif before_keys == keys:  # no insert or delete in this range: compare pairwise in C
             self._matched += len(keys)
-            pairs = zip(before_hashes, hashes, strict=True)
-            changed = (
-                [] if before_hashes == hashes else [i for i, (a, b) in enumerate(pairs) if a != b]
-            )
+            changed = [] if before_hashes == hashes else _differing(before_hashes, hashes)
         else:
+            # Keys gained or lost in this range; the positions and the keys passed over are
+            # found by C loops (map, compress, set difference), not a Python loop per row.
             previous = dict(zip(before_keys, before_hashes, strict=True))
-            get = previous.get
-            changed = [i for i, (k, h) in enumerate(zip(keys, hashes, strict=True)) if get(k) != h]
-            present = previous.keys() & set(keys)
-            self._matched += len(present)
-            self._gone.extend(sorted(previous.keys() - present))
+            changed = _differing(list(map(previous.get, keys)), hashes)
+            gone = previous.keys() - keys
+            self._matched += len(previous) - len(gone)
+            self._gone.extend(sorted(gone))
         self._db.execute(
             "INSERT INTO segment_next (lo, hi, n, digest, keys, hashes) VALUES (?, ?, ?, ?, ?, ?)",
             (*header, array("q", keys).tobytes(), array("q", hashes).tobytes()),
