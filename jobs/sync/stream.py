@@ -16,7 +16,7 @@ from jobs.sync.changelog import Frame, Header
 from jobs.systems.base import ApplyHooks, ApplyResult, Writer
 from jobs.systems.batch import Batch
 
-QUEUE_FRAMES = 1  # frames waiting for the writer: bounds the memory the overlap costs
+QUEUE_FRAMES = 3  # frames waiting for the writer: bounds the memory the overlap costs
 
 
 class StreamAborted(Exception):
